@@ -1,0 +1,59 @@
+// Command herald is the Herald hub: a Mercure-protocol publish/subscribe server.
+//
+//	herald serve [flags]   run the hub (herald serve --help lists every option)
+//	herald token [flags]   mint a JWT for local use
+//
+// This package only wires: configuration → transport → hub → HTTP server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run executes one herald command and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		err = token(args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "herald: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "herald %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Herald: a Mercure hub.
+
+Usage:
+  herald serve [flags]   run the hub (see herald serve --help)
+  herald token [flags]   mint a JWT for local use (see herald token --help)
+`)
+}

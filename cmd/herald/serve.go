@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/heraldhub/herald/auth"
+	"github.com/heraldhub/herald/config"
+	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/server"
+	"github.com/heraldhub/herald/topic"
+	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/bolt"
+	"github.com/heraldhub/herald/transport/memory"
+)
+
+// shutdownGrace bounds how long a stop waits for in-flight publishes and streams to end.
+const shutdownGrace = 10 * time.Second
+
+// serve implements `herald serve`.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	for _, n := range cfg.Notes {
+		log.Warn(n)
+	}
+	if cfg.Dev {
+		applyDev(&cfg, log)
+	}
+	raiseFileLimit(log)
+
+	tr, err := openTransport(cfg.TransportURL, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tr.Close(); err != nil {
+			log.Error("closing the transport failed", "err", err)
+		}
+	}()
+
+	var pub, sub *auth.Verifier
+	if cfg.PublisherKey != "" || cfg.PublisherJWKS != "" {
+		pub, err = auth.NewVerifier(ctx, auth.Config{Key: cfg.PublisherKey, Alg: cfg.PublisherAlg, JWKSURL: cfg.PublisherJWKS, Logger: log})
+		if err != nil {
+			return fmt.Errorf("publisher key: %w", err)
+		}
+		defer pub.Close()
+	}
+	subKey, subAlg, subJWKS := cfg.SubscriberKey, cfg.SubscriberAlg, cfg.SubscriberJWKS
+	if subKey == "" && subJWKS == "" {
+		// As the reference hub's default configuration: one key for both when only one is set.
+		subKey, subAlg, subJWKS = cfg.PublisherKey, cfg.PublisherAlg, cfg.PublisherJWKS
+	}
+	if subKey != "" || subJWKS != "" {
+		sub, err = auth.NewVerifier(ctx, auth.Config{Key: subKey, Alg: subAlg, JWKSURL: subJWKS, Logger: log})
+		if err != nil {
+			return fmt.Errorf("subscriber key: %w", err)
+		}
+		defer sub.Close()
+	}
+
+	h, err := hub.New(hub.Config{
+		Transport: tr,
+		Matcher:   topic.NewMatcher(cfg.TopicSelectorCache),
+		QueueSize: cfg.QueueSize,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		Hub:             h,
+		Publisher:       pub,
+		Subscriber:      sub,
+		Anonymous:       cfg.Anonymous,
+		CookieName:      cfg.CookieName,
+		PublishOrigins:  cfg.PublishOrigins,
+		CORSOrigins:     cfg.CORSOrigins,
+		Heartbeat:       cfg.Heartbeat,
+		WriteTimeout:    cfg.WriteTimeout,
+		DispatchTimeout: cfg.DispatchTimeout,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		MaxTopics:       cfg.MaxTopics,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- h.Run(runCtx) }()
+	serveDone := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			serveDone <- httpSrv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			serveDone <- httpSrv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	hubURL := scheme + "://" + displayAddr(ln.Addr()) + server.Path
+	log.Info("herald started", "url", hubURL, "transport", redactURL(cfg.TransportURL), "anonymous", cfg.Anonymous)
+	if cfg.Dev {
+		printDevHelp(stdout, cfg, hubURL)
+	}
+
+	select {
+	case err := <-serveDone:
+		stopRun()
+		<-hubDone
+		return fmt.Errorf("serving: %w", err)
+	case err := <-hubDone:
+		_ = httpSrv.Close()
+		return fmt.Errorf("dispatching: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections; finishing publishes and ending streams")
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	shutDone := make(chan error, 1)
+	go func() { shutDone <- httpSrv.Shutdown(shutCtx) }()
+	// Let updates already stored reach subscribers, then end the streams so Shutdown can finish.
+	h.Shutdown()
+	if err := <-shutDone; err != nil {
+		log.Warn("some connections did not end in time", "err", err)
+	}
+	stopRun()
+	<-hubDone
+	log.Info("herald stopped")
+	return nil
+}
+
+// openTransport opens the update log named by rawURL: its scheme picks the implementation.
+func openTransport(rawURL string, log *slog.Logger) (transport.Transport, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("transport_url %q: %w", rawURL, err)
+	}
+	openers := map[string]func(*url.URL) (transport.Transport, error){
+		"local":  openMemory,
+		"memory": openMemory,
+		"bolt": func(u *url.URL) (transport.Transport, error) {
+			path, opts, err := bolt.ParseURL(u)
+			if err != nil {
+				return nil, err
+			}
+			opts.Logger = log
+			return bolt.Open(path, opts)
+		},
+	}
+	open, ok := openers[u.Scheme]
+	if !ok {
+		return nil, fmt.Errorf("transport_url %q: unknown scheme %q (want bolt, local or memory)", redactURL(rawURL), u.Scheme)
+	}
+	tr, err := open(u)
+	if err != nil {
+		return nil, fmt.Errorf("transport_url %q: %w", redactURL(rawURL), err)
+	}
+	return tr, nil
+}
+
+// openMemory opens the in-memory log; ?size=N and ?max_bytes=N bound its history.
+func openMemory(u *url.URL) (transport.Transport, error) {
+	var opts memory.Options
+	for k, vs := range u.Query() {
+		n, err := strconv.ParseInt(vs[0], 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%s=%q is not a non-negative number", k, vs[0])
+		}
+		switch k {
+		case "size":
+			opts.Size = int(n)
+		case "max_bytes":
+			opts.MaxBytes = n
+		default:
+			return nil, fmt.Errorf("unknown option %q (want size or max_bytes)", k)
+		}
+	}
+	return memory.New(opts), nil
+}
+
+// redactURL hides a password in a transport URL for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// newLogger builds the process logger from the log_level and log_format settings.
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// applyDev turns on development conveniences: a random key when none is set, anonymous
+// subscribers, CORS and cookie publishes from any origin.
+func applyDev(cfg *config.Config, log *slog.Logger) {
+	if cfg.PublisherKey == "" && cfg.PublisherJWKS == "" {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		cfg.PublisherKey = hex.EncodeToString(b)
+		cfg.PublisherAlg = "HS256"
+		log.Info("dev mode: generated a random JWT key for this run")
+	}
+	cfg.Anonymous = true
+	if len(cfg.CORSOrigins) == 0 {
+		cfg.CORSOrigins = []string{"*"}
+	}
+	if len(cfg.PublishOrigins) == 0 {
+		cfg.PublishOrigins = []string{"*"}
+	}
+	log.Warn("dev mode: anonymous subscribers and CORS from any origin; do not use in production")
+}
+
+// printDevHelp prints a ready token and commands to try the hub.
+func printDevHelp(w io.Writer, cfg config.Config, hubURL string) {
+	if cfg.PublisherKey == "" || (cfg.PublisherAlg != "" && cfg.PublisherAlg[:2] != "HS") {
+		return
+	}
+	alg := cfg.PublisherAlg
+	if alg == "" {
+		alg = "HS256"
+	}
+	tok, err := mintToken(mintOptions{alg: alg, key: cfg.PublisherKey, publish: []string{"*"}, subscribe: []string{"*"}, ttl: 24 * time.Hour})
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, `
+Herald is running in dev mode at %[1]s
+
+Publisher and subscriber JWT (valid 24h):
+  %[2]s
+
+Subscribe (keep this running):
+  curl -N '%[1]s?topic=https://example.com/books/1'
+
+Publish:
+  curl -d 'topic=https://example.com/books/1' -d 'data={"title":"Hello"}' -H 'Authorization: Bearer %[2]s' %[1]s
+
+`, hubURL, tok)
+}
+
+// displayAddr makes a listener address clickable: an unspecified host becomes localhost.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: each subscriber is a socket.
+func raiseFileLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur >= lim.Max {
+		log.Info("open-file limit", "limit", lim.Cur)
+		return
+	}
+	old := lim.Cur
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("could not raise the open-file limit", "limit", old, "err", err)
+		return
+	}
+	log.Info("raised the open-file limit to the hard limit", "from", old, "to", lim.Cur)
+}

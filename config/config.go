@@ -1,0 +1,282 @@
+// Package config turns flags, environment variables and an optional configuration file into
+// one Config. The reference Mercure hub's environment works unchanged: SERVER_NAME, the
+// MERCURE_*_JWT_* variables and MERCURE_EXTRA_DIRECTIVES, whose directives are the same lines a
+// configuration file holds.
+//
+// Precedence, lowest first: defaults, the configuration file, the environment, flags.
+// Every error is reported at once, and a directive Herald does not support is an error that
+// names it, never silently ignored.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of `herald serve`. Durations of zero take the hub's defaults and
+// negative durations turn the feature off, as "0" does in a directive.
+type Config struct {
+	Addr    string // listen address, e.g. ":3000"
+	TLSCert string // certificate file; with TLSKey, serve HTTPS (and HTTP/2)
+	TLSKey  string
+
+	PublisherKey  string
+	PublisherAlg  string
+	PublisherJWKS string
+
+	SubscriberKey  string
+	SubscriberAlg  string
+	SubscriberJWKS string
+
+	Anonymous      bool
+	CORSOrigins    []string
+	PublishOrigins []string
+	CookieName     string
+
+	Heartbeat       time.Duration
+	WriteTimeout    time.Duration
+	DispatchTimeout time.Duration
+
+	TransportURL string
+
+	MaxBodyBytes       int64
+	MaxTopics          int
+	QueueSize          int
+	TopicSelectorCache int
+
+	LogLevel  string // debug, info, warn, error
+	LogFormat string // text or json
+
+	Dev bool
+
+	// Notes are remarks for the start-up log, such as directives accepted for compatibility
+	// that have no effect in Herald.
+	Notes []string
+}
+
+// Defaults returns the configuration `herald serve` starts from.
+func Defaults() Config {
+	return Config{
+		Addr:               ":3000",
+		TransportURL:       "bolt://herald.db",
+		TopicSelectorCache: 100_000,
+		LogLevel:           "info",
+		LogFormat:          "text",
+	}
+}
+
+// directive is one configuration directive: its name, its arguments' shape for help, and how it
+// applies to a Config.
+type directive struct {
+	name  string
+	args  string
+	usage string
+	apply func(c *Config, args []string) error
+}
+
+// directives lists every directive Herald understands, in help order.
+func directives() []directive {
+	str := func(dst func(*Config) *string) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) != 1 {
+				return errors.New("takes one value")
+			}
+			*dst(c) = a[0]
+			return nil
+		}
+	}
+	list := func(dst func(*Config) *[]string) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) == 0 {
+				return errors.New("takes at least one value")
+			}
+			*dst(c) = append([]string(nil), a...)
+			return nil
+		}
+	}
+	dur := func(dst func(*Config) *time.Duration) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) != 1 {
+				return errors.New("takes one duration")
+			}
+			d, err := parseDuration(a[0])
+			if err != nil {
+				return err
+			}
+			*dst(c) = d
+			return nil
+		}
+	}
+	num := func(dst func(*Config) *int) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) != 1 {
+				return errors.New("takes one number")
+			}
+			n, err := strconv.Atoi(a[0])
+			if err != nil || n < 0 {
+				return fmt.Errorf("%q is not a non-negative whole number", a[0])
+			}
+			*dst(c) = n
+			return nil
+		}
+	}
+	flag := func(dst func(*Config) *bool) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) > 1 {
+				return errors.New("takes no value, or true/false")
+			}
+			v := true
+			if len(a) == 1 {
+				b, err := strconv.ParseBool(a[0])
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", a[0])
+				}
+				v = b
+			}
+			*dst(c) = v
+			return nil
+		}
+	}
+	jwt := func(key, alg func(*Config) *string) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) < 1 || len(a) > 2 {
+				return errors.New("takes a key and an optional algorithm")
+			}
+			*key(c) = a[0]
+			if len(a) == 2 {
+				*alg(c) = a[1]
+			}
+			return nil
+		}
+	}
+	noEffect := func(why string) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			c.Notes = append(c.Notes, why)
+			return nil
+		}
+	}
+	return []directive{
+		{"listen", "ADDR", "listen address (SERVER_NAME sets it too)", str(func(c *Config) *string { return &c.Addr })},
+		{"tls", "CERT KEY", "serve HTTPS and HTTP/2 with this certificate and key file", func(c *Config, a []string) error {
+			if len(a) != 2 {
+				return errors.New("takes a certificate file and a key file")
+			}
+			c.TLSCert, c.TLSKey = a[0], a[1]
+			return nil
+		}},
+		{"publisher_jwt", "KEY [ALG]", "key (HMAC secret or PEM public key) and algorithm (default HS256) of publishers' JWTs", jwt(func(c *Config) *string { return &c.PublisherKey }, func(c *Config) *string { return &c.PublisherAlg })},
+		{"subscriber_jwt", "KEY [ALG]", "key and algorithm of subscribers' JWTs", jwt(func(c *Config) *string { return &c.SubscriberKey }, func(c *Config) *string { return &c.SubscriberAlg })},
+		{"publisher_jwks_url", "URL", "JWKS (http(s):// or file://) for publishers' JWTs; overrides the key", str(func(c *Config) *string { return &c.PublisherJWKS })},
+		{"subscriber_jwks_url", "URL", "JWKS for subscribers' JWTs; overrides the key", str(func(c *Config) *string { return &c.SubscriberJWKS })},
+		{"anonymous", "", "let clients without a JWT subscribe to public updates", flag(func(c *Config) *bool { return &c.Anonymous })},
+		{"cors_origins", "ORIGIN...", "origins allowed by CORS (credentials only for explicit origins), or *", list(func(c *Config) *[]string { return &c.CORSOrigins })},
+		{"publish_origins", "ORIGIN...", "origins allowed to publish with a cookie-borne JWT (* or one * wildcard per entry)", list(func(c *Config) *[]string { return &c.PublishOrigins })},
+		{"cookie_name", "NAME", "cookie that may carry the JWT (default mercureAuthorization)", str(func(c *Config) *string { return &c.CookieName })},
+		{"heartbeat", "DURATION", "comment sent on idle streams (default 40s, 0 = off)", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
+		{"write_timeout", "DURATION", "stream lifetime, jittered to 80-100% (default 600s, 0 = unbounded)", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
+		{"dispatch_timeout", "DURATION", "deadline of one write to a subscriber (default 5s, 0 = none)", dur(func(c *Config) *time.Duration { return &c.DispatchTimeout })},
+		{"transport_url", "URL", "the update log: bolt://PATH (default bolt://herald.db) or local:// / memory:// with ?size=N", str(func(c *Config) *string { return &c.TransportURL })},
+		{"transport", "local|bolt", "the update log by name (local = in memory); transport_url gives options", func(c *Config, a []string) error {
+			if len(a) != 1 {
+				return errors.New("takes local or bolt")
+			}
+			switch a[0] {
+			case "local":
+				c.TransportURL = "local://local"
+			case "bolt":
+				c.TransportURL = "bolt://herald.db"
+			default:
+				return fmt.Errorf("unknown transport %q (want local or bolt)", a[0])
+			}
+			return nil
+		}},
+		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", func(c *Config, a []string) error {
+			var n int
+			if err := num(func(*Config) *int { return &n })(c, a); err != nil {
+				return err
+			}
+			c.MaxBodyBytes = int64(n)
+			return nil
+		}},
+		{"max_topics", "N", "most topics per publish and selectors per subscribe (default 1000)", num(func(c *Config) *int { return &c.MaxTopics })},
+		{"queue_size", "N", "events queued per subscriber before it is dropped as too slow (default 1000)", num(func(c *Config) *int { return &c.QueueSize })},
+		{"topic_selector_cache", "N", "entries in the selector match cache (default 100000, 0 = off)", num(func(c *Config) *int { return &c.TopicSelectorCache })},
+		{"log_level", "LEVEL", "debug, info, warn or error (default info)", str(func(c *Config) *string { return &c.LogLevel })},
+		{"log_format", "FORMAT", "text or json (default text)", str(func(c *Config) *string { return &c.LogFormat })},
+		{"subscriber_list_cache_size", "N", "accepted for compatibility; Herald has no subscriber list cache", noEffect("subscriber_list_cache_size has no effect: Herald indexes subscribers by topic instead")},
+		{"protocol_version_compatibility", "7", "accepted for compatibility; Herald always reads the old Last-Event-ID query parameter", func(c *Config, a []string) error {
+			if len(a) != 1 || a[0] != "7" {
+				return errors.New("only 7 is supported")
+			}
+			return nil
+		}},
+		{"name", "NAME", "accepted for compatibility (the reference hub's instance name)", noEffect("name has no effect: one Herald process serves one hub")},
+	}
+}
+
+// parseDuration reads Go durations ("40s", "1m30s") and, like Caddy, bare numbers as seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%q is negative", s)
+		}
+		return secondsOrOff(time.Duration(n) * time.Second), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration like 40s or 10m", s)
+	}
+	return secondsOrOff(d), nil
+}
+
+// secondsOrOff maps an explicit zero to -1, the Config's "off".
+func secondsOrOff(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// unsupported names directives of the reference hub that Herald does not implement (yet), with
+// what to do instead.
+var unsupported = map[string]string{
+	"ui":            "the web UI is not available in this version of Herald",
+	"demo":          "the demo pages are not available in this version of Herald",
+	"subscriptions": "the subscriptions API is not available in this version of Herald",
+}
+
+// ApplyDirectives applies configuration text: one directive a line, arguments separated by
+// spaces, "#" starting a comment. src names the text in errors. It returns every error found.
+func ApplyDirectives(c *Config, src, text string) error {
+	byName := make(map[string]directive)
+	for _, d := range directives() {
+		byName[d.name] = d
+	}
+	var errs []error
+	for i, line := range strings.Split(text, "\n") {
+		if j := strings.Index(line, "#"); j >= 0 && (j == 0 || line[j-1] == ' ' || line[j-1] == '\t') {
+			line = line[:j]
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		name, args := fields[0], fields[1:]
+		d, ok := byName[name]
+		if !ok {
+			if why, known := unsupported[name]; known {
+				errs = append(errs, fmt.Errorf("%s line %d: directive %q is not supported: %s", src, i+1, name, why))
+			} else {
+				errs = append(errs, fmt.Errorf("%s line %d: unknown directive %q", src, i+1, name))
+			}
+			continue
+		}
+		if err := d.apply(c, args); err != nil {
+			errs = append(errs, fmt.Errorf("%s line %d: %s: %w", src, i+1, name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,376 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhub/herald/sse"
+	"github.com/heraldhub/herald/topic"
+	"github.com/heraldhub/herald/transport"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultQueueSize  = 1000
+	DefaultQueueBytes = 16 << 20
+	DefaultReadBatch  = 512
+)
+
+// Earliest is the Last-Event-ID value that asks for the whole retained history.
+const Earliest = "earliest"
+
+// Config is what a Hub needs. Transport and Matcher are required.
+type Config struct {
+	Transport transport.Transport
+	Matcher   *topic.Matcher
+	// QueueSize bounds the events queued for one subscriber; past it the subscriber is closed
+	// with ErrSlow. Default DefaultQueueSize.
+	QueueSize int
+	// QueueBytes bounds the bytes of frames queued for one subscriber. Default DefaultQueueBytes.
+	QueueBytes int
+	// ReadBatch is how many updates the dispatch loop and history replay read at once.
+	ReadBatch int
+	Logger    *slog.Logger
+}
+
+// Hub routes updates from the transport to subscribers. Create it with New, start Run, and
+// stop it with Shutdown.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *topic.Matcher
+	tr     transport.Transport
+	lastID atomic.Pointer[string] // ID of the last dispatched update
+
+	mu    sync.RWMutex
+	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
+	wild  map[*Subscriber]struct{}            // subscribers with a *, template or invalid selector
+	count int
+	shut  bool
+}
+
+// New checks cfg and returns a Hub. Call Run to start dispatching.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Transport == nil {
+		return nil, errors.New("hub: Config.Transport is required")
+	}
+	if cfg.Matcher == nil {
+		return nil, errors.New("hub: Config.Matcher is required")
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.ReadBatch <= 0 {
+		cfg.ReadBatch = DefaultReadBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		m:     cfg.Matcher,
+		tr:    cfg.Transport,
+		exact: make(map[string]map[*Subscriber]struct{}),
+		wild:  make(map[*Subscriber]struct{}),
+	}, nil
+}
+
+// Matcher returns the hub's selector matcher, so callers compile selectors into its cache.
+func (h *Hub) Matcher() *topic.Matcher { return h.m }
+
+// Publish appends u to the log, giving it a new urn:uuid ID when it has none. It returns once
+// the transport has stored it; delivery to subscribers follows through Run.
+func (h *Hub) Publish(ctx context.Context, u *transport.Update) error {
+	if u.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("hub: new update id: %w", err)
+		}
+		u.ID = "urn:uuid:" + id.String()
+	}
+	if err := h.tr.Append(ctx, u); err != nil {
+		return fmt.Errorf("hub: publish %q: %w", u.ID, err)
+	}
+	return nil
+}
+
+// Run tails the transport from its current head and dispatches every update, in log order,
+// until ctx ends or the transport closes. Read errors are logged and retried with backoff.
+func (h *Hub) Run(ctx context.Context) error {
+	after, err := h.tr.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("hub: read head: %w", err)
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		batch, err := h.tr.Read(ctx, after, h.cfg.ReadBatch, true)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, transport.ErrClosed):
+			return nil
+		case err != nil:
+			h.log.Warn("reading the transport failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		for _, u := range batch {
+			h.dispatch(u)
+			after = u.Seq
+		}
+	}
+}
+
+// Encode returns the SSE frame of u.
+func Encode(u *transport.Update) []byte {
+	e := sse.Event{ID: u.ID, Type: u.Type, Retry: u.Retry, Data: u.Data}
+	return sse.AppendEvent(make([]byte, 0, sse.EncodedLen(e)), e)
+}
+
+// dispatch offers u to every subscriber that may receive it. It runs on the Run goroutine only.
+func (h *Hub) dispatch(u *transport.Update) {
+	ev := &Event{Update: u, Frame: Encode(u)}
+	h.mu.RLock()
+	for _, t := range u.Topics {
+		for s := range h.exact[t] {
+			h.offer(s, ev)
+		}
+	}
+	for s := range h.wild {
+		h.offer(s, ev)
+	}
+	h.mu.RUnlock()
+	id := u.ID
+	h.lastID.Store(&id)
+}
+
+// offer enqueues ev for s when s may receive it, at most once per update.
+func (h *Hub) offer(s *Subscriber, ev *Event) {
+	if s.lastSeq == ev.Update.Seq {
+		return // already offered through another of the update's topics
+	}
+	s.lastSeq = ev.Update.Seq
+	if s.CanReceive(h.m, ev.Update) {
+		s.enqueue(ev)
+	}
+}
+
+// LastEventID returns the ID of the last dispatched update, or Earliest when none was.
+func (h *Hub) LastEventID() string {
+	if p := h.lastID.Load(); p != nil {
+		return *p
+	}
+	return Earliest
+}
+
+// SubscribeOptions describe a new subscriber.
+type SubscribeOptions struct {
+	Selectors []*topic.Selector
+	Allowed   []*topic.Selector
+	Payload   []byte
+	// Replay registers the subscriber in replay mode: the owner must call Replay before
+	// draining the queue, so that live updates racing the replay are neither lost nor doubled.
+	Replay bool
+}
+
+// Subscribe registers a subscriber for live updates. It fails with ErrShutdown once Shutdown
+// has begun. Callers must Unsubscribe it when the connection ends.
+func (h *Hub) Subscribe(opts SubscribeOptions) (*Subscriber, error) {
+	s := &Subscriber{
+		ID:            "urn:uuid:" + uuid.NewString(),
+		Selectors:     opts.Selectors,
+		Allowed:       opts.Allowed,
+		Payload:       opts.Payload,
+		maxQueue:      h.cfg.QueueSize,
+		maxQueueBytes: h.cfg.QueueBytes,
+		replaying:     opts.Replay,
+		ready:         make(chan struct{}, 1),
+		done:          make(chan struct{}),
+	}
+	allExact := true
+	for _, sel := range s.Selectors {
+		if sel.Kind() != topic.KindExact {
+			allExact = false
+			break
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shut {
+		return nil, ErrShutdown
+	}
+	if allExact {
+		for _, sel := range s.Selectors {
+			set := h.exact[sel.Raw()]
+			if set == nil {
+				set = make(map[*Subscriber]struct{})
+				h.exact[sel.Raw()] = set
+			}
+			set[s] = struct{}{}
+		}
+	} else {
+		h.wild[s] = struct{}{}
+	}
+	h.count++
+	return s, nil
+}
+
+// Unsubscribe removes s from the hub. It is safe to call more than once.
+func (h *Hub) Unsubscribe(s *Subscriber) {
+	h.mu.Lock()
+	removed := false
+	if _, ok := h.wild[s]; ok {
+		delete(h.wild, s)
+		removed = true
+	} else {
+		for _, sel := range s.Selectors {
+			if set, ok := h.exact[sel.Raw()]; ok {
+				if _, in := set[s]; in {
+					delete(set, s)
+					removed = true
+					if len(set) == 0 {
+						delete(h.exact, sel.Raw())
+					}
+				}
+			}
+		}
+	}
+	if removed {
+		h.count--
+	}
+	h.mu.Unlock()
+	s.close(ErrShutdown)
+}
+
+// Subscribers returns the number of registered subscribers.
+func (h *Hub) Subscribers() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.count
+}
+
+// Shutdown refuses new subscribers and closes every registered one with ErrShutdown; their
+// owners flush what is queued and end their streams.
+func (h *Hub) Shutdown() {
+	h.mu.Lock()
+	h.shut = true
+	subs := make([]*Subscriber, 0, h.count)
+	for s := range h.wild {
+		subs = append(subs, s)
+	}
+	seen := make(map[*Subscriber]struct{})
+	for _, set := range h.exact {
+		for s := range set {
+			if _, ok := seen[s]; !ok {
+				seen[s] = struct{}{}
+				subs = append(subs, s)
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.close(ErrShutdown)
+	}
+}
+
+// Resolve turns a requested Last-Event-ID into the Seq to replay after and the value of the
+// Last-Event-ID response header. Earliest replays everything retained. A retained ID replays
+// what follows it. An unknown ID (never seen, or dropped by retention) also replays everything
+// retained, and the header says Earliest so the client knows updates may have been missed.
+func (h *Hub) Resolve(ctx context.Context, lastEventID string) (after uint64, header string, err error) {
+	if lastEventID == Earliest {
+		return 0, Earliest, nil
+	}
+	seq, err := h.tr.Lookup(ctx, lastEventID)
+	switch {
+	case err == nil:
+		return seq, lastEventID, nil
+	case errors.Is(err, transport.ErrUnknownID):
+		return 0, Earliest, nil
+	default:
+		return 0, "", fmt.Errorf("hub: look up last event id: %w", err)
+	}
+}
+
+// Replay sends s the retained updates after the given Seq that it may receive, in log order,
+// by calling write with batches of events, then takes s out of replay mode. Live updates that
+// were queued meanwhile and already replayed are removed from the queue, so the owner then
+// drains only what is new: no gap and no duplicate. Memory stays bounded: history is read in
+// pages of Config.ReadBatch.
+func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write func([]*Event) error) error {
+	var batch []*Event
+	for {
+		updates, err := h.tr.Read(ctx, after, h.cfg.ReadBatch, false)
+		if err != nil {
+			return fmt.Errorf("hub: replay history: %w", err)
+		}
+		if len(updates) == 0 {
+			s.mu.Lock()
+			if s.overflowed {
+				// Live updates were dropped while we replayed: the log has them, read on.
+				s.overflowed = false
+				s.mu.Unlock()
+				continue
+			}
+			s.replaying = false
+			s.dropUpToLocked(after)
+			s.mu.Unlock()
+			return nil
+		}
+		batch = batch[:0]
+		for _, u := range updates {
+			if s.CanReceive(h.m, u) {
+				batch = append(batch, &Event{Update: u, Frame: Encode(u)})
+			}
+		}
+		after = updates[len(updates)-1].Seq
+		if len(batch) > 0 {
+			if err := write(batch); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-s.done:
+			return s.Err()
+		default:
+		}
+	}
+}
+
+// dropUpToLocked removes queued events with Seq ≤ seq. s.mu must be held.
+func (s *Subscriber) dropUpToLocked(seq uint64) {
+	keep := s.queue[:0]
+	bytes := 0
+	for _, e := range s.queue {
+		if e.Update.Seq > seq {
+			keep = append(keep, e)
+			bytes += len(e.Frame)
+		}
+	}
+	clear(s.queue[len(keep):])
+	s.queue = keep
+	s.queueBytes = bytes
+	if len(keep) > 0 {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+}

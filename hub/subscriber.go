@@ -1,0 +1,133 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/heraldhub/herald/topic"
+	"github.com/heraldhub/herald/transport"
+)
+
+// Reasons a subscriber is closed by the hub, reported by Subscriber.Err.
+var (
+	// ErrSlow means the subscriber's queue overflowed: it could not keep up with its updates.
+	ErrSlow = errors.New("hub: subscriber too slow, queue full")
+	// ErrShutdown means the hub is shutting down.
+	ErrShutdown = errors.New("hub: shutting down")
+)
+
+// Event is one update ready to send: the update and its SSE frame, encoded once and shared by
+// every subscriber that receives it. Both are immutable.
+type Event struct {
+	Update *transport.Update
+	Frame  []byte
+}
+
+// Subscriber is one subscription request (one SSE connection) and its bounded queue.
+type Subscriber struct {
+	// ID identifies the subscriber (a urn:uuid), for the subscriptions API and logs.
+	ID string
+	// Selectors are the topic selectors the client asked for.
+	Selectors []*topic.Selector
+	// Allowed are the selectors of the JWT's mercure.subscribe claim: they decide which private
+	// updates the subscriber may receive. Nil means public updates only.
+	Allowed []*topic.Selector
+	// Payload is the JWT's mercure.payload claim, if any.
+	Payload json.RawMessage
+
+	maxQueue      int
+	maxQueueBytes int
+	lastSeq       uint64 // Seq last offered by dispatch; touched by the dispatch goroutine only
+
+	mu         sync.Mutex
+	queue      []*Event
+	queueBytes int
+	replaying  bool          // history replay in progress: overflow drops the queue instead of closing
+	overflowed bool          // the queue was dropped during replay; replay must read further
+	err        error         // why the hub closed the subscriber; nil while open
+	ready      chan struct{} // capacity 1: a token means "the queue has something"
+	done       chan struct{} // closed when the hub closes the subscriber
+}
+
+// Ready returns a channel that receives a value when events may be waiting in the queue.
+func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
+
+// Done returns a channel closed when the hub has closed the subscriber (see Err).
+func (s *Subscriber) Done() <-chan struct{} { return s.done }
+
+// Err returns why the hub closed the subscriber, or nil while it is open.
+func (s *Subscriber) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Drain moves the queued events into dst (reusing its storage) and returns it. After the hub
+// closed the subscriber, Drain still returns what was queued before, so the owner can flush it.
+func (s *Subscriber) Drain(dst []*Event) []*Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst = append(dst[:0], s.queue...)
+	clear(s.queue)
+	if cap(s.queue) > 64 {
+		s.queue = nil // do not keep a burst's large array for the connection's life
+	} else {
+		s.queue = s.queue[:0]
+	}
+	s.queueBytes = 0
+	return dst
+}
+
+// CanReceive reports whether the subscriber asked for u and may see it.
+func (s *Subscriber) CanReceive(m *topic.Matcher, u *transport.Update) bool {
+	if !m.MatchAny(s.Selectors, u.Topics) {
+		return false
+	}
+	return !u.Private || m.MatchAny(s.Allowed, u.Topics)
+}
+
+// enqueue offers e without blocking. A full queue closes the subscriber with ErrSlow, except
+// during history replay, where the queue is dropped and replay reads further from the log.
+func (s *Subscriber) enqueue(e *Event) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.maxQueue || s.queueBytes+len(e.Frame) > s.maxQueueBytes {
+		if !s.replaying {
+			s.closeLocked(ErrSlow)
+			s.mu.Unlock()
+			return
+		}
+		clear(s.queue)
+		s.queue = s.queue[:0]
+		s.queueBytes = 0
+		s.overflowed = true
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, e)
+	s.queueBytes += len(e.Frame)
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close closes the subscriber with reason, once.
+func (s *Subscriber) close(reason error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked(reason)
+}
+
+// closeLocked is close with s.mu held.
+func (s *Subscriber) closeLocked(reason error) {
+	if s.err == nil {
+		s.err = reason
+		close(s.done)
+	}
+}

@@ -1,0 +1,245 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/heraldhub/herald/auth"
+	"github.com/heraldhub/herald/transport"
+)
+
+// errBadRequest marks parse errors answered with 400; others are 413 or 415.
+type requestError struct {
+	code   int
+	reason string
+}
+
+func (e *requestError) Error() string { return e.reason }
+
+func badRequest(format string, args ...any) error {
+	return &requestError{code: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
+}
+
+// publish handles POST /.well-known/mercure: authorise, parse, validate, then append to the log.
+// Nothing is stored unless every check passes.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	discovery(w)
+	claims, code, reason := s.authorize(r, s.cfg.Publisher, true)
+	if code != 0 {
+		s.refuse(w, r, code, reason)
+		return
+	}
+	if !claims.HasPublish {
+		s.refuse(w, r, http.StatusForbidden, "token has no mercure.publish claim")
+		return
+	}
+	u, err := s.parseUpdate(w, r)
+	if err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			s.refuse(w, r, re.code, re.reason)
+			return
+		}
+		s.refuse(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	m := s.hub.Matcher()
+	allowed := make([]string, 0, len(claims.Publish))
+	allowed = append(allowed, claims.Publish...)
+	for _, t := range u.Topics {
+		ok := false
+		for _, a := range allowed {
+			if m.Match(m.Compile(a), t) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("token may not publish to topic %q", t))
+			return
+		}
+	}
+	if err := s.hub.Publish(r.Context(), u); err != nil {
+		switch {
+		case errors.Is(err, transport.ErrDuplicateID):
+			s.refuse(w, r, http.StatusConflict, fmt.Sprintf("an update with id %q already exists", u.ID))
+		case r.Context().Err() != nil:
+			s.log.Debug("publisher went away before the update was stored", "id", u.ID, "err", err)
+		default:
+			s.log.Error("publish failed", "id", u.ID, "err", err)
+			httpError(w, http.StatusServiceUnavailable, "the update could not be stored")
+		}
+		return
+	}
+	s.log.Debug("published", "id", u.ID, "topics", len(u.Topics), "private", u.Private, "bytes", len(u.Data))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, u.ID)
+}
+
+// authorize extracts and verifies the request's JWT. It returns zero code on success; claims is
+// nil for an anonymous request (no token) when anonymous requests are allowed. For publishes
+// (publish true) a token is always required and a cookie-borne one must come from an allowed
+// origin.
+func (s *Server) authorize(r *http.Request, v *auth.Verifier, publish bool) (claims *auth.Claims, code int, reason string) {
+	token, src, err := auth.FromRequest(r, s.cfg.CookieName)
+	if err != nil {
+		return nil, http.StatusUnauthorized, err.Error()
+	}
+	if src == auth.SourceNone {
+		if publish || !s.cfg.Anonymous {
+			return nil, http.StatusUnauthorized, "missing JWT: send it in the Authorization header, the authorization query parameter or the " + s.cfg.CookieName + " cookie"
+		}
+		return nil, 0, ""
+	}
+	if v == nil {
+		return nil, http.StatusUnauthorized, "no key is configured to verify this JWT"
+	}
+	if publish && src == auth.SourceCookie {
+		if err := auth.CheckOrigin(r, s.cfg.PublishOrigins); err != nil {
+			return nil, http.StatusForbidden, err.Error()
+		}
+	}
+	claims, err = v.Verify(token)
+	if err != nil {
+		return nil, http.StatusUnauthorized, err.Error()
+	}
+	return claims, 0, ""
+}
+
+// jsonUpdate is the JSON publish body. Topic takes a string or an array of strings.
+type jsonUpdate struct {
+	Topic   json.RawMessage `json:"topic"`
+	Data    string          `json:"data"`
+	Private bool            `json:"private"`
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Retry   *uint64         `json:"retry"`
+}
+
+// parseUpdate reads and validates the publish body: a form, as the draft requires, or a JSON
+// object with the same fields.
+func (s *Server) parseUpdate(w http.ResponseWriter, r *http.Request) (*transport.Update, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		mt = ""
+	}
+	if mt != "application/x-www-form-urlencoded" && mt != "application/json" {
+		return nil, &requestError{code: http.StatusUnsupportedMediaType, reason: "the body must be application/x-www-form-urlencoded or application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &requestError{code: http.StatusRequestEntityTooLarge, reason: fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes)}
+		}
+		return nil, badRequest("reading the body: %v", err)
+	}
+	if mt == "application/json" {
+		return s.parseJSON(body)
+	}
+	return s.parseForm(body)
+}
+
+// parseForm decodes an urlencoded publish body. Only the first value of data, id, type and
+// retry counts; every topic counts; private counts by its presence alone.
+func (s *Server) parseForm(body []byte) (*transport.Update, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest("malformed form body: %v", err)
+	}
+	u := &transport.Update{Topics: form["topic"], Data: form.Get("data"), ID: form.Get("id"), Type: form.Get("type")}
+	_, u.Private = form["private"]
+	if rs, ok := form["retry"]; ok && rs[0] != "" {
+		n, err := strconv.ParseUint(rs[0], 10, 64)
+		if err != nil {
+			return nil, badRequest(`Invalid "retry" parameter`)
+		}
+		u.Retry = n
+	}
+	return u, s.validate(u)
+}
+
+// parseJSON decodes a JSON publish body; unknown fields are refused so typos do not pass silently.
+func (s *Server) parseJSON(body []byte) (*transport.Update, error) {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	var j jsonUpdate
+	if err := dec.Decode(&j); err != nil {
+		return nil, badRequest("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return nil, badRequest("malformed JSON body: more than one value")
+	}
+	u := &transport.Update{Data: j.Data, Private: j.Private, ID: j.ID, Type: j.Type}
+	if j.Retry != nil {
+		u.Retry = *j.Retry
+	}
+	if len(j.Topic) > 0 && string(j.Topic) != "null" {
+		var one string
+		if err := json.Unmarshal(j.Topic, &one); err == nil {
+			u.Topics = []string{one}
+		} else if err := json.Unmarshal(j.Topic, &u.Topics); err != nil {
+			return nil, badRequest(`malformed JSON body: "topic" must be a string or an array of strings`)
+		}
+	}
+	return u, s.validate(u)
+}
+
+// validate applies the checks common to both body formats.
+func (s *Server) validate(u *transport.Update) error {
+	if len(u.Topics) == 0 {
+		return badRequest(`Missing "topic" parameter`)
+	}
+	if len(u.Topics) > s.cfg.MaxTopics {
+		return badRequest("too many topics: %d, at most %d", len(u.Topics), s.cfg.MaxTopics)
+	}
+	for _, t := range u.Topics {
+		if err := checkTopic(t); err != nil {
+			return err
+		}
+		if strings.Contains(t, Path) {
+			return &requestError{code: http.StatusForbidden, reason: fmt.Sprintf("topic %q is in the hub's reserved %s namespace", t, Path)}
+		}
+	}
+	if strings.ContainsAny(u.ID, "\r\n\x00") {
+		return badRequest(`Invalid "id" parameter: it contains a line break or NUL`)
+	}
+	if strings.HasPrefix(u.ID, "#") {
+		return badRequest(`Invalid "id" parameter: it must not start with "#"`)
+	}
+	if u.ID == "earliest" {
+		return badRequest(`Invalid "id" parameter: "earliest" is reserved`)
+	}
+	if strings.ContainsAny(u.Type, "\r\n\x00") {
+		return badRequest(`Invalid "type" parameter: it contains a line break or NUL`)
+	}
+	if !utf8.ValidString(u.ID) || !utf8.ValidString(u.Type) || !utf8.ValidString(u.Data) {
+		return badRequest("id, type and data must be valid UTF-8")
+	}
+	return nil
+}
+
+// checkTopic refuses topics that are empty, not UTF-8, or hold control characters (the draft).
+func checkTopic(t string) error {
+	if t == "" {
+		return badRequest("empty topic")
+	}
+	if !utf8.ValidString(t) {
+		return badRequest("topic %q is not valid UTF-8", t)
+	}
+	for _, c := range t {
+		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
+			return badRequest("topic %q contains a control character", t)
+		}
+	}
+	return nil
+}

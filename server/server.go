@@ -1,0 +1,136 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldhub/herald/auth"
+	"github.com/heraldhub/herald/hub"
+)
+
+// Path is the Mercure hub's well-known path.
+const Path = "/.well-known/mercure"
+
+// Defaults for Config's zero values, as the reference hub.
+const (
+	DefaultHeartbeat       = 40 * time.Second
+	DefaultWriteTimeout    = 600 * time.Second
+	DefaultDispatchTimeout = 5 * time.Second
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultMaxTopics       = 1000
+	DefaultCookieName      = "mercureAuthorization"
+)
+
+// Config is the HTTP layer's configuration. Durations follow the reference hub: a negative
+// value turns the feature off, zero takes the default.
+type Config struct {
+	Hub *hub.Hub
+	// Publisher verifies publishers' JWTs. Nil refuses every publish with 401.
+	Publisher *auth.Verifier
+	// Subscriber verifies subscribers' JWTs. Nil accepts only anonymous subscribers.
+	Subscriber *auth.Verifier
+	// Anonymous lets requests without a token subscribe to public updates.
+	Anonymous bool
+	// CookieName is the cookie that may carry the JWT. Default DefaultCookieName.
+	CookieName string
+	// PublishOrigins lists the origins allowed to publish with a cookie-borne JWT (CSRF
+	// protection). Empty refuses cookie-authorised publishes.
+	PublishOrigins []string
+	// CORSOrigins lists the origins allowed by CORS, or "*". Empty turns CORS off.
+	CORSOrigins []string
+	// Heartbeat is how long a stream may stay silent before a comment is sent.
+	Heartbeat time.Duration
+	// WriteTimeout is a stream's maximum lifetime; each stream gets a random 80–100 % of it so
+	// that reconnects spread out.
+	WriteTimeout time.Duration
+	// DispatchTimeout bounds one write and flush to a subscriber; a slower one ends the stream.
+	DispatchTimeout time.Duration
+	// MaxBodyBytes bounds a publish request's body. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxTopics bounds topics per publish and selectors per subscribe. Default DefaultMaxTopics.
+	MaxTopics int
+	Logger    *slog.Logger
+}
+
+// Server serves the Mercure endpoints. Create it with New.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	hub *hub.Hub
+}
+
+// New checks cfg, applies defaults and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Hub == nil {
+		return nil, errors.New("server: Config.Hub is required")
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = DefaultCookieName
+	}
+	cfg.Heartbeat = orDefault(cfg.Heartbeat, DefaultHeartbeat)
+	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.DispatchTimeout = orDefault(cfg.DispatchTimeout, DefaultDispatchTimeout)
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxTopics <= 0 {
+		cfg.MaxTopics = DefaultMaxTopics
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, o := range cfg.CORSOrigins {
+		if o != "*" && strings.Count(o, "*") > 0 {
+			return nil, errors.New("server: cors_origins entries are exact origins or a lone *")
+		}
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub}, nil
+}
+
+// orDefault maps zero to def and negative to 0 (off).
+func orDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// Handler returns the routes: the hub endpoint (GET/HEAD subscribe, POST publish, OPTIONS
+// preflight), wrapped in CORS handling.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+Path, s.subscribe) // GET patterns also match HEAD
+	mux.HandleFunc("POST "+Path, s.publish)
+	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+	return s.cors(mux)
+}
+
+// httpError answers with a short plain-text reason, as the reference hub does.
+func httpError(w http.ResponseWriter, code int, reason string) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(reason + "\n"))
+}
+
+// refuse logs a refused request at info level and answers it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, reason string) {
+	s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "status", code, "reason", reason, "remote", r.RemoteAddr)
+	httpError(w, code, reason)
+}
+
+// discovery adds the Link header that advertises the hub, as the draft's examples do.
+func discovery(w http.ResponseWriter) {
+	w.Header().Add("Link", "<"+Path+`>; rel="mercure"`)
+}

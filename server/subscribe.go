@@ -1,0 +1,227 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/heraldhub/herald/auth"
+	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/sse"
+	"github.com/heraldhub/herald/topic"
+)
+
+// subscribe handles GET and HEAD /.well-known/mercure: authorise, register with the hub, replay
+// history when a Last-Event-ID was given, then stream live updates until the client leaves,
+// the stream's lifetime ends or the hub closes the subscriber.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
+	claims, code, reason := s.authorize(r, s.cfg.Subscriber, false)
+	if code != 0 {
+		s.refuse(w, r, code, reason)
+		return
+	}
+	q := r.URL.Query()
+	raw := q["topic"]
+	if len(raw) == 0 {
+		s.refuse(w, r, http.StatusBadRequest, `Missing "topic" parameter`)
+		return
+	}
+	if len(raw) > s.cfg.MaxTopics {
+		s.refuse(w, r, http.StatusBadRequest, fmt.Sprintf("too many topic selectors: %d, at most %d", len(raw), s.cfg.MaxTopics))
+		return
+	}
+	m := s.hub.Matcher()
+	opts := hub.SubscribeOptions{Selectors: make([]*topic.Selector, len(raw))}
+	for i, sel := range raw {
+		if err := checkTopic(sel); err != nil {
+			s.refuse(w, r, http.StatusBadRequest, "invalid topic selector: "+err.Error())
+			return
+		}
+		opts.Selectors[i] = m.Compile(sel)
+	}
+	if claims != nil {
+		opts.Allowed = make([]*topic.Selector, len(claims.Subscribe))
+		for i, sel := range claims.Subscribe {
+			opts.Allowed[i] = m.Compile(sel)
+		}
+		opts.Payload = claims.Payload
+	}
+	lastEventID := r.Header.Get("Last-Event-ID")
+	if lastEventID == "" {
+		lastEventID = q.Get("lastEventID")
+	}
+	if lastEventID == "" {
+		lastEventID = q.Get("Last-Event-ID") // protocol version 7 clients
+	}
+	opts.Replay = lastEventID != ""
+
+	sub, err := s.hub.Subscribe(opts)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, "the hub is shutting down")
+		return
+	}
+	defer s.hub.Unsubscribe(sub)
+	var after uint64
+	var header string
+	if opts.Replay {
+		after, header, err = s.hub.Resolve(r.Context(), lastEventID)
+		if err != nil {
+			s.log.Error("resolving Last-Event-ID failed", "err", err)
+			httpError(w, http.StatusServiceUnavailable, "history is unavailable")
+			return
+		}
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "private, no-cache, no-store, must-revalidate, max-age=0")
+	h.Set("Pragma", "no-cache")
+	h.Set("Expires", "0")
+	h.Set("X-Accel-Buffering", "no")
+	if header != "" {
+		h.Set("Last-Event-ID", header)
+	}
+	discovery(w)
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+
+	st := &stream{w: w, rc: http.NewResponseController(w), timeout: s.cfg.DispatchTimeout}
+	if err := st.write(nil, true); err != nil {
+		s.log.Debug("subscriber went away", "subscriber", sub.ID, "err", err)
+		return
+	}
+	if opts.Replay {
+		err := s.hub.Replay(r.Context(), sub, after, func(evs []*hub.Event) error { return st.write(evs, false) })
+		if err != nil {
+			s.endStream(sub, err)
+			return
+		}
+	}
+	s.log.Debug("subscriber connected", "subscriber", sub.ID, "selectors", raw, "last_event_id", lastEventID)
+	s.stream(r, st, sub, s.lifetime(claims))
+}
+
+// lifetime is how long a stream may last: a random 80–100 % of WriteTimeout (so that many
+// clients do not reconnect at once), cut at the JWT's expiry. Zero means unbounded.
+func (s *Server) lifetime(claims *auth.Claims) time.Duration {
+	var d time.Duration
+	if s.cfg.WriteTimeout > 0 {
+		d = time.Duration(float64(s.cfg.WriteTimeout) * (0.8 + 0.2*rand.Float64()))
+	}
+	if claims != nil && !claims.ExpiresAt.IsZero() {
+		if left := time.Until(claims.ExpiresAt); d == 0 || left < d {
+			d = max(left, time.Millisecond)
+		}
+	}
+	return d
+}
+
+// stream is the writer loop of one subscriber: it drains the queue, writes everything in one
+// go and flushes once, and sends a heartbeat comment only when the stream has been idle.
+func (s *Server) stream(r *http.Request, st *stream, sub *hub.Subscriber, lifetime time.Duration) {
+	var end <-chan time.Time
+	if lifetime > 0 {
+		t := time.NewTimer(lifetime)
+		defer t.Stop()
+		end = t.C
+	}
+	var beat <-chan time.Time
+	var beatTimer *time.Timer
+	if s.cfg.Heartbeat > 0 {
+		beatTimer = time.NewTimer(s.cfg.Heartbeat)
+		defer beatTimer.Stop()
+		beat = beatTimer.C
+	}
+	var evs []*hub.Event
+	for {
+		select {
+		case <-sub.Ready():
+			evs = sub.Drain(evs)
+			if err := st.write(evs, false); err != nil {
+				s.endStream(sub, err)
+				return
+			}
+		case <-sub.Done():
+			// Flush what was queued before the hub closed the subscriber, then end.
+			evs = sub.Drain(evs)
+			err := st.write(evs, false)
+			if err == nil {
+				err = sub.Err()
+			}
+			s.endStream(sub, err)
+			return
+		case <-beat:
+			idle := time.Since(st.lastWrite)
+			if idle >= s.cfg.Heartbeat {
+				if err := st.write(nil, true); err != nil {
+					s.endStream(sub, err)
+					return
+				}
+				idle = 0
+			}
+			beatTimer.Reset(s.cfg.Heartbeat - idle)
+		case <-end:
+			s.log.Debug("stream lifetime reached; the client will reconnect", "subscriber", sub.ID)
+			return
+		case <-r.Context().Done():
+			s.log.Debug("subscriber went away", "subscriber", sub.ID)
+			return
+		}
+	}
+}
+
+// endStream logs why a stream ended at the level it deserves: a slow consumer is worth an
+// info line, a client that went away or a shutdown is normal.
+func (s *Server) endStream(sub *hub.Subscriber, err error) {
+	switch {
+	case errors.Is(err, hub.ErrSlow):
+		s.log.Info("subscriber disconnected: too slow", "subscriber", sub.ID)
+	default:
+		s.log.Debug("stream ended", "subscriber", sub.ID, "err", err)
+	}
+}
+
+// stream writes SSE frames to one response.
+type stream struct {
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	timeout   time.Duration
+	lastWrite time.Time
+}
+
+// write sends the frames of evs (and a comment line when comment is set) and flushes once,
+// under the dispatch deadline.
+func (st *stream) write(evs []*hub.Event, comment bool) error {
+	if len(evs) == 0 && !comment {
+		return nil
+	}
+	if st.timeout > 0 {
+		if err := st.rc.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
+	if comment {
+		if _, err := st.w.Write([]byte(sse.Comment)); err != nil {
+			return err
+		}
+	}
+	for _, e := range evs {
+		if _, err := st.w.Write(e.Frame); err != nil {
+			return err
+		}
+	}
+	if err := st.rc.Flush(); err != nil {
+		return err
+	}
+	if st.timeout > 0 {
+		if err := st.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
+	st.lastWrite = time.Now()
+	return nil
+}
