@@ -330,6 +330,7 @@ func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write fun
 				continue
 			}
 			s.replaying = false
+			s.replayed = after
 			s.dropUpToLocked(after)
 			s.mu.Unlock()
 			return nil

@@ -44,6 +44,7 @@ type Subscriber struct {
 	queue      []*Event
 	queueBytes int
 	replaying  bool          // history replay in progress: overflow drops the queue instead of closing
+	replayed   uint64        // Seq of the last update replayed from history: enqueue skips up to it
 	overflowed bool          // the queue was dropped during replay; replay must read further
 	err        error         // why the hub closed the subscriber; nil while open
 	ready      chan struct{} // capacity 1: a token means "the queue has something"
@@ -91,7 +92,9 @@ func (s *Subscriber) CanReceive(m *topic.Matcher, u *transport.Update) bool {
 // during history replay, where the queue is dropped and replay reads further from the log.
 func (s *Subscriber) enqueue(e *Event) {
 	s.mu.Lock()
-	if s.err != nil {
+	if s.err != nil || e.Update.Seq <= s.replayed {
+		// The dispatch loop may lag behind the log: what replay already sent from history is
+		// dropped here, so that it is not sent twice.
 		s.mu.Unlock()
 		return
 	}

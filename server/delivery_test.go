@@ -1,0 +1,300 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/server"
+)
+
+func TestPrivateAndSelectors(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	books := "https://example.com/books/{id}"
+	anonymous := th.subscribe(t, "topic="+url.QueryEscape(books), nil)
+	authorised := th.subscribe(t, "topic="+url.QueryEscape(books), bearer(mercureToken(t, nil, []string{books})))
+	otherClaim := th.subscribe(t, "topic="+url.QueryEscape(books), bearer(mercureToken(t, nil, []string{"https://example.com/authors/{id}"})))
+	wildcard := th.subscribe(t, "topic=*", bearer(mercureToken(t, nil, []string{"*"})))
+	exact := th.subscribe(t, "topic=https://example.com/books/2&topic=https://example.com/books/1", nil)
+
+	th.publish(t, publishForm("topic", "https://example.com/books/1", "id", "pub1", "data", "public"))
+	th.publish(t, publishForm("topic", "https://example.com/books/1", "id", "priv1", "private", "on", "data", "secret"))
+	th.publish(t, publishForm("topic", "https://example.com/books/1/chapters/2", "id", "deep", "data", "not a match for {id}"))
+	// An update with two topics reaches a subscriber once even when both match.
+	th.publish(t, publishForm("topic", "https://example.com/books/2", "topic", "https://example.com/books/1", "id", "two-topics"))
+	th.publish(t, publishForm("topic", "end", "id", "end"))
+
+	check := func(name string, s *stream, want ...string) {
+		t.Helper()
+		for _, id := range want {
+			if m := s.next(t); m.ID != id {
+				t.Fatalf("%s: got event %q, want %q", name, m.ID, id)
+			}
+		}
+		s.expectNothing(t, 50*time.Millisecond)
+	}
+	check("anonymous", anonymous, "pub1", "two-topics")
+	check("authorised", authorised, "pub1", "priv1", "two-topics")
+	check("claim for other topics", otherClaim, "pub1", "two-topics")
+	check("wildcard", wildcard, "pub1", "priv1", "deep", "two-topics", "end")
+	check("two exact selectors", exact, "pub1", "two-topics")
+}
+
+func TestTokenCarriers(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.CookieName = "herald" })
+	tok := mercureToken(t, nil, []string{"t"})
+	streams := map[string]*stream{
+		"header": th.subscribe(t, "topic=t", bearer(tok)),
+		"query":  th.subscribe(t, "topic=t&authorization="+tok, nil),
+		"cookie": th.subscribe(t, "topic=t", http.Header{"Cookie": {"herald=" + tok}}),
+	}
+	// The header wins over a bad cookie: precedence is header, query, cookie.
+	streams["header over cookie"] = th.subscribe(t, "topic=t", http.Header{"Authorization": {"Bearer " + tok}, "Cookie": {"herald=garbage"}})
+	th.publish(t, publishForm("topic", "t", "id", "p", "private", "1"))
+	for name, s := range streams {
+		if m := s.next(t); m.ID != "p" {
+			t.Errorf("%s: got %q", name, m.ID)
+		}
+	}
+	// A present but invalid carrier is refused, not skipped.
+	resp := th.open(t, "topic=t", http.Header{"Cookie": {"herald=garbage"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("bad cookie: got %d", resp.StatusCode)
+	}
+}
+
+func TestHeadSubscribe(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	req, _ := http.NewRequest(http.MethodHead, th.URL+"?topic=a", nil)
+	resp, err := th.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+		t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	waitFor(t, "the HEAD subscriber to be removed", func() bool { return th.Hub.Subscribers() == 0 })
+}
+
+func TestGzipNeverBuffersTheStream(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	resp, br := th.rawSubscribe(t, "topic=a", http.Header{"Accept-Encoding": {"gzip, deflate, br"}})
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+		t.Fatalf("the stream is encoded with %q", ce)
+	}
+	th.publish(t, publishForm("topic", "a", "id", "x", "data", "now"))
+	if got, want := readN(t, br, len("id: x\ndata: now\n\n")), "id: x\ndata: now\n\n"; got != want {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestHeartbeatOnlyWhenIdle(t *testing.T) {
+	const beat = 300 * time.Millisecond
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.Heartbeat = beat })
+	_, br := th.rawSubscribe(t, "topic=a", nil)
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- l
+		}
+	}()
+	// Busy: an update every beat/3 for 3 beats: no heartbeat may be sent.
+	stop := time.Now().Add(3 * beat)
+	for i := 0; time.Now().Before(stop); i++ {
+		th.publish(t, publishForm("topic", "a", "id", "busy"+strconv.Itoa(i)))
+		time.Sleep(beat / 3)
+	}
+	deadline := time.After(beat / 2)
+drain:
+	for {
+		select {
+		case l := <-lines:
+			if l == ":\n" {
+				t.Fatal("a heartbeat was sent on a busy stream")
+			}
+		case <-deadline:
+			break drain
+		}
+	}
+	// Idle: a heartbeat comes about one beat after the last write.
+	start := time.Now()
+	for {
+		select {
+		case l := <-lines:
+			if l == ":\n" {
+				if d := time.Since(start); d > 2*beat {
+					t.Fatalf("heartbeat after %v, want about %v", d, beat)
+				}
+				return
+			}
+		case <-time.After(3 * beat):
+			t.Fatal("no heartbeat on an idle stream")
+		}
+	}
+}
+
+func TestStreamLifetime(t *testing.T) {
+	t.Run("write timeout with jitter", func(t *testing.T) {
+		th := newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.WriteTimeout = 400 * time.Millisecond })
+		start := time.Now()
+		s := th.subscribe(t, "topic=a", nil)
+		if err := s.ended(t); err != io.EOF {
+			t.Fatalf("the stream ended with %v, want a clean end", err)
+		}
+		if d := time.Since(start); d < 300*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("the stream lasted %v, want 320-400ms", d)
+		}
+	})
+	t.Run("token expiry", func(t *testing.T) {
+		th := newTestHub(t, nil)
+		exp := time.Now().Add(1500 * time.Millisecond)
+		tok := token(t, jwt.MapClaims{"mercure": map[string]any{"subscribe": []string{"*"}}, "exp": exp.Unix()})
+		s := th.subscribe(t, "topic=a", bearer(tok))
+		if err := s.ended(t); err != io.EOF {
+			t.Fatalf("the stream ended with %v", err)
+		}
+		// exp has one-second precision: the stream ends at the second exp names.
+		if d := time.Until(time.Unix(exp.Unix(), 0)); d > 100*time.Millisecond {
+			t.Fatalf("the stream ended %v before the token expired", d)
+		}
+	})
+}
+
+func TestReconnectWithLastEventIDWhilePublishing(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	const total = 600
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range total {
+			th.publish(t, publishForm("topic", "a", "id", fmt.Sprintf("u%04d", i), "data", strconv.Itoa(i)))
+		}
+	}()
+	var got []string
+	last := ""
+	for len(got) < total {
+		header := http.Header{}
+		if last != "" {
+			header.Set("Last-Event-ID", last)
+		}
+		s := th.subscribe(t, "topic=a", header)
+		if last != "" && s.Resp.Header.Get("Last-Event-ID") != last {
+			t.Fatalf("Last-Event-ID header %q, want %q", s.Resp.Header.Get("Last-Event-ID"), last)
+		}
+		// Read a few events, then drop the connection, as a flaky network would.
+		for range 37 {
+			if len(got) == total {
+				break
+			}
+			m := s.next(t)
+			got = append(got, m.ID)
+			last = m.ID
+		}
+		s.Resp.Body.Close()
+	}
+	wg.Wait()
+	for i, id := range got {
+		if want := fmt.Sprintf("u%04d", i); id != want {
+			t.Fatalf("event %d is %q, want %q (lost or duplicated)", i, id, want)
+		}
+	}
+}
+
+func TestHistoryReplay(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	th.publish(t, publishForm("topic", "a", "id", "1"))
+	th.publish(t, publishForm("topic", "b", "id", "2"))
+	th.publish(t, publishForm("topic", "a", "id", "3", "private", "1"))
+	th.publish(t, publishForm("topic", "a", "id", "4"))
+	tests := []struct {
+		name, query, lastEventID, header string
+		want                             []string
+	}{
+		{"earliest", "topic=a&lastEventID=earliest", "", "earliest", []string{"1", "4"}},
+		{"known id in header", "topic=a", "1", "1", []string{"4"}},
+		{"known id in query", "topic=a&lastEventID=2", "", "2", []string{"4"}},
+		{"old query name", "topic=a&Last-Event-ID=2", "", "2", []string{"4"}},
+		{"unknown id replays all retained", "topic=a", "nope", "earliest", []string{"1", "4"}},
+		{"header over query", "topic=a&lastEventID=earliest", "4", "4", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.lastEventID != "" {
+				h.Set("Last-Event-ID", tc.lastEventID)
+			}
+			s := th.subscribe(t, tc.query, h)
+			if got := s.Resp.Header.Get("Last-Event-ID"); got != tc.header {
+				t.Errorf("Last-Event-ID header %q, want %q", got, tc.header)
+			}
+			for _, id := range tc.want {
+				if m := s.next(t); m.ID != id {
+					t.Fatalf("got %q, want %q", m.ID, id)
+				}
+			}
+			s.expectNothing(t, 50*time.Millisecond)
+		})
+	}
+}
+
+func TestSlowSubscriberIsDisconnected(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.DispatchTimeout = 300 * time.Millisecond })
+	fast := th.subscribe(t, "topic=a", nil)
+	// The slow client sends its request and never reads.
+	addr := strings.TrimPrefix(strings.TrimSuffix(th.URL, server.Path), "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET %s?topic=a HTTP/1.1\r\nHost: %s\r\n\r\n", server.Path, addr)
+	waitFor(t, "two subscribers", func() bool { return th.Hub.Subscribers() == 2 })
+
+	const total = 300
+	payload := strings.Repeat("x", 32<<10)
+	received := make(chan []string, 1)
+	go func() {
+		var ids []string
+		for len(ids) < total {
+			select {
+			case m := <-fast.events:
+				ids = append(ids, m.ID)
+			case <-time.After(10 * time.Second):
+				received <- ids
+				return
+			}
+		}
+		received <- ids
+	}()
+	for i := range total {
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
+	}
+	waitFor(t, "the slow subscriber to be dropped", func() bool { return th.Hub.Subscribers() == 1 })
+	ids := <-received
+	if len(ids) != total {
+		t.Fatalf("the fast subscriber got %d of %d events", len(ids), total)
+	}
+	for i, id := range ids {
+		if id != strconv.Itoa(i) {
+			t.Fatalf("fast subscriber: event %d is %q", i, id)
+		}
+	}
+}
+
