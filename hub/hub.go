@@ -48,6 +48,7 @@ type Hub struct {
 	m      *topic.Matcher
 	tr     transport.Transport
 	lastID atomic.Pointer[string] // ID of the last dispatched update
+	start  uint64                 // log head when the hub was created: Run dispatches what follows
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
@@ -76,7 +77,16 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Subscribers may register before Run starts: take the log's position now, so that what is
+	// appended meanwhile is dispatched rather than skipped.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start, err := cfg.Transport.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hub: read the log head: %w", err)
+	}
 	return &Hub{
+		start: start,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		m:     cfg.Matcher,
@@ -105,13 +115,11 @@ func (h *Hub) Publish(ctx context.Context, u *transport.Update) error {
 	return nil
 }
 
-// Run tails the transport from its current head and dispatches every update, in log order,
-// until ctx ends or the transport closes. Read errors are logged and retried with backoff.
+// Run tails the transport from where it was when New returned and dispatches every update, in
+// log order, until ctx ends or the transport closes. Read errors are logged and retried with
+// backoff. Call it once.
 func (h *Hub) Run(ctx context.Context) error {
-	after, err := h.tr.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("hub: read head: %w", err)
-	}
+	after := h.start
 	backoff := 10 * time.Millisecond
 	for {
 		batch, err := h.tr.Read(ctx, after, h.cfg.ReadBatch, true)

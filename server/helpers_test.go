@@ -36,7 +36,7 @@ type testHub struct {
 
 // newTestHub starts a hub with an in-memory log and HS256 keys; configure may change the
 // server configuration before it starts.
-func newTestHub(t *testing.T, configure func(*server.Config)) *testHub {
+func newTestHub(t testing.TB, configure func(*server.Config)) *testHub {
 	t.Helper()
 	tr := memory.New(memory.Options{Size: 10_000})
 	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), QueueSize: 100})

@@ -1,0 +1,84 @@
+package auth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// checkVerifyResult holds for any input: an error is a short, one-line
+// ErrInvalidToken rejection; success yields well-formed claims.
+func checkVerifyResult(t *testing.T, claims *Claims, err error) {
+	t.Helper()
+	if err != nil {
+		if claims != nil {
+			t.Fatalf("claims %+v returned with error %q", claims, err)
+		}
+		if !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("error %q does not wrap ErrInvalidToken", err)
+		}
+		if msg := err.Error(); msg == "" || len(msg) > 200 || strings.ContainsAny(msg, "\r\n") {
+			t.Fatalf("error text unfit for a response body: %q", msg)
+		}
+		return
+	}
+	if claims == nil {
+		t.Fatal("nil claims without error")
+	}
+	if len(claims.Publish) > MaxSelectors || len(claims.Subscribe) > MaxSelectors {
+		t.Fatalf("too many selectors: %d publish, %d subscribe", len(claims.Publish), len(claims.Subscribe))
+	}
+	if claims.HasPublish != (claims.Publish != nil) || claims.HasSubscribe != (claims.Subscribe != nil) {
+		t.Fatalf("Has* flags disagree with the lists: %+v", claims)
+	}
+}
+
+// FuzzVerify feeds arbitrary strings to Verify: it must never panic and
+// must never accept a token it cannot have signed. The seed corpus is in
+// testdata/fuzz/FuzzVerify.
+func FuzzVerify(f *testing.F) {
+	v, err := NewVerifier(f.Context(), Config{Key: string(testHMACSecret)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { v.Close() })
+
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add(signRaw(f, jwt.SigningMethodHS256, testHMACSecret, `{"alg":"HS256"}`, `{"mercure":{"publish":["*"],"subscribe":["a"],"payload":{"x":1}}}`))
+	f.Add(signRaw(f, jwt.SigningMethodHS256, testHMACSecret, `{"alg":"HS256"}`, `{"exp":1,"nbf":"x"}`))
+	f.Add(signRaw(f, nil, nil, `{"alg":"none"}`, `{}`))
+
+	f.Fuzz(func(t *testing.T, token string) {
+		claims, err := v.Verify(token)
+		checkVerifyResult(t, claims, err)
+	})
+}
+
+// FuzzVerifyClaims signs arbitrary claim sets, so the fuzzer reaches the
+// claim parser past the signature check.
+func FuzzVerifyClaims(f *testing.F) {
+	v, err := NewVerifier(f.Context(), Config{Key: string(testHMACSecret)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { v.Close() })
+
+	for _, seed := range []string{
+		`{}`,
+		`null`,
+		`{"mercure":{"publish":["a"],"subscribe":[],"payload":null}}`,
+		`{"https://mercure.rocks/":{"subscribe":["*"]},"mercure":1}`,
+		`{"mercure":{"publish":"x"}}`,
+		`{"exp":1e300,"nbf":-1,"sub":"s"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		token := signRaw(t, jwt.SigningMethodHS256, testHMACSecret, `{"alg":"HS256","typ":"JWT"}`, string(payload))
+		claims, err := v.Verify(token)
+		checkVerifyResult(t, claims, err)
+	})
+}
