@@ -1,0 +1,88 @@
+package topic
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/yosida95/uritemplate/v3"
+)
+
+// FuzzCompile checks, for any selector and topic, that compiling and matching never panic, that
+// the kind follows from the selector string, that a selector always matches its own string, that
+// the cached and uncached paths agree, and that a template matches its own expansions.
+func FuzzCompile(f *testing.F) {
+	cached := NewMatcher(64) // small, so that the fuzzer also drives evictions
+	uncached := NewMatcher(0)
+	f.Fuzz(func(t *testing.T, raw, topic string) {
+		s := Compile(raw)
+		checkKind(t, s)
+		if !s.Match(raw) {
+			t.Fatalf("%q does not match itself", raw)
+		}
+		want := s.Match(topic)
+		if topic == raw && !want {
+			t.Fatalf("%q does not match the equal topic", raw)
+		}
+		if s.Kind() != KindTemplate && want != (topic == raw || s.Kind() == KindAny) {
+			t.Fatalf("%v selector %q: Match(%q) = %v", s.Kind(), raw, topic, want)
+		}
+		for _, m := range []*Matcher{cached, uncached} {
+			ms := m.Compile(raw)
+			if ms.Kind() != s.Kind() || ms.Raw() != raw {
+				t.Fatalf("Matcher.Compile(%q): kind %v raw %q, Compile: kind %v", raw, ms.Kind(), ms.Raw(), s.Kind())
+			}
+			for range 2 { // the second call may hit the cache
+				if got := m.Match(ms, topic); got != want {
+					t.Fatalf("Matcher.Match(%q, %q) = %v, Selector.Match = %v", raw, topic, got, want)
+				}
+				if got := m.MatchAny([]*Selector{ms}, []string{topic}); got != want {
+					t.Fatalf("MatchAny(%q, %q) = %v, Selector.Match = %v", raw, topic, got, want)
+				}
+			}
+		}
+		if s.Kind() == KindTemplate {
+			checkExpansion(t, raw, s, topic)
+		}
+	})
+}
+
+// checkKind checks that s's kind is the one its string calls for.
+func checkKind(t *testing.T, s *Selector) {
+	t.Helper()
+	raw := s.Raw()
+	var ok bool
+	switch s.Kind() {
+	case KindAny:
+		ok = raw == "*"
+	case KindExact:
+		ok = raw != "*" && !strings.Contains(raw, "{")
+	case KindTemplate:
+		ok = strings.Contains(raw, "{") && len(raw) <= MaxTemplateLen && s.re != nil
+	case KindInvalid:
+		ok = strings.Contains(raw, "{") && s.re == nil
+	}
+	if !ok {
+		t.Fatalf("Compile(%q).Kind() = %v", raw, s.Kind())
+	}
+}
+
+// checkExpansion expands the template with every variable set to value and checks that the
+// result matches.
+func checkExpansion(t *testing.T, raw string, s *Selector, value string) {
+	t.Helper()
+	tpl, err := uritemplate.New(raw)
+	if err != nil {
+		t.Fatalf("KindTemplate selector %q does not parse: %v", raw, err)
+	}
+	vals := uritemplate.Values{}
+	for _, name := range tpl.Varnames() {
+		vals.Set(name, uritemplate.String(value))
+	}
+	expanded, err := tpl.Expand(vals)
+	if err != nil {
+		return
+	}
+	if !s.Match(expanded) {
+		t.Fatalf("%q does not match its expansion %q (value %q)", raw, expanded, value)
+	}
+}
