@@ -228,10 +228,17 @@ func (s *Server) validate(u *transport.Update) error {
 	return nil
 }
 
-// checkTopic refuses topics that are empty, not UTF-8, or hold control characters (the draft).
+// MaxTopicLength bounds a topic or selector, in bytes: matching cost grows with it.
+const MaxTopicLength = 4096
+
+// checkTopic refuses topics that are empty, too long, not UTF-8, or hold control characters
+// (the draft).
 func checkTopic(t string) error {
 	if t == "" {
 		return badRequest("empty topic")
+	}
+	if len(t) > MaxTopicLength {
+		return badRequest("topic longer than %d bytes", MaxTopicLength)
 	}
 	if !utf8.ValidString(t) {
 		return badRequest("topic %q is not valid UTF-8", t)

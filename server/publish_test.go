@@ -17,7 +17,7 @@ const form = "application/x-www-form-urlencoded"
 
 func TestPublishRefusals(t *testing.T) {
 	th := newTestHub(t, func(c *server.Config) {
-		c.MaxBodyBytes = 1024
+		c.MaxBodyBytes = 8192
 		c.PublishOrigins = []string{"https://app.example.com"}
 	})
 	all := mercureToken(t, []string{"*"}, nil)
@@ -54,6 +54,7 @@ func TestPublishRefusals(t *testing.T) {
 		{"cookie from another origin", form, "topic=a", cookie(all, "https://evil.example.com"), 403, ""},
 		{"no topic", form, "data=x", bearer(all), 400, `Missing "topic" parameter`},
 		{"empty topic", form, "topic=", bearer(all), 400, "empty topic"},
+		{"topic too long", form, "topic=" + strings.Repeat("t", server.MaxTopicLength+1), bearer(all), 400, "topic longer than 4096 bytes"},
 		{"control char in topic", form, "topic=a%01b", bearer(all), 400, ""},
 		{"bad retry", form, "topic=a&retry=soon", bearer(all), 400, `Invalid "retry" parameter`},
 		{"negative retry", form, "topic=a&retry=-1", bearer(all), 400, `Invalid "retry" parameter`},
@@ -70,7 +71,7 @@ func TestPublishRefusals(t *testing.T) {
 		{"json two values", "application/json", `{"topic":"a"}{}`, bearer(all), 400, "malformed JSON body"},
 		{"no content type", "", "topic=a", bearer(all), 415, ""},
 		{"text body", "text/plain", "topic=a", bearer(all), 415, ""},
-		{"too large", form, "topic=a&data=" + strings.Repeat("x", 2000), bearer(all), 413, "the body is larger than 1024 bytes"},
+		{"too large", form, "topic=a&data=" + strings.Repeat("x", 9000), bearer(all), 413, "the body is larger than 8192 bytes"},
 		{"reserved namespace", form, "topic=https://example.com/.well-known/mercure/subscriptions/x", bearer(all), 403, ""},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldhub/herald/auth"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const key = "a-key-that-is-at-least-32-bytes-long!!"
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a running command.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitUp(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub did not listen on %s", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mint(t *testing.T, publish, subscribe []string) string {
+	t.Helper()
+	tok, err := mintToken(mintOptions{alg: "HS256", key: key, publish: publish, subscribe: subscribe, ttl: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func post(t *testing.T, client *http.Client, hubURL, tok string, form url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, hubURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeAndGracefulShutdown runs `herald serve` in-process: publish, subscribe, then stop
+// it: the stream ends cleanly, with what was published before the stop delivered, and serve
+// returns exit code 0.
+func TestServeAndGracefulShutdown(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"serve", "--listen", addr, "--transport-url", "local://"}, func(k string) string {
+			if k == "MERCURE_PUBLISHER_JWT_KEY" {
+				return key
+			}
+			return ""
+		}, &stdout, &stderr)
+	}()
+	waitUp(t, addr)
+	hubURL := "http://" + addr + "/.well-known/mercure"
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=news", nil)
+	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"news"}))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: %d", resp.StatusCode)
+	}
+	if c, body := post(t, client, hubURL, mint(t, []string{"news"}, nil), url.Values{"topic": {"news"}, "data": {"hello"}, "id": {"n1"}}); c != 200 || body != "n1" {
+		t.Fatalf("publish: %d %q", c, body)
+	}
+	br := bufio.NewReader(resp.Body)
+	want := ":\nid: n1\ndata: hello\n\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
+		t.Fatalf("stream %q, %v", got, err)
+	}
+
+	cancel() // as SIGINT/SIGTERM do
+	rest, err := io.ReadAll(br)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("after shutdown the stream gave %q, %v; want a clean end", rest, err)
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit code %d; stderr:\n%s", c, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not return")
+	}
+	for _, line := range []string{"herald started", "shutting down", "herald stopped"} {
+		if !strings.Contains(stderr.String(), line) {
+			t.Errorf("log lacks %q:\n%s", line, stderr.String())
+		}
+	}
+}
+
+// TestDevMode checks that --dev prints a token that works, and lets anonymous clients in.
+func TestDevMode(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"serve", "--dev", "--listen", addr, "--transport-url", "memory://?size=10"}, func(string) string { return "" }, &stdout, &stderr)
+	}()
+	defer func() { cancel(); <-code }()
+	waitUp(t, addr)
+	tok := regexp.MustCompile(`Bearer ([A-Za-z0-9_.-]+)`).FindStringSubmatch(stdout.String())
+	if tok == nil {
+		t.Fatalf("no token printed:\n%s", stdout.String())
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	hubURL := "http://" + addr + "/.well-known/mercure"
+	resp, err := client.Get(hubURL + "?topic=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("anonymous subscribe: %d", resp.StatusCode)
+	}
+	if c, body := post(t, client, hubURL, tok[1], url.Values{"topic": {"x"}}); c != http.StatusOK {
+		t.Fatalf("publish with the printed token: %d %s", c, body)
+	}
+}
+
+func TestServeRefusesBadConfiguration(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	c := run(context.Background(), []string{"serve", "--transport-url", "kafka://x"}, func(k string) string {
+		return map[string]string{"MERCURE_PUBLISHER_JWT_KEY": key, "MERCURE_EXTRA_DIRECTIVES": "demo"}[k]
+	}, &stdout, &stderr)
+	if c != 1 || !strings.Contains(stderr.String(), `directive "demo" is not supported`) {
+		t.Fatalf("exit %d, stderr %q", c, stderr.String())
+	}
+	stderr.Reset()
+	c = run(context.Background(), []string{"serve", "--transport-url", "kafka://x", "--listen", "127.0.0.1:0"}, func(k string) string {
+		return map[string]string{"MERCURE_PUBLISHER_JWT_KEY": key}[k]
+	}, &stdout, &stderr)
+	if c != 1 || !strings.Contains(stderr.String(), `unknown scheme "kafka"`) {
+		t.Fatalf("exit %d, stderr %q", c, stderr.String())
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	c := run(context.Background(), []string{"token", "--publish", "https://example.com/{id}", "--subscribe", "*", "--key", key, "--payload", `{"user":1}`, "--ttl", "1m"}, func(string) string { return "" }, &stdout, &stderr)
+	if c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr.String())
+	}
+	v, err := auth.NewVerifier(context.Background(), auth.Config{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	claims, err := v.Verify(strings.TrimSpace(stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims.Publish) != 1 || claims.Publish[0] != "https://example.com/{id}" || len(claims.Subscribe) != 1 || string(claims.Payload) != `{"user":1}` {
+		t.Fatalf("claims %+v", claims)
+	}
+	if d := time.Until(claims.ExpiresAt); d < 50*time.Second || d > time.Minute {
+		t.Fatalf("expires in %v", d)
+	}
+}
+
+// TestSIGTERM builds the real binary and stops it with SIGTERM: exit status 0.
+func TestSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "herald")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--transport-url", "bolt://"+filepath.Join(t.TempDir(), "h.db"))
+	cmd.Env = append(os.Environ(), "MERCURE_PUBLISHER_JWT_KEY="+key)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, addr)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("herald did not stop on SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "herald stopped") {
+		t.Fatalf("log:\n%s", stderr.String())
+	}
+}

@@ -1,0 +1,125 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "herald.conf")
+	err := os.WriteFile(file, []byte("# comment\nheartbeat 10s\nwrite_timeout 20s\ncors_origins https://a.example https://b.example\nanonymous\npublisher_jwt filekey HS512\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load([]string{"--config", file, "--heartbeat", "30s", "--listen", "127.0.0.1:4000"}, env(map[string]string{
+		EnvServerName:      ":3001",
+		EnvPublisherKey:    "envkey",
+		EnvJWTKey:          "both",
+		EnvExtraDirectives: "write_timeout 0\ndispatch_timeout 2",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Addr = "127.0.0.1:4000"           // flag over SERVER_NAME
+	want.Heartbeat = 30 * time.Second      // flag over file
+	want.WriteTimeout = -1                 // env directive 0 = off, over file
+	want.DispatchTimeout = 2 * time.Second // bare number = seconds
+	want.CORSOrigins = []string{"https://a.example", "https://b.example"}
+	want.Anonymous = true
+	want.PublisherKey = "envkey" // specific env over MERCURE_JWT_KEY over file
+	want.PublisherAlg = "HS512"  // from the file, not overridden
+	want.SubscriberKey = "both"
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // every error is reported at once
+	}{
+		{"unsupported and unknown directives", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "ui\nfrobnicate 3\nheartbeat soon"}, []string{
+			`directive "ui" is not supported`, `unknown directive "frobnicate"`, `heartbeat: "soon" is not a duration`}},
+		{"no key", nil, nil, []string{"no publisher key"}},
+		{"bad number", []string{"--max-topics", "-3"}, map[string]string{EnvPublisherKey: "k"}, []string{`"-3" is not a non-negative whole number`}},
+		{"https server name", nil, map[string]string{EnvPublisherKey: "k", EnvServerName: "https://example.com"}, []string{"HTTPS needs the tls directive"}},
+		{"bad log format", []string{"--log-format", "xml"}, map[string]string{EnvPublisherKey: "k"}, []string{`log_format "xml"`}},
+		{"tls needs both", []string{"--tls", "cert.pem"}, map[string]string{EnvPublisherKey: "k"}, []string{"takes a certificate file and a key file"}},
+		{"stray argument", []string{"extra"}, map[string]string{EnvPublisherKey: "k"}, []string{`unexpected argument "extra"`}},
+		{"missing config file", []string{"--config", "/nonexistent/herald.conf"}, map[string]string{EnvPublisherKey: "k"}, []string{"reading configuration file"}},
+		{"bad transport", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport redis"}, []string{`unknown transport "redis"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.env), &bytes.Buffer{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestServerName(t *testing.T) {
+	for in, want := range map[string]string{
+		":3000":                 ":3000",
+		"localhost:8080":        "localhost:8080",
+		"http://127.0.0.1:9000": "127.0.0.1:9000",
+		"example.com":           "example.com:80",
+		"[::1]:3000":            "[::1]:3000",
+	} {
+		if got, err := listenAddr(in); err != nil || got != want {
+			t.Errorf("listenAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestCompatibilityDirectivesAreNoted(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscriber_list_cache_size 100\nprotocol_version_compatibility 7", "GLOBAL_OPTIONS": "debug"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Notes) != 2 || !strings.Contains(c.Notes[0], "subscriber_list_cache_size") || !strings.Contains(c.Notes[1], "GLOBAL_OPTIONS") {
+		t.Fatalf("notes %q", c.Notes)
+	}
+}
+
+func TestHelpListsEveryOption(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Load([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err %v", err)
+	}
+	for _, d := range directives() {
+		if d.name == "publisher_jwt" || d.name == "subscriber_jwt" {
+			continue
+		}
+		if name := "-" + strings.ReplaceAll(d.name, "_", "-"); !strings.Contains(out.String(), name) {
+			t.Errorf("help does not list %s", name)
+		}
+	}
+	for _, s := range []string{"-publisher-jwt-key", "-dev", "-config", EnvExtraDirectives, "default 40s"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("help does not mention %s", s)
+		}
+	}
+}
