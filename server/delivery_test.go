@@ -297,4 +297,3 @@ func TestSlowSubscriberIsDisconnected(t *testing.T) {
 		}
 	}
 }
-
