@@ -1,0 +1,25 @@
+# Herald: the two commands of the README, and a few helpers.
+
+.PHONY: run test build bench fuzz
+
+# Run a development hub on :3000 (random key, anonymous subscribers, permissive CORS).
+run:
+	go run ./cmd/herald serve --dev
+
+# Install what the tests need when missing, then run every test with -race.
+test:
+	bash scripts/test.sh
+
+build:
+	CGO_ENABLED=0 go build -trimpath -o herald ./cmd/herald
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./hub ./topic ./sse ./transport/...
+
+FUZZTIME ?= 30s
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./server
+	go test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
+	go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
+	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./topic
+	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth

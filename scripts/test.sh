@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of Herald with the race detector, after installing what the tests need and
+# the machine lacks (Debian's chromium for the browser tests). Used by `make test` and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x "${HERALD_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} with apt-get" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing: ${missing[*]}; install them (apt-get install -y ${missing[*]})" >&2
+    if [ -n "${CI:-}" ]; then exit 1; fi
+  fi
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 12m ./...
