@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -295,5 +296,29 @@ func TestSlowSubscriberIsDisconnected(t *testing.T) {
 		if id != strconv.Itoa(i) {
 			t.Fatalf("fast subscriber: event %d is %q", i, id)
 		}
+	}
+}
+
+func TestHTTP2Stream(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	// Serve the same hub over TLS with HTTP/2.
+	ts := httptest.NewUnstartedServer(th.handler)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	client := ts.Client()
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get(ts.URL + server.Path + "?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %d", resp.Proto, resp.StatusCode)
+	}
+	th.publish(t, publishForm("topic", "a", "id", "h2", "data", "over h2"))
+	want := ":\nid: h2\ndata: over h2\n\n"
+	if got := readN(t, resp.Body, len(want)); got != want {
+		t.Fatalf("got %q", got)
 	}
 }

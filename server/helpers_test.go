@@ -32,6 +32,7 @@ type testHub struct {
 	Hub       *hub.Hub
 	Transport *memory.Transport
 	Client    *http.Client
+	handler   http.Handler
 }
 
 // newTestHub starts a hub with an in-memory log and HS256 keys; configure may change the
@@ -69,7 +70,7 @@ func newTestHub(t testing.TB, configure func(*server.Config)) *testHub {
 		_ = v.Close()
 		_ = tr.Close()
 	})
-	return &testHub{URL: ts.URL + server.Path, Hub: h, Transport: tr, Client: client}
+	return &testHub{URL: ts.URL + server.Path, Hub: h, Transport: tr, Client: client, handler: srv.Handler()}
 }
 
 // token signs an HS256 JWT with the test key.
