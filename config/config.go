@@ -32,6 +32,7 @@ type Config struct {
 	SubscriberJWKS string
 
 	Anonymous      bool
+	Subscriptions  bool
 	CORSOrigins    []string
 	PublishOrigins []string
 	CookieName     string
@@ -172,6 +173,7 @@ func directives() []directive {
 		{"publisher_jwks_url", "URL", "JWKS (http(s):// or file://) for publishers' JWTs; overrides the key", str(func(c *Config) *string { return &c.PublisherJWKS })},
 		{"subscriber_jwks_url", "URL", "JWKS for subscribers' JWTs; overrides the key", str(func(c *Config) *string { return &c.SubscriberJWKS })},
 		{"anonymous", "", "let clients without a JWT subscribe to public updates", flag(func(c *Config) *bool { return &c.Anonymous })},
+		{"subscriptions", "", "publish subscription events and serve the active subscriptions API", flag(func(c *Config) *bool { return &c.Subscriptions })},
 		{"cors_origins", "ORIGIN...", "origins allowed by CORS (credentials only for explicit origins), or *", list(func(c *Config) *[]string { return &c.CORSOrigins })},
 		{"publish_origins", "ORIGIN...", "origins allowed to publish with a cookie-borne JWT (* or one * wildcard per entry)", list(func(c *Config) *[]string { return &c.PublishOrigins })},
 		{"cookie_name", "NAME", "cookie that may carry the JWT (default mercureAuthorization)", str(func(c *Config) *string { return &c.CookieName })},
@@ -243,9 +245,8 @@ func secondsOrOff(d time.Duration) time.Duration {
 // unsupported names directives of the reference hub that Herald does not implement (yet), with
 // what to do instead.
 var unsupported = map[string]string{
-	"ui":            "the web UI is not available in this version of Herald",
-	"demo":          "the demo pages are not available in this version of Herald",
-	"subscriptions": "the subscriptions API is not available in this version of Herald",
+	"ui":   "the web UI is not available in this version of Herald",
+	"demo": "the demo pages are not available in this version of Herald",
 }
 
 // ApplyDirectives applies configuration text: one directive a line, arguments separated by

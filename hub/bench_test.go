@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func BenchmarkFanOut(b *testing.B) {
 				}
 				subs := make([]*Subscriber, n)
 				for i := range subs {
-					s, err := h.Subscribe(SubscribeOptions{Selectors: sels(h.Matcher(), sel)})
+					s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), sel)})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -29,7 +30,7 @@ func BenchmarkFanOut(b *testing.B) {
 				}
 				// A second topic with other subscribers, which the dispatch must not visit.
 				for range 100 {
-					if _, err := h.Subscribe(SubscribeOptions{Selectors: sels(h.Matcher(), "https://example.com/other")}); err != nil {
+					if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "https://example.com/other")}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,18 +36,21 @@ type Config struct {
 	QueueBytes int
 	// ReadBatch is how many updates the dispatch loop and history replay read at once.
 	ReadBatch int
-	Logger    *slog.Logger
+	// Subscriptions turns on subscription events (published when a subscription starts or
+	// ends) and the table behind the subscriptions API.
+	Subscriptions bool
+	Logger        *slog.Logger
 }
 
 // Hub routes updates from the transport to subscribers. Create it with New, start Run, and
 // stop it with Shutdown.
 type Hub struct {
-	cfg    Config
-	log    *slog.Logger
-	m      *topic.Matcher
-	tr     transport.Transport
-	lastID atomic.Pointer[string] // ID of the last dispatched update
-	start  uint64                 // log head when the hub was created: Run dispatches what follows
+	cfg   Config
+	log   *slog.Logger
+	m     *topic.Matcher
+	tr    transport.Transport
+	reg   registry // active subscriptions, from subscription events
+	start uint64   // log head when the hub was created: Run dispatches what follows
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
@@ -91,6 +93,7 @@ func New(cfg Config) (*Hub, error) {
 		log:   cfg.Logger,
 		m:     cfg.Matcher,
 		tr:    cfg.Transport,
+		reg:   registry{subs: make(map[string]Subscription)},
 		exact: make(map[string]map[*Subscriber]struct{}),
 		wild:  make(map[*Subscriber]struct{}),
 	}, nil
@@ -165,8 +168,7 @@ func (h *Hub) dispatch(u *transport.Update) {
 		h.offer(s, ev)
 	}
 	h.mu.RUnlock()
-	id := u.ID
-	h.lastID.Store(&id)
+	h.reg.apply(u)
 }
 
 // offer enqueues ev for s when s may receive it, at most once per update.
@@ -182,10 +184,12 @@ func (h *Hub) offer(s *Subscriber, ev *Event) {
 
 // LastEventID returns the ID of the last dispatched update, or Earliest when none was.
 func (h *Hub) LastEventID() string {
-	if p := h.lastID.Load(); p != nil {
-		return *p
+	h.reg.mu.RLock()
+	defer h.reg.mu.RUnlock()
+	if h.reg.lastID == "" {
+		return Earliest
 	}
-	return Earliest
+	return h.reg.lastID
 }
 
 // SubscribeOptions describe a new subscriber.
@@ -198,9 +202,10 @@ type SubscribeOptions struct {
 	Replay bool
 }
 
-// Subscribe registers a subscriber for live updates. It fails with ErrShutdown once Shutdown
-// has begun. Callers must Unsubscribe it when the connection ends.
-func (h *Hub) Subscribe(opts SubscribeOptions) (*Subscriber, error) {
+// Subscribe registers a subscriber for live updates and, with Config.Subscriptions, announces
+// its subscriptions. It fails with ErrShutdown once Shutdown has begun. Callers must
+// Unsubscribe it when the connection ends.
+func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber, error) {
 	s := &Subscriber{
 		ID:            "urn:uuid:" + uuid.NewString(),
 		Selectors:     opts.Selectors,
@@ -219,10 +224,21 @@ func (h *Hub) Subscribe(opts SubscribeOptions) (*Subscriber, error) {
 			break
 		}
 	}
+	if err := h.register(s, allExact); err != nil {
+		return nil, err
+	}
+	if h.cfg.Subscriptions {
+		h.announce(ctx, s, true)
+	}
+	return s, nil
+}
+
+// register adds s to the index.
+func (h *Hub) register(s *Subscriber, allExact bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.shut {
-		return nil, ErrShutdown
+		return ErrShutdown
 	}
 	if allExact {
 		for _, sel := range s.Selectors {
@@ -237,7 +253,7 @@ func (h *Hub) Subscribe(opts SubscribeOptions) (*Subscriber, error) {
 		h.wild[s] = struct{}{}
 	}
 	h.count++
-	return s, nil
+	return nil
 }
 
 // Unsubscribe removes s from the hub. It is safe to call more than once.
@@ -265,6 +281,11 @@ func (h *Hub) Unsubscribe(s *Subscriber) {
 	}
 	h.mu.Unlock()
 	s.close(ErrShutdown)
+	if removed && h.cfg.Subscriptions {
+		ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
+		defer cancel()
+		h.announce(ctx, s, false)
+	}
 }
 
 // Subscribers returns the number of registered subscribers.

@@ -88,7 +88,7 @@ func TestDispatchRoutes(t *testing.T) {
 	h, _ := newHub(t, Config{}, true)
 	m := h.Matcher()
 	sub := func(selectors []string, allowed ...string) *Subscriber {
-		s, err := h.Subscribe(SubscribeOptions{Selectors: sels(m, selectors...), Allowed: sels(m, allowed...)})
+		s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, selectors...), Allowed: sels(m, allowed...)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestReplayAheadOfDispatch(t *testing.T) {
 	for i := range 5 {
 		publish(t, h, strconv.Itoa(i), false, "a")
 	}
-	s, err := h.Subscribe(SubscribeOptions{Selectors: sels(m, "a"), Replay: true})
+	s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, "a"), Replay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestReplayOverflowReadsOn(t *testing.T) {
 	for i := range 4 {
 		publish(t, h, fmt.Sprintf("h%d", i), false, "a")
 	}
-	s, err := h.Subscribe(SubscribeOptions{Selectors: sels(m, "a"), Replay: true})
+	s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, "a"), Replay: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +232,8 @@ func TestReplayOverflowReadsOn(t *testing.T) {
 func TestSlowSubscriberClosed(t *testing.T) {
 	h, _ := newHub(t, Config{QueueSize: 2}, true)
 	m := h.Matcher()
-	slow, _ := h.Subscribe(SubscribeOptions{Selectors: sels(m, "a")})
-	fast, _ := h.Subscribe(SubscribeOptions{Selectors: sels(m, "a")})
+	slow, _ := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, "a")})
+	fast, _ := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, "a")})
 	defer h.Unsubscribe(slow)
 	defer h.Unsubscribe(fast)
 	var got []string
@@ -284,7 +284,7 @@ func TestResolve(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	h, _ := newHub(t, Config{}, true)
-	s, _ := h.Subscribe(SubscribeOptions{Selectors: sels(h.Matcher(), "a")})
+	s, _ := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "a")})
 	h.Shutdown()
 	select {
 	case <-s.Done():
@@ -294,7 +294,7 @@ func TestShutdown(t *testing.T) {
 	if !errors.Is(s.Err(), ErrShutdown) {
 		t.Fatalf("Err = %v", s.Err())
 	}
-	if _, err := h.Subscribe(SubscribeOptions{Selectors: sels(h.Matcher(), "a")}); !errors.Is(err, ErrShutdown) {
+	if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "a")}); !errors.Is(err, ErrShutdown) {
 		t.Fatalf("Subscribe after Shutdown: %v", err)
 	}
 	h.Unsubscribe(s)

@@ -39,8 +39,18 @@ type testHub struct {
 // server configuration before it starts.
 func newTestHub(t testing.TB, configure func(*server.Config)) *testHub {
 	t.Helper()
+	return newTestHubWith(t, nil, configure)
+}
+
+// newTestHubWith is newTestHub with a hook for the hub's configuration too.
+func newTestHubWith(t testing.TB, configureHub func(*hub.Config), configure func(*server.Config)) *testHub {
+	t.Helper()
 	tr := memory.New(memory.Options{Size: 10_000})
-	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), QueueSize: 100})
+	hcfg := hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), QueueSize: 100}
+	if configureHub != nil {
+		configureHub(&hcfg)
+	}
+	h, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxTopics bounds topics per publish and selectors per subscribe. Default DefaultMaxTopics.
 	MaxTopics int
-	Logger    *slog.Logger
+	// Subscriptions serves the active subscriptions API (the hub must publish subscription
+	// events: hub.Config.Subscriptions).
+	Subscriptions bool
+	Logger        *slog.Logger
 }
 
 // Server serves the Mercure endpoints. Create it with New.
@@ -111,6 +114,12 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
+	if s.cfg.Subscriptions {
+		sp := hub.SubscriptionsPath
+		mux.HandleFunc("GET "+sp, s.subscriptions)
+		mux.HandleFunc("GET "+sp+"/{topic}", s.subscriptions)
+		mux.HandleFunc("GET "+sp+"/{topic}/{subscriber}", s.subscriptions)
+	}
 	return s.cors(mux)
 }
 

@@ -57,7 +57,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	opts.Replay = lastEventID != ""
 
-	sub, err := s.hub.Subscribe(opts)
+	sub, err := s.hub.Subscribe(r.Context(), opts)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, "the hub is shutting down")
 		return

@@ -78,10 +78,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	h, err := hub.New(hub.Config{
-		Transport: tr,
-		Matcher:   topic.NewMatcher(cfg.TopicSelectorCache),
-		QueueSize: cfg.QueueSize,
-		Logger:    log,
+		Transport:     tr,
+		Matcher:       topic.NewMatcher(cfg.TopicSelectorCache),
+		QueueSize:     cfg.QueueSize,
+		Subscriptions: cfg.Subscriptions,
+		Logger:        log,
 	})
 	if err != nil {
 		return err
@@ -99,6 +100,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		DispatchTimeout: cfg.DispatchTimeout,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		MaxTopics:       cfg.MaxTopics,
+		Subscriptions:   cfg.Subscriptions,
 		Logger:          log,
 	})
 	if err != nil {
