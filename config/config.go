@@ -48,6 +48,9 @@ type Config struct {
 	QueueSize          int
 	TopicSelectorCache int
 
+	MetricsAddr string // address of /metrics, /healthz and /readyz; "off" disables
+	Pprof       bool   // serve /debug/pprof/ on MetricsAddr
+
 	LogLevel  string // debug, info, warn, error
 	LogFormat string // text or json
 
@@ -62,6 +65,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Addr:               ":3000",
+		MetricsAddr:        "localhost:2019",
 		TransportURL:       "bolt://herald.db",
 		TopicSelectorCache: 100_000,
 		LogLevel:           "info",
@@ -206,6 +210,8 @@ func directives() []directive {
 		{"max_topics", "N", "most topics per publish and selectors per subscribe (default 1000)", num(func(c *Config) *int { return &c.MaxTopics })},
 		{"queue_size", "N", "events queued per subscriber before it is dropped as too slow (default 1000)", num(func(c *Config) *int { return &c.QueueSize })},
 		{"topic_selector_cache", "N", "entries in the selector match cache (default 100000, 0 = off)", num(func(c *Config) *int { return &c.TopicSelectorCache })},
+		{"metrics_addr", "ADDR", "address of /metrics, /healthz and /readyz (default localhost:2019, as the reference hub's admin endpoint; off to disable)", str(func(c *Config) *string { return &c.MetricsAddr })},
+		{"pprof", "", "serve Go's profiler at /debug/pprof/ on metrics_addr", flag(func(c *Config) *bool { return &c.Pprof })},
 		{"log_level", "LEVEL", "debug, info, warn or error (default info)", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log_format", "FORMAT", "text or json (default text)", str(func(c *Config) *string { return &c.LogFormat })},
 		{"subscriber_list_cache_size", "N", "accepted for compatibility; Herald has no subscriber list cache", noEffect("subscriber_list_cache_size has no effect: Herald indexes subscribers by topic instead")},

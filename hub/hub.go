@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/sse"
 	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
@@ -39,7 +41,9 @@ type Config struct {
 	// Subscriptions turns on subscription events (published when a subscription starts or
 	// ends) and the table behind the subscriptions API.
 	Subscriptions bool
-	Logger        *slog.Logger
+	// Metrics records transport errors; nil records nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Hub routes updates from the transport to subscribers. Create it with New, start Run, and
@@ -49,8 +53,9 @@ type Hub struct {
 	log   *slog.Logger
 	m     *topic.Matcher
 	tr    transport.Transport
-	reg   registry // active subscriptions, from subscription events
-	start uint64   // log head when the hub was created: Run dispatches what follows
+	reg   registry      // active subscriptions, from subscription events
+	start uint64        // log head when the hub was created: Run dispatches what follows
+	done  atomic.Uint64 // Seq of the last dispatched update
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
@@ -113,6 +118,9 @@ func (h *Hub) Publish(ctx context.Context, u *transport.Update) error {
 		u.ID = "urn:uuid:" + id.String()
 	}
 	if err := h.tr.Append(ctx, u); err != nil {
+		if !errors.Is(err, transport.ErrDuplicateID) && ctx.Err() == nil {
+			h.cfg.Metrics.TransportError("append")
+		}
 		return fmt.Errorf("hub: publish %q: %w", u.ID, err)
 	}
 	return nil
@@ -132,6 +140,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		case errors.Is(err, transport.ErrClosed):
 			return nil
 		case err != nil:
+			h.cfg.Metrics.TransportError("read")
 			h.log.Warn("reading the transport failed; retrying", "err", err, "backoff", backoff)
 			select {
 			case <-ctx.Done():
@@ -146,7 +155,52 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.dispatch(u)
 			after = u.Seq
 		}
+		h.done.Store(after)
 	}
+}
+
+// Lag returns how many updates the transport holds that this hub has not dispatched yet.
+func (h *Hub) Lag(ctx context.Context) (uint64, error) {
+	head, err := h.tr.Head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	done := max(h.done.Load(), h.start)
+	if head < done {
+		return 0, nil
+	}
+	return head - done, nil
+}
+
+// Ready reports whether the transport answers.
+func (h *Hub) Ready(ctx context.Context) error {
+	_, err := h.tr.Head(ctx)
+	return err
+}
+
+// SelectorKinds counts the selectors of registered subscribers by kind, for metrics.
+func (h *Hub) SelectorKinds() map[string]float64 {
+	out := map[string]float64{}
+	count := func(s *Subscriber) {
+		for _, sel := range s.Selectors {
+			out[sel.Kind().String()]++
+		}
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.wild {
+		count(s)
+	}
+	seen := map[*Subscriber]bool{}
+	for _, set := range h.exact {
+		for s := range set {
+			if !seen[s] {
+				seen[s] = true
+				count(s)
+			}
+		}
+	}
+	return out
 }
 
 // Encode returns the SSE frame of u.
@@ -157,7 +211,7 @@ func Encode(u *transport.Update) []byte {
 
 // dispatch offers u to every subscriber that may receive it. It runs on the Run goroutine only.
 func (h *Hub) dispatch(u *transport.Update) {
-	ev := &Event{Update: u, Frame: Encode(u)}
+	ev := &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
 	h.mu.RLock()
 	for _, t := range u.Topics {
 		for s := range h.exact[t] {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
@@ -22,6 +23,8 @@ var (
 type Event struct {
 	Update *transport.Update
 	Frame  []byte
+	// Dispatched is when the dispatch loop handed the event out; zero for history.
+	Dispatched time.Time
 }
 
 // Subscriber is one subscription request (one SSE connection) and its bounded queue.

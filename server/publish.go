@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/heraldhub/herald/auth"
@@ -31,24 +32,29 @@ func badRequest(format string, args ...any) error {
 // publish handles POST /.well-known/mercure: authorise, parse, validate, then append to the log.
 // Nothing is stored unless every check passes.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	discovery(w)
+	refuse := func(code int, reason string) {
+		s.cfg.Metrics.PublishRefused(code)
+		s.refuse(w, r, code, reason)
+	}
 	claims, code, reason := s.authorize(r, s.cfg.Publisher, true)
 	if code != 0 {
-		s.refuse(w, r, code, reason)
+		refuse(code, reason)
 		return
 	}
 	if !claims.HasPublish {
-		s.refuse(w, r, http.StatusForbidden, "token has no mercure.publish claim")
+		refuse(http.StatusForbidden, "token has no mercure.publish claim")
 		return
 	}
 	u, err := s.parseUpdate(w, r)
 	if err != nil {
 		var re *requestError
 		if errors.As(err, &re) {
-			s.refuse(w, r, re.code, re.reason)
+			refuse(re.code, re.reason)
 			return
 		}
-		s.refuse(w, r, http.StatusBadRequest, err.Error())
+		refuse(http.StatusBadRequest, err.Error())
 		return
 	}
 	m := s.hub.Matcher()
@@ -63,22 +69,24 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if !ok {
-			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("token may not publish to topic %q", t))
+			refuse(http.StatusForbidden, fmt.Sprintf("token may not publish to topic %q", t))
 			return
 		}
 	}
 	if err := s.hub.Publish(r.Context(), u); err != nil {
 		switch {
 		case errors.Is(err, transport.ErrDuplicateID):
-			s.refuse(w, r, http.StatusConflict, fmt.Sprintf("an update with id %q already exists", u.ID))
+			refuse(http.StatusConflict, fmt.Sprintf("an update with id %q already exists", u.ID))
 		case r.Context().Err() != nil:
 			s.log.Debug("publisher went away before the update was stored", "id", u.ID, "err", err)
 		default:
 			s.log.Error("publish failed", "id", u.ID, "err", err)
+			s.cfg.Metrics.PublishRefused(http.StatusServiceUnavailable)
 			httpError(w, http.StatusServiceUnavailable, "the update could not be stored")
 		}
 		return
 	}
+	s.cfg.Metrics.Published(u.Private, time.Since(start))
 	s.log.Debug("published", "id", u.ID, "topics", len(u.Topics), "private", u.Private, "bytes", len(u.Data))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, u.ID)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/metrics"
 )
 
 // Path is the Mercure hub's well-known path.
@@ -55,7 +56,9 @@ type Config struct {
 	// Subscriptions serves the active subscriptions API (the hub must publish subscription
 	// events: hub.Config.Subscriptions).
 	Subscriptions bool
-	Logger        *slog.Logger
+	// Metrics records requests and deliveries; nil records nothing.
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Server serves the Mercure endpoints. Create it with New.

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/sse"
 	"github.com/heraldhub/herald/topic"
 )
@@ -89,9 +91,10 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st := &stream{w: w, rc: http.NewResponseController(w), timeout: s.cfg.DispatchTimeout}
+	s.cfg.Metrics.Connected()
+	st := &stream{w: w, rc: http.NewResponseController(w), timeout: s.cfg.DispatchTimeout, metrics: s.cfg.Metrics}
 	if err := st.write(nil, true); err != nil {
-		s.log.Debug("subscriber went away", "subscriber", sub.ID, "err", err)
+		s.endStream(sub, err)
 		return
 	}
 	if opts.Replay {
@@ -165,9 +168,11 @@ func (s *Server) stream(r *http.Request, st *stream, sub *hub.Subscriber, lifeti
 			}
 			beatTimer.Reset(s.cfg.Heartbeat - idle)
 		case <-end:
+			s.cfg.Metrics.Disconnected("lifetime")
 			s.log.Debug("stream lifetime reached; the client will reconnect", "subscriber", sub.ID)
 			return
 		case <-r.Context().Done():
+			s.cfg.Metrics.Disconnected("client")
 			s.log.Debug("subscriber went away", "subscriber", sub.ID)
 			return
 		}
@@ -178,9 +183,14 @@ func (s *Server) stream(r *http.Request, st *stream, sub *hub.Subscriber, lifeti
 // info line, a client that went away or a shutdown is normal.
 func (s *Server) endStream(sub *hub.Subscriber, err error) {
 	switch {
-	case errors.Is(err, hub.ErrSlow):
-		s.log.Info("subscriber disconnected: too slow", "subscriber", sub.ID)
+	case errors.Is(err, hub.ErrSlow), errors.Is(err, os.ErrDeadlineExceeded):
+		s.cfg.Metrics.Disconnected("slow")
+		s.log.Info("subscriber disconnected: too slow", "subscriber", sub.ID, "err", err)
+	case errors.Is(err, hub.ErrShutdown):
+		s.cfg.Metrics.Disconnected("shutdown")
+		s.log.Debug("stream ended: shutting down", "subscriber", sub.ID)
 	default:
+		s.cfg.Metrics.Disconnected("client")
 		s.log.Debug("stream ended", "subscriber", sub.ID, "err", err)
 	}
 }
@@ -191,6 +201,7 @@ type stream struct {
 	rc        *http.ResponseController
 	timeout   time.Duration
 	lastWrite time.Time
+	metrics   *metrics.Metrics
 }
 
 // write sends the frames of evs (and a comment line when comment is set) and flushes once,
@@ -204,14 +215,21 @@ func (st *stream) write(evs []*hub.Event, comment bool) error {
 			return err
 		}
 	}
+	n := 0
 	if comment {
 		if _, err := st.w.Write([]byte(sse.Comment)); err != nil {
 			return err
 		}
+		n += len(sse.Comment)
 	}
+	var oldest time.Time
 	for _, e := range evs {
 		if _, err := st.w.Write(e.Frame); err != nil {
 			return err
+		}
+		n += len(e.Frame)
+		if oldest.IsZero() {
+			oldest = e.Dispatched
 		}
 	}
 	if err := st.rc.Flush(); err != nil {
@@ -223,5 +241,6 @@ func (st *stream) write(evs []*hub.Event, comment bool) error {
 		}
 	}
 	st.lastWrite = time.Now()
+	st.metrics.Written(len(evs), n, oldest)
 	return nil
 }

@@ -98,13 +98,13 @@ func post(t *testing.T, client *http.Client, hubURL, tok string, form url.Values
 // it: the stream ends cleanly, with what was published before the stop delivered, and serve
 // returns exit code 0.
 func TestServeAndGracefulShutdown(t *testing.T) {
-	addr := freeAddr(t)
+	addr, opsAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"serve", "--listen", addr, "--transport-url", "local://"}, func(k string) string {
+		code <- run(ctx, []string{"serve", "--listen", addr, "--metrics-addr", opsAddr, "--transport-url", "local://"}, func(k string) string {
 			if k == "MERCURE_PUBLISHER_JWT_KEY" {
 				return key
 			}
@@ -136,6 +136,34 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 		t.Fatalf("stream %q, %v", got, err)
 	}
 
+	// The operations endpoints, on their own address.
+	for path, want := range map[string]string{
+		"/healthz": "ok\n",
+		"/readyz":  "ready\n",
+		"/metrics": "herald_updates_published_total{visibility=\"public\"} 1\n",
+	} {
+		resp, err := client.Get("http://" + opsAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d, body lacks %q:\n%.2000s", path, resp.StatusCode, want, b)
+		}
+	}
+	resp2, err := client.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	for _, want := range []string{"herald_subscribers 1", `herald_subscriptions{kind="exact"} 1`, "herald_events_delivered_total 1", "herald_transport_lag 0", "herald_subscriber_connections_total 1"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	cancel() // as SIGINT/SIGTERM do
 	rest, err := io.ReadAll(br)
 	if err != nil || len(rest) != 0 {
@@ -163,7 +191,7 @@ func TestDevMode(t *testing.T) {
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"serve", "--dev", "--listen", addr, "--transport-url", "memory://?size=10"}, func(string) string { return "" }, &stdout, &stderr)
+		code <- run(ctx, []string{"serve", "--dev", "--listen", addr, "--metrics-addr", "off", "--transport-url", "memory://?size=10"}, func(string) string { return "" }, &stdout, &stderr)
 	}()
 	defer func() { cancel(); <-code }()
 	waitUp(t, addr)
@@ -238,7 +266,7 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--transport-url", "bolt://"+filepath.Join(t.TempDir(), "h.db"))
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", "bolt://"+filepath.Join(t.TempDir(), "h.db"))
 	cmd.Env = append(os.Environ(), "MERCURE_PUBLISHER_JWT_KEY="+key)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr

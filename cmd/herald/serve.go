@@ -12,12 +12,14 @@ import (
 	"net/url"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/config"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
@@ -77,7 +79,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer sub.Close()
 	}
 
+	m := metrics.New()
 	h, err := hub.New(hub.Config{
+		Metrics:       m,
 		Transport:     tr,
 		Matcher:       topic.NewMatcher(cfg.TopicSelectorCache),
 		QueueSize:     cfg.QueueSize,
@@ -101,10 +105,36 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		MaxTopics:       cfg.MaxTopics,
 		Subscriptions:   cfg.Subscriptions,
+		Metrics:         m,
 		Logger:          log,
 	})
 	if err != nil {
 		return err
+	}
+	m.Gauges(
+		func() float64 { return float64(h.Subscribers()) },
+		h.SelectorKinds,
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			lag, _ := h.Lag(ctx)
+			return float64(lag)
+		},
+	)
+	var draining atomic.Bool
+	var opsSrv *http.Server
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
+		opsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics_addr: %w", err)
+		}
+		opsSrv = &http.Server{
+			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: h.Ready, Draining: &draining, Pprof: cfg.Pprof}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		go func() { _ = opsSrv.Serve(opsLn) }()
+		defer opsSrv.Close()
+		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -153,6 +183,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("dispatching: %w", err)
 	case <-ctx.Done():
 	}
+	draining.Store(true)
 	log.Info("shutting down: no new connections; finishing publishes and ending streams")
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()

@@ -1,0 +1,174 @@
+// Package metrics holds Herald's Prometheus instruments. The hub and the HTTP layer record
+// into a *Metrics; a nil *Metrics records nothing, so libraries and tests need no registry.
+//
+// Names are prefixed herald_. Counters that the hub already keeps (subscribers, transport
+// position) are read when scraped rather than updated on the hot path.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is the set of Herald's instruments, registered in its own registry.
+type Metrics struct {
+	// Registry holds every instrument, plus the Go runtime and process collectors.
+	Registry *prometheus.Registry
+
+	published       *prometheus.CounterVec
+	publishRefused  *prometheus.CounterVec
+	publishDuration prometheus.Histogram
+	delivered       prometheus.Counter
+	bytesWritten    prometheus.Counter
+	deliveryLatency prometheus.Histogram
+	disconnects     *prometheus.CounterVec
+	connections     prometheus.Counter
+	transportErrors *prometheus.CounterVec
+}
+
+// New creates the instruments and registers them with the Go and process collectors.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_updates_published_total",
+			Help: "Updates accepted and stored, by visibility.",
+		}, []string{"visibility"}),
+		publishRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_publish_refused_total",
+			Help: "Publish requests refused, by HTTP status code.",
+		}, []string{"code"}),
+		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_publish_duration_seconds",
+			Help:    "Time to authorise, validate and store one update.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_events_delivered_total",
+			Help: "Events written to subscribers (history replays included).",
+		}),
+		bytesWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_bytes_written_total",
+			Help: "Bytes of SSE frames, comments included, written to subscribers.",
+		}),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_delivery_latency_seconds",
+			Help:    "Time from an update's dispatch to its write to a subscriber (queueing and writing).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_subscriber_disconnects_total",
+			Help: "Streams ended, by reason: client (went away), lifetime (write_timeout or token expiry), slow (queue full or write too slow), shutdown.",
+		}, []string{"reason"}),
+		connections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_subscriber_connections_total",
+			Help: "Subscriber streams opened.",
+		}),
+		transportErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_transport_errors_total",
+			Help: "Failed transport operations, by operation.",
+		}, []string{"op"}),
+	}
+	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten,
+		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Gauges registers gauges read at scrape time: connected subscribers, subscribers by selector
+// kind, and the dispatch loop's lag behind the transport's head (in updates).
+func (m *Metrics) Gauges(subscribers func() float64, byKind func() map[string]float64, lag func() float64) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_subscribers", Help: "Connected subscribers."}, subscribers),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_transport_lag", Help: "Updates stored but not yet dispatched by this node."}, lag),
+		&kindCollector{desc: prometheus.NewDesc("herald_subscriptions", "Subscriptions (selectors of connected subscribers) by selector kind.", []string{"kind"}, nil), read: byKind},
+	)
+}
+
+// kindCollector exports a map read at scrape time as one gauge per kind.
+type kindCollector struct {
+	desc *prometheus.Desc
+	read func() map[string]float64
+}
+
+func (c *kindCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *kindCollector) Collect(ch chan<- prometheus.Metric) {
+	for kind, v := range c.read() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, kind)
+	}
+}
+
+// Published records a stored update and how long its publish request took.
+func (m *Metrics) Published(private bool, d time.Duration) {
+	if m == nil {
+		return
+	}
+	v := "public"
+	if private {
+		v = "private"
+	}
+	m.published.WithLabelValues(v).Inc()
+	m.publishDuration.Observe(d.Seconds())
+}
+
+// PublishRefused records a refused publish request.
+func (m *Metrics) PublishRefused(code int) {
+	if m == nil {
+		return
+	}
+	m.publishRefused.WithLabelValues(itoa(code)).Inc()
+}
+
+// Written records one write to a subscriber: events, bytes, and the dispatch time of the
+// oldest event in it (zero when unknown, e.g. for history).
+func (m *Metrics) Written(events, bytes int, oldest time.Time) {
+	if m == nil {
+		return
+	}
+	if events > 0 {
+		m.delivered.Add(float64(events))
+	}
+	m.bytesWritten.Add(float64(bytes))
+	if !oldest.IsZero() {
+		m.deliveryLatency.Observe(time.Since(oldest).Seconds())
+	}
+}
+
+// Connected records a new subscriber stream.
+func (m *Metrics) Connected() {
+	if m == nil {
+		return
+	}
+	m.connections.Inc()
+}
+
+// Disconnected records the end of a stream and its reason.
+func (m *Metrics) Disconnected(reason string) {
+	if m == nil {
+		return
+	}
+	m.disconnects.WithLabelValues(reason).Inc()
+}
+
+// TransportError records a failed transport operation ("append", "read", "lookup").
+func (m *Metrics) TransportError(op string) {
+	if m == nil {
+		return
+	}
+	m.transportErrors.WithLabelValues(op).Inc()
+}
+
+// itoa formats small non-negative numbers such as status codes without fmt.
+func itoa(n int) string {
+	if n < 0 || n > 999 {
+		return "other"
+	}
+	return string([]byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)})
+}
