@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhub/herald/server"
+	"github.com/heraldhub/herald/sse"
 )
 
 func TestPrivateAndSelectors(t *testing.T) {
@@ -187,15 +189,12 @@ func TestReconnectWithLastEventIDWhilePublishing(t *testing.T) {
 			th.publish(t, publishForm("topic", "a", "id", fmt.Sprintf("u%04d", i), "data", strconv.Itoa(i)))
 		}
 	}()
-	var got []string
-	last := ""
+	var got, firsts []string
+	last := "earliest" // the first connection may start after the first publishes
 	for len(got) < total {
-		header := http.Header{}
-		if last != "" {
-			header.Set("Last-Event-ID", last)
-		}
-		s := th.subscribe(t, "topic=a", header)
-		if last != "" && s.Resp.Header.Get("Last-Event-ID") != last {
+		firsts = append(firsts, fmt.Sprintf("%d:%s", len(got), last))
+		s := th.subscribe(t, "topic=a", http.Header{"Last-Event-ID": {last}})
+		if s.Resp.Header.Get("Last-Event-ID") != last {
 			t.Fatalf("Last-Event-ID header %q, want %q", s.Resp.Header.Get("Last-Event-ID"), last)
 		}
 		// Read a few events, then drop the connection, as a flaky network would.
@@ -203,7 +202,21 @@ func TestReconnectWithLastEventIDWhilePublishing(t *testing.T) {
 			if len(got) == total {
 				break
 			}
-			m := s.next(t)
+			var m sse.Message
+			select {
+			case m = <-s.events:
+			case err := <-s.errc:
+				t.Fatalf("after %d events (last %q): stream ended: %v", len(got), last, err)
+			case <-time.After(5 * time.Second):
+				head, _ := th.Transport.Head(context.Background())
+				for i, id := range got {
+					if want := fmt.Sprintf("u%04d", i); id != want {
+						t.Errorf("event %d is %q, want %q (lost or duplicated)", i, id, want)
+						break
+					}
+				}
+				t.Fatalf("after %d events (last %q, header %q): nothing for 5s; head %d, subscribers %d; connections' first ids: %v", len(got), last, s.Resp.Header.Get("Last-Event-ID"), head, th.Hub.Subscribers(), firsts)
+			}
 			got = append(got, m.ID)
 			last = m.ID
 		}

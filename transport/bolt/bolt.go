@@ -1,0 +1,698 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/memory"
+)
+
+// Defaults for Options' zero values.
+const (
+	DefaultSize             = 100_000
+	DefaultMaxBytes         = 256 << 20
+	DefaultBucketName       = "updates"
+	DefaultCleanupFrequency = 1.0
+	DefaultLockTimeout      = time.Second
+)
+
+// Physical cleanup always runs once this many dropped records await it, or once they cost more
+// than MaxBytes/forceCleanupFraction, whatever CleanupFrequency says. This bounds the file.
+const (
+	forceCleanupCount    = 1024
+	forceCleanupFraction = 8
+)
+
+// maxBatch caps the appends committed in one bbolt transaction (and so one fsync).
+const maxBatch = 1024
+
+// Names inside the top-level bucket (Options.BucketName).
+var (
+	seqBucket = []byte("seq")  // Seq (8 bytes big-endian) → encoded update
+	idBucket  = []byte("id")   // update ID → Seq (8 bytes big-endian)
+	metaKey   = []byte("meta") // meta record
+)
+
+// Options configure Open. Zero values take the defaults above.
+type Options struct {
+	// Size is the number of updates kept for history (Last-Event-ID replay). Default 100 000.
+	Size int
+	// MaxBytes bounds the summed cost (memory.Cost) of the retained updates. Default 256 MiB.
+	MaxBytes int64
+	// BucketName is the top-level bbolt bucket holding the log, so that several logs can share a
+	// file one after the other. Default "updates".
+	BucketName string
+	// CleanupFrequency, in [0, 1], is the probability that a commit also deletes the records
+	// that the bounds have dropped (the reference hub's cleanup_frequency). The bounds hold
+	// after every commit whatever its value: dropped updates stop being readable at once, only
+	// their records are deleted later. Lower values delete in larger batches; cleanup is forced
+	// anyway once 1024 dropped records (or MaxBytes/8 worth of them) are waiting. Zero selects
+	// DefaultCleanupFrequency, 1: every commit deletes what it dropped, so the file holds
+	// exactly the retained log (with fsync dominating, lower values measured no faster). A
+	// negative value leaves deletion to the forced runs only; ParseURL maps
+	// cleanup_frequency=0 to it.
+	CleanupFrequency float64
+	// LockTimeout is how long Open waits for another process to release the file lock before
+	// failing. Default 1 s.
+	LockTimeout time.Duration
+	// MaxFileSize caps the size of the file in bytes; commits that would grow it further fail
+	// with transport.ErrUnavailable until the bounds free space. Zero means no cap.
+	MaxFileSize int64
+	// Logger receives warnings about failed commits. Nil discards them.
+	Logger *slog.Logger
+}
+
+// withDefaults returns o with zero values replaced, or an error for values out of range.
+func (o Options) withDefaults() (Options, error) {
+	switch {
+	case o.Size < 0:
+		return o, fmt.Errorf("bolt: size must not be negative, got %d", o.Size)
+	case o.MaxBytes < 0:
+		return o, fmt.Errorf("bolt: max bytes must not be negative, got %d", o.MaxBytes)
+	case math.IsNaN(o.CleanupFrequency) || o.CleanupFrequency > 1:
+		return o, fmt.Errorf("bolt: cleanup frequency must be at most 1, got %v", o.CleanupFrequency)
+	case o.LockTimeout < 0:
+		return o, fmt.Errorf("bolt: lock timeout must not be negative, got %v", o.LockTimeout)
+	case o.MaxFileSize < 0 || o.MaxFileSize > math.MaxInt:
+		return o, fmt.Errorf("bolt: max file size out of range: %d", o.MaxFileSize)
+	}
+	if o.Size == 0 {
+		o.Size = DefaultSize
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.BucketName == "" {
+		o.BucketName = DefaultBucketName
+	}
+	if o.CleanupFrequency == 0 {
+		o.CleanupFrequency = DefaultCleanupFrequency
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// Transport is the bbolt-backed log. Create it with Open.
+type Transport struct {
+	db     *bbolt.DB
+	path   string
+	opts   Options
+	bucket []byte
+	log    *slog.Logger
+
+	reqs chan *request // to the committer
+
+	mu       sync.Mutex
+	head     uint64        // Seq of the newest committed update
+	notify   chan struct{} // closed and replaced at every commit, to wake waiting readers
+	closed   bool
+	inflight sync.WaitGroup // Appends past the closed check; Close waits for them
+
+	st      meta   // owned by the committer goroutine (and Open before it starts)
+	commits uint64 // successful write transactions, for benchmarks; owned like st
+
+	closeOnce sync.Once
+	closeErr  error
+	quit      chan struct{} // closed by Close once no Append is in flight
+	done      chan struct{} // closed when the committer has returned
+
+	// beforeCommit, when set by tests, runs inside each write transaction just before Commit;
+	// an error aborts the batch as a failing commit would.
+	beforeCommit func(*bbolt.Tx) error
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// request is one Append waiting for the committer.
+type request struct {
+	ctx  context.Context
+	u    *transport.Update
+	enc  []byte
+	cost int64
+	done chan error // buffered; receives exactly one result
+}
+
+// Open opens (creating it if needed) the log stored in the bbolt file at path, and starts its
+// committer. It fails fast when another process holds the file, and with a clear error when the
+// file is not a bbolt database or its bucket was not written by Herald. If the file holds more
+// than the bounds allow (they were lowered), the excess is dropped now.
+func Open(path string, opts Options) (tr *Transport, err error) {
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	db, err := openDB(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		db:     db,
+		path:   path,
+		opts:   opts,
+		bucket: []byte(opts.BucketName),
+		log:    opts.Logger.With("transport", "bolt", "path", path),
+		reqs:   make(chan *request, maxBatch),
+		notify: make(chan struct{}),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if err := t.init(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	if created {
+		// The new file's directory entry must reach the disk too, or a crash could lose the
+		// whole file after its first appends were acknowledged.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			t.log.Warn("cannot sync the directory of the new file", "err", err)
+		}
+	}
+	t.head = t.st.head
+	t.log.Debug("opened", "head", t.st.head, "retained", t.st.count(), "bytes", t.st.bytes)
+	go t.commitLoop()
+	return t, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// openDB opens the bbolt file, turning a held lock and a damaged file into clear errors.
+func openDB(path string, opts Options) (db *bbolt.DB, err error) {
+	var file *os.File
+	defer func() {
+		// bbolt validates the meta pages, but a damaged file may still make it panic. Its
+		// mapping of the file then stays (and with it the file lock) until the process exits.
+		if p := recover(); p != nil {
+			if file != nil {
+				_ = file.Close()
+			}
+			db, err = nil, fmt.Errorf("bolt: open %s: unreadable file: %v", path, p)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:      opts.LockTimeout,
+		FreelistType: bbolt.FreelistMapType,
+		MaxSize:      int(opts.MaxFileSize),
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
+	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("bolt: %s is locked by another process (is another hub using it?): %w", path, err)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, fmt.Errorf("bolt: open %s: not a readable bbolt database: %w", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// init creates the buckets and meta record of a new log, or loads and checks those of an
+// existing one, then applies the current bounds and cleans up dropped records.
+func (t *Transport) init() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("unreadable file: %v", p)
+		}
+	}()
+	return t.db.Update(func(tx *bbolt.Tx) error {
+		top := tx.Bucket(t.bucket)
+		if top == nil {
+			var err error
+			if top, err = tx.CreateBucket(t.bucket); err != nil {
+				return fmt.Errorf("create bucket %q: %w", t.bucket, err)
+			}
+			if _, err := top.CreateBucket(seqBucket); err != nil {
+				return fmt.Errorf("create bucket %q: %w", seqBucket, err)
+			}
+			if _, err := top.CreateBucket(idBucket); err != nil {
+				return fmt.Errorf("create bucket %q: %w", idBucket, err)
+			}
+			t.st = meta{first: 1, base: 1}
+			return top.Put(metaKey, t.st.encode())
+		}
+		if top.Bucket(seqBucket) == nil || top.Bucket(idBucket) == nil || top.Get(metaKey) == nil {
+			return fmt.Errorf("bucket %q does not hold a Herald log (written by another program? choose another bucket name or file)", t.bucket)
+		}
+		m, err := decodeMeta(top.Get(metaKey))
+		if err != nil {
+			return err
+		}
+		t.st = m
+		b := t.buckets(tx)
+		if err := t.trim(b); err != nil {
+			return err
+		}
+		if t.st.garbage() > 0 {
+			if err := t.cleanup(b); err != nil {
+				return err
+			}
+		}
+		if t.st == m {
+			return nil // unchanged: the commit writes nothing
+		}
+		return top.Put(metaKey, t.st.encode())
+	})
+}
+
+// buckets are the three parts of the log inside one transaction.
+type buckets struct {
+	top, seqs, ids *bbolt.Bucket
+}
+
+func (t *Transport) buckets(tx *bbolt.Tx) buckets {
+	top := tx.Bucket(t.bucket)
+	return buckets{top: top, seqs: top.Bucket(seqBucket), ids: top.Bucket(idBucket)}
+}
+
+// readMeta loads the meta record inside a transaction.
+func (b buckets) meta() (meta, error) {
+	return decodeMeta(b.top.Get(metaKey))
+}
+
+// Append implements transport.Transport. It returns once the update is committed and fsynced,
+// together with the other appends that arrived while the previous commit was syncing (group
+// commit). Once queued, an Append waits for its commit even if ctx ends, so that a nil error
+// always means stored and an error always means not stored.
+func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
+	if u.ID == "" {
+		return errors.New("bolt: append: the update has no id")
+	}
+	if len(u.ID) > bbolt.MaxKeySize {
+		return fmt.Errorf("bolt: append: id of %d bytes is longer than %d", len(u.ID), bbolt.MaxKeySize)
+	}
+	r := &request{ctx: ctx, u: u, enc: encodeUpdate(u), cost: memory.Cost(u), done: make(chan error, 1)}
+	if len(r.enc) > bbolt.MaxValueSize {
+		return fmt.Errorf("bolt: append %q: update of %d bytes is too large", u.ID, len(r.enc))
+	}
+
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return transport.ErrClosed
+	}
+	t.inflight.Add(1)
+	t.mu.Unlock()
+	defer t.inflight.Done()
+
+	select {
+	case t.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+// commitLoop is the only writer: it takes whatever appends are queued, commits them in one
+// transaction and answers each. While it syncs, the next batch queues up.
+func (t *Transport) commitLoop() {
+	defer close(t.done)
+	batch := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case r := <-t.reqs:
+			batch = append(batch, r)
+		case <-t.quit:
+			return // Close waited for every in-flight Append: the queue is empty
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-t.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		t.commit(batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// commit stores a batch of appends in one transaction and answers every request. Requests
+// whose context ended while queued and duplicate IDs (against the log or an earlier request of
+// the batch) are answered with their own error; if the transaction fails, every other request
+// gets an error wrapping transport.ErrUnavailable and nothing of the batch is visible.
+func (t *Transport) commit(batch []*request) {
+	results := make([]error, len(batch))
+	seqs := make([]uint64, len(batch))
+	prev := t.st
+	stored, err := t.write(batch, results, seqs)
+	if err != nil {
+		t.st = prev
+		t.log.Warn("commit failed", "updates", len(batch), "err", err)
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+			err = transport.ErrClosed
+		} else {
+			err = fmt.Errorf("bolt: commit %d updates to %s: %w: %w", len(batch), t.path, transport.ErrUnavailable, err)
+		}
+		for i := range batch {
+			if !isContextErr(results[i]) { // a duplicate inside a failed batch may not be one
+				results[i] = err
+			}
+		}
+	} else if stored > 0 {
+		for i, r := range batch {
+			if seqs[i] != 0 {
+				r.u.Seq = seqs[i]
+			}
+		}
+		t.publish(t.st.head)
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// write runs the write transaction of commit and returns how many updates it stored. It fills
+// results for the requests it refuses and seqs for those it stores.
+func (t *Transport) write(batch []*request, results []error, seqs []uint64) (stored int, err error) {
+	tx, err := t.db.Begin(true)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil || stored == 0 {
+			_ = tx.Rollback()
+		}
+	}()
+	b := t.buckets(tx)
+	// Seqs only ever grow at the end: pack their pages full instead of splitting them in
+	// halves (bbolt's default suits random inserts, such as the index's).
+	b.seqs.FillPercent = 1.0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		id := []byte(r.u.ID)
+		if v := b.ids.Get(id); v != nil {
+			seq, err := keySeq(v)
+			if err != nil {
+				return 0, fmt.Errorf("index entry %q: %w", r.u.ID, err)
+			}
+			if seq >= t.st.first {
+				results[i] = fmt.Errorf("bolt: append %q: %w", r.u.ID, transport.ErrDuplicateID)
+				continue
+			}
+		}
+		t.st.head++
+		key := seqKey(t.st.head)
+		if err := b.seqs.Put(key, r.enc); err != nil {
+			return 0, fmt.Errorf("put update %d: %w", t.st.head, err)
+		}
+		if err := b.ids.Put(id, key); err != nil {
+			return 0, fmt.Errorf("put index entry %q: %w", r.u.ID, err)
+		}
+		t.st.bytes += r.cost
+		if err := t.trim(b); err != nil {
+			return 0, err
+		}
+		seqs[i] = t.st.head
+		stored++
+	}
+	if stored == 0 {
+		return 0, nil
+	}
+	if g := t.st.garbage(); g > 0 && (g >= forceCleanupCount ||
+		t.st.garbageBytes >= t.opts.MaxBytes/forceCleanupFraction ||
+		rand.Float64() < t.opts.CleanupFrequency) {
+		if err := t.cleanup(b); err != nil {
+			return 0, err
+		}
+	}
+	if err := b.top.Put(metaKey, t.st.encode()); err != nil {
+		return 0, fmt.Errorf("put meta: %w", err)
+	}
+	if t.beforeCommit != nil {
+		if err := t.beforeCommit(tx); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	t.commits++
+	return stored, nil
+}
+
+// trim drops the oldest retained updates from the log (not yet from the file) until the bounds
+// hold. The newest update is always kept, even if it alone exceeds MaxBytes.
+func (t *Transport) trim(b buckets) error {
+	for t.st.count() > 0 && (t.st.count() > uint64(t.opts.Size) ||
+		(t.st.bytes > t.opts.MaxBytes && t.st.count() > 1)) {
+		v := b.seqs.Get(seqKey(t.st.first))
+		if v == nil {
+			return fmt.Errorf("%w: update %d is missing", errCorrupt, t.st.first)
+		}
+		u, err := decodeUpdate(t.st.first, v)
+		if err != nil {
+			return err
+		}
+		cost := memory.Cost(u)
+		t.st.bytes -= cost
+		t.st.garbageBytes += cost
+		t.st.first++
+	}
+	return nil
+}
+
+// cleanup deletes the records of dropped updates, and their index entries unless the ID was
+// published again since.
+func (t *Transport) cleanup(b buckets) error {
+	for seq := t.st.base; seq < t.st.first; seq++ {
+		key := seqKey(seq)
+		v := b.seqs.Get(key)
+		if v == nil {
+			return fmt.Errorf("%w: update %d is missing", errCorrupt, seq)
+		}
+		id, err := decodeID(seq, v)
+		if err != nil {
+			return err
+		}
+		if cur := b.ids.Get(id); cur != nil {
+			if s, err := keySeq(cur); err == nil && s == seq {
+				// Copy the id: it points into the page Delete is about to change.
+				if err := b.ids.Delete(append([]byte(nil), id...)); err != nil {
+					return fmt.Errorf("delete index entry: %w", err)
+				}
+			}
+		}
+		if err := b.seqs.Delete(key); err != nil {
+			return fmt.Errorf("delete update %d: %w", seq, err)
+		}
+	}
+	t.st.base = t.st.first
+	t.st.garbageBytes = 0
+	return nil
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// publish records the new head and wakes waiting readers.
+func (t *Transport) publish(head uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.head = head
+	if !t.closed { // Close already closed notify
+		close(t.notify)
+		t.notify = make(chan struct{})
+	}
+}
+
+// view runs fn in a read transaction, mapping a closed database to transport.ErrClosed.
+func (t *Transport) view(fn func(buckets) error) error {
+	err := t.db.View(func(tx *bbolt.Tx) error { return fn(t.buckets(tx)) })
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return transport.ErrClosed
+	}
+	return err
+}
+
+// Read implements transport.Transport. It holds at most limit updates in memory, read with a
+// cursor from a read-only transaction that does not block appends.
+func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool) ([]*transport.Update, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("bolt: read: limit must be positive, got %d", limit)
+	}
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, transport.ErrClosed
+		}
+		head, woken := t.head, t.notify
+		t.mu.Unlock()
+		if after < head {
+			out, err := t.read(after, limit)
+			if err != nil || len(out) > 0 {
+				return out, err
+			}
+		}
+		if !wait {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-woken:
+		}
+	}
+}
+
+// read returns up to limit retained updates after the given Seq.
+func (t *Transport) read(after uint64, limit int) ([]*transport.Update, error) {
+	var out []*transport.Update
+	err := t.view(func(b buckets) error {
+		m, err := b.meta()
+		if err != nil {
+			return err
+		}
+		if after >= m.head {
+			return nil
+		}
+		start := max(after+1, m.first)
+		out = make([]*transport.Update, 0, min(uint64(limit), m.head-start+1))
+		c := b.seqs.Cursor()
+		for k, v := c.Seek(seqKey(start)); k != nil && len(out) < limit; k, v = c.Next() {
+			seq, err := keySeq(k)
+			if err != nil {
+				return err
+			}
+			u, err := decodeUpdate(seq, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read after %d: %w", after, err)
+	}
+	return out, nil
+}
+
+// Lookup implements transport.Transport with one index lookup.
+func (t *Transport) Lookup(_ context.Context, id string) (uint64, error) {
+	if err := t.checkOpen(); err != nil {
+		return 0, err
+	}
+	var seq uint64
+	err := t.view(func(b buckets) error {
+		v := b.ids.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		m, err := b.meta()
+		if err != nil {
+			return err
+		}
+		s, err := keySeq(v)
+		if err != nil {
+			return err
+		}
+		if s >= m.first {
+			seq = s
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bolt: lookup %q: %w", id, err)
+	}
+	if seq == 0 {
+		return 0, fmt.Errorf("bolt: lookup %q: %w", id, transport.ErrUnknownID)
+	}
+	return seq, nil
+}
+
+// Head implements transport.Transport.
+func (t *Transport) Head(context.Context) (uint64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, transport.ErrClosed
+	}
+	return t.head, nil
+}
+
+func (t *Transport) checkOpen() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return transport.ErrClosed
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole file to w while the hub keeps running (a bbolt
+// hot backup from a read transaction; appends are not blocked). The copy is itself a bbolt
+// file that Open accepts.
+func (t *Transport) Backup(w io.Writer) error {
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		_, err := tx.WriteTo(w)
+		return err
+	})
+	switch {
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return transport.ErrClosed
+	case err != nil:
+		return fmt.Errorf("bolt: backup %s: %w", t.path, err)
+	}
+	return nil
+}
+
+// Close implements transport.Transport: waiting readers return ErrClosed, appends already
+// queued are committed, then the file is closed and its lock released. Later calls return the
+// first call's result.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		close(t.notify)
+		t.mu.Unlock()
+		t.inflight.Wait()
+		close(t.quit)
+		<-t.done
+		if err := t.db.Close(); err != nil {
+			t.closeErr = fmt.Errorf("bolt: close %s: %w", t.path, err)
+		}
+	})
+	return t.closeErr
+}
