@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -290,5 +291,71 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "herald stopped") {
 		t.Fatalf("log:\n%s", stderr.String())
+	}
+}
+
+// TestRestartKeepsHistory stops a hub on the default (bolt) transport and starts another on
+// the same file: a client reconnecting with Last-Event-ID gets every later update once.
+func TestRestartKeepsHistory(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "herald.db")
+	start := func() (string, func()) {
+		addr := freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		var stderr syncBuffer
+		code := make(chan int, 1)
+		go func() {
+			code <- run(ctx, []string{"serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", "bolt://" + db}, func(k string) string {
+				if k == "MERCURE_PUBLISHER_JWT_KEY" {
+					return key
+				}
+				return ""
+			}, io.Discard, &stderr)
+		}()
+		waitUp(t, addr)
+		return "http://" + addr + "/.well-known/mercure", func() {
+			cancel()
+			if c := <-code; c != 0 {
+				t.Fatalf("exit %d: %s", c, stderr.String())
+			}
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	pub := mint(t, []string{"*"}, nil)
+
+	hubURL, stop := start()
+	for i := range 50 {
+		id := fmt.Sprintf("r%02d", i)
+		if c, body := post(t, client, hubURL, pub, url.Values{"topic": {"t"}, "id": {id}, "data": {id}}); c != 200 {
+			t.Fatalf("publish %s: %d %s", id, c, body)
+		}
+	}
+	stop()
+	client.CloseIdleConnections()
+
+	hubURL, stop = start()
+	defer stop()
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=t", nil)
+	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"*"}))
+	req.Header.Set("Last-Event-ID", "r24")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Last-Event-ID") != "r24" {
+		t.Fatalf("Last-Event-ID header %q", resp.Header.Get("Last-Event-ID"))
+	}
+	if c, _ := post(t, client, hubURL, pub, url.Values{"topic": {"t"}, "id": {"r50"}, "data": {"r50"}}); c != 200 {
+		t.Fatalf("publish r50: %d", c)
+	}
+	var want strings.Builder
+	want.WriteString(":\n")
+	for i := 25; i <= 50; i++ {
+		fmt.Fprintf(&want, "id: r%02d\ndata: r%02d\n\n", i, i)
+	}
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != want.String() {
+		t.Fatalf("after the restart the stream gave %q, %v; want %q", got, err, want.String())
 	}
 }
