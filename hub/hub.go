@@ -254,6 +254,11 @@ type SubscribeOptions struct {
 	// Replay registers the subscriber in replay mode: the owner must call Replay before
 	// draining the queue, so that live updates racing the replay are neither lost nor doubled.
 	Replay bool
+	// Notify, when set, is called instead of signalling the Ready channel: when the queue
+	// goes from empty to non-empty, and when the hub closes the subscriber. It runs on the
+	// hub's goroutines and must not block. It lets one pool of writers serve many
+	// subscribers instead of one goroutine each.
+	Notify func()
 }
 
 // Subscribe registers a subscriber for live updates and, with Config.Subscriptions, announces
@@ -268,8 +273,11 @@ func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber
 		maxQueue:      h.cfg.QueueSize,
 		maxQueueBytes: h.cfg.QueueBytes,
 		replaying:     opts.Replay,
-		ready:         make(chan struct{}, 1),
 		done:          make(chan struct{}),
+		notify:        opts.Notify,
+	}
+	if s.notify == nil {
+		s.ready = make(chan struct{}, 1)
 	}
 	allExact := true
 	for _, sel := range s.Selectors {
@@ -414,8 +422,11 @@ func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write fun
 			}
 			s.replaying = false
 			s.replayed = after
-			s.dropUpToLocked(after)
+			pending := s.dropUpToLocked(after)
 			s.mu.Unlock()
+			if pending {
+				s.signal()
+			}
 			return nil
 		}
 		batch = batch[:0]
@@ -438,8 +449,9 @@ func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write fun
 	}
 }
 
-// dropUpToLocked removes queued events with Seq ≤ seq. s.mu must be held.
-func (s *Subscriber) dropUpToLocked(seq uint64) {
+// dropUpToLocked removes queued events with Seq ≤ seq and reports whether some remain. s.mu
+// must be held.
+func (s *Subscriber) dropUpToLocked(seq uint64) bool {
 	keep := s.queue[:0]
 	bytes := 0
 	for _, e := range s.queue {
@@ -451,10 +463,5 @@ func (s *Subscriber) dropUpToLocked(seq uint64) {
 	clear(s.queue[len(keep):])
 	s.queue = keep
 	s.queueBytes = bytes
-	if len(keep) > 0 {
-		select {
-		case s.ready <- struct{}{}:
-		default:
-		}
-	}
+	return len(keep) > 0
 }

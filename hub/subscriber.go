@@ -50,12 +50,26 @@ type Subscriber struct {
 	replayed   uint64        // Seq of the last update replayed from history: enqueue skips up to it
 	overflowed bool          // the queue was dropped during replay; replay must read further
 	err        error         // why the hub closed the subscriber; nil while open
-	ready      chan struct{} // capacity 1: a token means "the queue has something"
+	ready      chan struct{} // capacity 1: a token means "the queue has something"; nil with notify
 	done       chan struct{} // closed when the hub closes the subscriber
+	notify     func()        // replaces ready when set: see SubscribeOptions.Notify
 }
 
-// Ready returns a channel that receives a value when events may be waiting in the queue.
+// Ready returns a channel that receives a value when events may be waiting in the queue. It is
+// nil for a subscriber created with SubscribeOptions.Notify.
 func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
+
+// signal tells the owner that the queue or the state changed. s.mu must not be held.
+func (s *Subscriber) signal() {
+	if s.notify != nil {
+		s.notify()
+		return
+	}
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
 
 // Done returns a channel closed when the hub has closed the subscriber (see Err).
 func (s *Subscriber) Done() <-chan struct{} { return s.done }
@@ -105,6 +119,7 @@ func (s *Subscriber) enqueue(e *Event) {
 		if !s.replaying {
 			s.closeLocked(ErrSlow)
 			s.mu.Unlock()
+			s.signal()
 			return
 		}
 		clear(s.queue)
@@ -114,20 +129,24 @@ func (s *Subscriber) enqueue(e *Event) {
 		s.mu.Unlock()
 		return
 	}
+	wasEmpty := len(s.queue) == 0
 	s.queue = append(s.queue, e)
 	s.queueBytes += len(e.Frame)
 	s.mu.Unlock()
-	select {
-	case s.ready <- struct{}{}:
-	default:
+	if wasEmpty || s.notify == nil {
+		s.signal()
 	}
 }
 
-// close closes the subscriber with reason, once.
+// close closes the subscriber with reason, once, and signals the owner.
 func (s *Subscriber) close(reason error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	first := s.err == nil
 	s.closeLocked(reason)
+	s.mu.Unlock()
+	if first {
+		s.signal()
+	}
 }
 
 // closeLocked is close with s.mu held.

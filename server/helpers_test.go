@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,9 @@ func newTestHubWith(t testing.TB, configureHub func(*hub.Config), configure func
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Hub: h, Publisher: v, Subscriber: v}
+	// HERALD_TEST_NO_HIJACK runs the suite on net/http's goroutine-per-stream path, which
+	// HTTP/2 uses, instead of the hijacked-stream pool.
+	cfg := server.Config{Hub: h, Publisher: v, Subscriber: v, DisableHijack: os.Getenv("HERALD_TEST_NO_HIJACK") != ""}
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -73,6 +76,7 @@ func newTestHubWith(t testing.TB, configureHub func(*hub.Config), configure func
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(func() {
 		h.Shutdown()
+		srv.Close(5 * time.Second)
 		ts.Close()
 		client.CloseIdleConnections()
 		cancel()

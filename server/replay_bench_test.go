@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
@@ -60,6 +61,8 @@ func BenchmarkReplayHTTP(b *testing.B) {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
+	defer srv.Close(time.Second)
+	defer h.Shutdown()
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 

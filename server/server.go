@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/heraldhub/herald/auth"
@@ -58,7 +59,10 @@ type Config struct {
 	Subscriptions bool
 	// Metrics records requests and deliveries; nil records nothing.
 	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// DisableHijack keeps HTTP/1.1 streams on net/http's goroutine per connection instead
+	// of the shared writer pool. For debugging and comparison.
+	DisableHijack bool
+	Logger        *slog.Logger
 }
 
 // Server serves the Mercure endpoints. Create it with New.
@@ -66,6 +70,9 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	hub *hub.Hub
+
+	poolOnce sync.Once
+	streams  *pool // writer pool of hijacked HTTP/1.1 streams; nil until the first one
 }
 
 // New checks cfg, applies defaults and returns a Server.

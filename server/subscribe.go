@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -59,12 +60,25 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	opts.Replay = lastEventID != ""
 
+	// Plain HTTP/1.1 streams are hijacked and served by the pool (pool.go); HTTP/2, HTTP/1.0
+	// and HEAD stay on this goroutine.
+	var rs *rawStream
+	if _, ok := w.(http.Hijacker); ok && !s.cfg.DisableHijack && r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
+		rs = &rawStream{}
+		p := s.pool()
+		opts.Notify = func() { p.notify(rs) }
+	}
 	sub, err := s.hub.Subscribe(r.Context(), opts)
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, "the hub is shutting down")
 		return
 	}
-	defer s.hub.Unsubscribe(sub)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			s.hub.Unsubscribe(sub)
+		}
+	}()
 	var after uint64
 	var header string
 	if opts.Replay {
@@ -86,6 +100,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		h.Set("Last-Event-ID", header)
 	}
 	discovery(w)
+	if rs != nil {
+		rs.sub = sub
+		handedOver = s.hijack(w, r, rs, opts.Replay, after, claims)
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
@@ -243,4 +262,67 @@ func (st *stream) write(evs []*hub.Event, comment bool) error {
 	st.lastWrite = time.Now()
 	st.metrics.Written(len(evs), n, oldest)
 	return nil
+}
+
+// hijack takes the connection of an HTTP/1.1 stream from net/http, writes the response head,
+// the opening comment and any history itself, then hands the stream to the pool. It reports
+// whether the pool took it; otherwise the caller unsubscribes.
+func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, replay bool, after uint64, claims *auth.Claims) bool {
+	head := make([]byte, 0, 512)
+	head = append(head, "HTTP/1.1 200 OK\r\n"...)
+	h := w.Header()
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Transfer-Encoding", "chunked")
+	var hb bytes.Buffer
+	_ = h.Write(&hb)
+	head = append(head, hb.Bytes()...)
+	head = append(head, "\r\n"...)
+	head = appendChunkHeader(head, len(sse.Comment))
+	head = append(head, sse.Comment+"\r\n"...)
+
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.log.Error("hijacking a stream failed", "err", err)
+		httpError(w, http.StatusInternalServerError, "the stream could not be set up")
+		return false
+	}
+	_ = brw // its buffers are dropped with it: an idle stream keeps none
+	rs.conn = conn
+	p := s.pool()
+	s.cfg.Metrics.Connected()
+	if err := p.writeRaw(rs, head); err != nil {
+		_ = conn.Close()
+		s.endStream(rs.sub, err)
+		return false
+	}
+	if replay {
+		err := s.hub.Replay(r.Context(), rs.sub, after, func(evs []*hub.Event) error { return p.write(rs, evs, false) })
+		if err != nil {
+			_ = conn.Close()
+			s.endStream(rs.sub, err)
+			return false
+		}
+	}
+	if d := s.lifetime(claims); d > 0 {
+		rs.end = time.Now().Add(d).UnixNano()
+	}
+	s.log.Debug("subscriber connected", "subscriber", rs.sub.ID, "selectors", len(rs.sub.Selectors), "hijacked", true)
+	p.attach(rs)
+	return true
+}
+
+// pool returns the writer pool of hijacked streams, starting it on first use.
+func (s *Server) pool() *pool {
+	s.poolOnce.Do(func() { s.streams = newPool(s) })
+	return s.streams
+}
+
+// Close ends the hijacked streams that remain, waiting up to grace for them to end on their
+// own (after the hub's Shutdown), and stops the pool's goroutines. Streams served by net/http
+// end with http.Server.Shutdown.
+func (s *Server) Close(grace time.Duration) {
+	s.poolOnce.Do(func() {}) // no pool may start after Close
+	if s.streams != nil {
+		s.streams.close(grace)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/config"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/memtrim"
 	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/topic"
@@ -155,6 +156,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer stopRun()
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Run(runCtx) }()
+	trimDone := make(chan struct{})
+	go func() { defer close(trimDone); memtrim.Run(runCtx, h.Subscribers, log, memtrim.Options{}) }()
+	defer func() { stopRun(); <-trimDone }()
 	serveDone := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {
@@ -191,6 +195,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { shutDone <- httpSrv.Shutdown(shutCtx) }()
 	// Let updates already stored reach subscribers, then end the streams so Shutdown can finish.
 	h.Shutdown()
+	srv.Close(shutdownGrace)
 	if err := <-shutDone; err != nil {
 		log.Warn("some connections did not end in time", "err", err)
 	}
