@@ -31,6 +31,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serve(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
 		err = token(args[1:], getenv, stdout, stderr)
+	case "publish":
+		err = publishCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "subscribe":
+		err = subscribeCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		err = benchCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -55,5 +61,8 @@ func usage(w io.Writer) {
 Usage:
   herald serve [flags]   run the hub (see herald serve --help)
   herald token [flags]   mint a JWT for local use (see herald token --help)
+  herald publish [flags]      publish an update: --topic T --data D (see herald publish --help)
+  herald subscribe [flags]    print a topic's events, reconnecting as needed (see herald subscribe --help)
+  herald bench SCENARIO       load-test a hub on this machine: fanout, idle, catchup, publish
 `)
 }
