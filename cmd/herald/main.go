@@ -61,8 +61,8 @@ func usage(w io.Writer) {
 Usage:
   herald serve [flags]   run the hub (see herald serve --help)
   herald token [flags]   mint a JWT for local use (see herald token --help)
-  herald publish [flags]      publish an update: --topic T --data D (see herald publish --help)
-  herald subscribe [flags]    print a topic's events, reconnecting as needed (see herald subscribe --help)
-  herald bench SCENARIO       load-test a hub on this machine: fanout, idle, catchup, publish
+  herald publish ...     publish an update (see herald publish --help)
+  herald subscribe ...   print the events of topics as they come (see herald subscribe --help)
+  herald bench ...       load-test a hub on this machine: fanout, idle, catchup, publish (see herald bench help)
 `)
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSubscribeCommand(t *testing.T) {
+	hubURL := startServe(t)
+	ctx := context.Background()
+	var stdout, stderr bytes.Buffer
+	publish := func(args ...string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if c := run(ctx, append([]string{"publish", "--hub", hubURL}, args...), keyEnv, &out, &errOut); c != 0 {
+			t.Fatalf("publish: exit %d: %s", c, errOut.String())
+		}
+	}
+	publish("--topic", "https://example.com/books/1", "--data", "one\ntwo", "--id", "b1", "--type", "created")
+	publish("--topic", "https://example.com/books/2", "--data", "private", "--id", "b2", "--private")
+
+	// History, as text.
+	if c := run(ctx, []string{"subscribe", "--hub", hubURL, "--topic", "https://example.com/books/{id}", "--last-event-id", "earliest", "--count", "2"}, keyEnv, &stdout, &stderr); c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr.String())
+	}
+	want := "event: created\nid: b1\ndata: one\ndata: two\n\nid: b2\ndata: private\n\n"
+	if stdout.String() != want {
+		t.Fatalf("stdout %q, want %q", stdout.String(), want)
+	}
+
+	// Live, as JSON, with the token in the cookie: publish until the subscriber has one.
+	stdout.Reset()
+	done := make(chan int, 1)
+	var out syncBuffer
+	go func() {
+		done <- run(ctx, []string{"subscribe", "--hub", hubURL, "--topic", "live", "--count", "1", "--json", "--cookie", "--timeout", "10s"}, keyEnv, &out, &stderr)
+	}()
+	var code int
+wait:
+	for {
+		publish("--topic", "live", "--data", "now")
+		select {
+		case code = <-done:
+			break wait
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var ev struct{ ID, Type, Data string }
+	if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &ev); code != 0 || err != nil || ev.Data != "now" || ev.ID == "" {
+		t.Fatalf("exit %d, %v, stdout %q", code, err, out.String())
+	}
+
+	// A refused subscription exits 1 with the hub's answer; --timeout ends a quiet one.
+	stderr.Reset()
+	if c := run(ctx, []string{"subscribe", "--hub", hubURL, "--topic", "x"}, noEnv, &stdout, &stderr); c != 1 || !strings.Contains(stderr.String(), "401") {
+		t.Fatalf("anonymous: exit %d, stderr %q", c, stderr.String())
+	}
+	start := time.Now()
+	if c := run(ctx, []string{"subscribe", "--hub", hubURL, "--topic", "quiet", "--timeout", "200ms"}, keyEnv, &stdout, &stderr); c != 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("timeout: exit %d after %v", c, time.Since(start))
+	}
+}
