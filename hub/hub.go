@@ -41,6 +41,14 @@ type Config struct {
 	// Subscriptions turns on subscription events (published when a subscription starts or
 	// ends) and the table behind the subscriptions API.
 	Subscriptions bool
+	// Cluster turns on the hub-to-hub control updates that keep the table of active
+	// subscriptions right across nodes sharing a transport (see cluster.go). It only matters
+	// with Subscriptions.
+	Cluster bool
+	// NodeHeartbeat is how often a node says it is alive; NodeTTL how long after its last word
+	// a node is taken for dead. Defaults DefaultNodeHeartbeat and DefaultNodeTTL.
+	NodeHeartbeat time.Duration
+	NodeTTL       time.Duration
 	// Metrics records transport errors; nil records nothing.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -49,13 +57,16 @@ type Config struct {
 // Hub routes updates from the transport to subscribers. Create it with New, start Run, and
 // stop it with Shutdown.
 type Hub struct {
-	cfg   Config
-	log   *slog.Logger
-	m     *topic.Matcher
-	tr    transport.Transport
-	reg   registry      // active subscriptions, from subscription events
-	start uint64        // log head when the hub was created: Run dispatches what follows
-	done  atomic.Uint64 // Seq of the last dispatched update
+	cfg  Config
+	log  *slog.Logger
+	m    *topic.Matcher
+	tr   transport.Transport
+	reg  registry // active subscriptions, from subscription events
+	node uint32   // this node's random tag, written in its subscribers' ids
+	// helloSeen wakes the cluster loop when another node said hello (capacity 1).
+	helloSeen chan struct{}
+	start     uint64        // log head when the hub was created: Run dispatches what follows
+	done      atomic.Uint64 // Seq of the last dispatched update
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
@@ -81,6 +92,12 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.ReadBatch <= 0 {
 		cfg.ReadBatch = DefaultReadBatch
 	}
+	if cfg.NodeHeartbeat <= 0 {
+		cfg.NodeHeartbeat = DefaultNodeHeartbeat
+	}
+	if cfg.NodeTTL <= 0 {
+		cfg.NodeTTL = 3 * cfg.NodeHeartbeat
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -93,14 +110,16 @@ func New(cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("hub: read the log head: %w", err)
 	}
 	return &Hub{
-		start: start,
-		cfg:   cfg,
-		log:   cfg.Logger,
-		m:     cfg.Matcher,
-		tr:    cfg.Transport,
-		reg:   registry{subs: make(map[string]Subscription)},
-		exact: make(map[string]map[*Subscriber]struct{}),
-		wild:  make(map[*Subscriber]struct{}),
+		start:     start,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		m:         cfg.Matcher,
+		tr:        cfg.Transport,
+		reg:       registry{subs: make(map[string]Subscription), seen: make(map[uint32]time.Time)},
+		node:      newNodeTag(),
+		helloSeen: make(chan struct{}, 1),
+		exact:     make(map[string]map[*Subscriber]struct{}),
+		wild:      make(map[*Subscriber]struct{}),
 	}, nil
 }
 
@@ -130,6 +149,12 @@ func (h *Hub) Publish(ctx context.Context, u *transport.Update) error {
 // log order, until ctx ends or the transport closes. Read errors are logged and retried with
 // backoff. Call it once.
 func (h *Hub) Run(ctx context.Context) error {
+	if h.cfg.Cluster && h.cfg.Subscriptions {
+		clusterCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); h.runCluster(clusterCtx) }()
+		defer func() { stop(); <-done }()
+	}
 	after := h.start
 	backoff := 10 * time.Millisecond
 	for {
@@ -211,6 +236,10 @@ func Encode(u *transport.Update) []byte {
 
 // dispatch offers u to every subscriber that may receive it. It runs on the Run goroutine only.
 func (h *Hub) dispatch(u *transport.Update) {
+	if isControl(u) {
+		h.applyControl(u) // hub-to-hub: never delivered to subscribers
+		return
+	}
 	ev := &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
 	h.mu.RLock()
 	for _, t := range u.Topics {
@@ -266,7 +295,7 @@ type SubscribeOptions struct {
 // Unsubscribe it when the connection ends.
 func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber, error) {
 	s := &Subscriber{
-		ID:            "urn:uuid:" + uuid.NewString(),
+		ID:            newSubscriberID(h.node),
 		Selectors:     opts.Selectors,
 		Allowed:       opts.Allowed,
 		Payload:       opts.Payload,
@@ -431,7 +460,7 @@ func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write fun
 		}
 		batch = batch[:0]
 		for _, u := range updates {
-			if s.CanReceive(h.m, u) {
+			if !isControl(u) && s.CanReceive(h.m, u) {
 				batch = append(batch, &Event{Update: u, Frame: Encode(u)})
 			}
 		}

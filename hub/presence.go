@@ -63,6 +63,7 @@ type registry struct {
 	mu     sync.RWMutex
 	subs   map[string]Subscription // by subscription ID
 	lastID string                  // ID of the last dispatched update, updated with subs
+	seen   map[uint32]time.Time    // node tag → when it was last heard of (cluster.go)
 }
 
 // apply records u when it is a subscription event. It runs on the dispatch goroutine.
@@ -83,6 +84,11 @@ func (r *registry) apply(u *transport.Update) {
 	if s.Active {
 		s.Context = ""
 		r.subs[s.ID] = s
+		if tag, ok := nodeOf(s.Subscriber); ok {
+			if _, known := r.seen[tag]; !known {
+				r.seen[tag] = time.Now()
+			}
+		}
 	} else {
 		delete(r.subs, s.ID)
 	}

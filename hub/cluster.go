@@ -1,0 +1,243 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhub/herald/transport"
+)
+
+// Hubs that share one transport keep one table of active subscriptions between them: every
+// node reads every subscription event from the log. Two things need more than that: a node
+// that starts late has not seen the events of subscriptions made before it, and a node that
+// dies never publishes the departures of its subscribers. Hubs therefore talk to each other
+// through control updates in a reserved namespace, which the log carries like any update but
+// which are never delivered to subscribers:
+//
+//   - every node publishes a heartbeat every Config.NodeHeartbeat;
+//   - a starting node publishes "hello", and every other node answers with a snapshot of its
+//     own active subscriptions;
+//   - a node not heard from for Config.NodeTTL is dead: every node drops its subscriptions,
+//     and the live node with the lowest tag publishes their departure events.
+//
+// Each node has a random 32-bit tag, chosen at start, which it also writes into the ids of its
+// subscribers (UUIDv8), so every node knows which node holds which subscription.
+
+// ClusterPath is the reserved namespace of hub-to-hub control updates.
+const ClusterPath = "/.well-known/mercure/cluster/"
+
+// Defaults of the cluster timers.
+const (
+	DefaultNodeHeartbeat = 5 * time.Second
+	DefaultNodeTTL       = 3 * DefaultNodeHeartbeat
+)
+
+// Types of control updates.
+const (
+	ctlHeartbeat = "heartbeat"
+	ctlHello     = "hello"
+	ctlSnapshot  = "snapshot"
+)
+
+// controlMessage is the data of a control update.
+type controlMessage struct {
+	Node          string         `json:"node"`
+	Subscriptions []Subscription `json:"subscriptions,omitempty"`
+}
+
+// isControl reports whether u is a hub-to-hub control update.
+func isControl(u *transport.Update) bool {
+	return len(u.Topics) == 1 && strings.HasPrefix(u.Topics[0], ClusterPath)
+}
+
+// newNodeTag returns a random node tag.
+func newNodeTag() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// tagHex formats a node tag.
+func tagHex(tag uint32) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], tag)
+	return hex.EncodeToString(b[:])
+}
+
+// newSubscriberID returns "urn:uuid:" and a version 8 UUID whose first 32 bits are the node's
+// tag and whose other bits are random.
+func newSubscriberID(tag uint32) string {
+	var u uuid.UUID
+	_, _ = rand.Read(u[:])
+	binary.BigEndian.PutUint32(u[:4], tag)
+	u[6] = u[6]&0x0f | 0x80 // version 8
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	return "urn:uuid:" + u.String()
+}
+
+// nodeOf returns the node tag written in a subscriber id by newSubscriberID.
+func nodeOf(subscriber string) (uint32, bool) {
+	u, err := uuid.Parse(strings.TrimPrefix(subscriber, "urn:uuid:"))
+	if err != nil || u.Version() != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(u[:4]), true
+}
+
+// applyControl records what a control update says about its node. It runs on the dispatch
+// goroutine; an answer that needs publishing is left to the cluster loop.
+func (h *Hub) applyControl(u *transport.Update) {
+	var msg controlMessage
+	if err := json.Unmarshal([]byte(u.Data), &msg); err != nil {
+		return
+	}
+	b, err := hex.DecodeString(msg.Node)
+	if err != nil || len(b) != 4 {
+		return
+	}
+	tag := binary.BigEndian.Uint32(b)
+	h.reg.mu.Lock()
+	h.reg.seen[tag] = time.Now()
+	if u.Type == ctlSnapshot && tag != h.node {
+		for _, s := range msg.Subscriptions {
+			if owner, ok := nodeOf(s.Subscriber); ok && owner == tag && s.Active {
+				s.Context = ""
+				h.reg.subs[s.ID] = s
+			}
+		}
+	}
+	h.reg.mu.Unlock()
+	if u.Type == ctlHello && tag != h.node {
+		select {
+		case h.helloSeen <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// runCluster is the cluster loop: hello, heartbeats, snapshots for newcomers, and the expiry
+// of dead nodes' subscriptions. It runs until ctx ends.
+func (h *Hub) runCluster(ctx context.Context) {
+	h.publishControl(ctx, ctlHello, nil)
+	t := time.NewTicker(h.cfg.NodeHeartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.helloSeen:
+			h.publishSnapshot(ctx)
+		case <-t.C:
+			h.publishControl(ctx, ctlHeartbeat, nil)
+			h.expireDeadNodes(ctx)
+		}
+	}
+}
+
+// publishControl appends a control update of this node.
+func (h *Hub) publishControl(ctx context.Context, typ string, subs []Subscription) {
+	data, err := json.Marshal(controlMessage{Node: tagHex(h.node), Subscriptions: subs})
+	if err != nil {
+		return
+	}
+	u := &transport.Update{Topics: []string{ClusterPath + "nodes/" + tagHex(h.node)}, Private: true, Type: typ, Data: string(data)}
+	if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
+		h.log.Warn("publishing a cluster update failed", "type", typ, "err", err)
+	}
+}
+
+// publishSnapshot sends this node's active subscriptions, in chunks, for a newcomer.
+func (h *Hub) publishSnapshot(ctx context.Context) {
+	const chunk = 500
+	own := h.ownSubscriptions()
+	for len(own) > 0 {
+		n := min(chunk, len(own))
+		h.publishControl(ctx, ctlSnapshot, own[:n])
+		own = own[n:]
+	}
+}
+
+// ownSubscriptions lists the subscriptions of this node's registered subscribers.
+func (h *Hub) ownSubscriptions() []Subscription {
+	var out []Subscription
+	add := func(s *Subscriber) {
+		for _, sel := range s.Selectors {
+			out = append(out, Subscription{
+				ID: SubscriptionID(sel.Raw(), s.ID), Type: "Subscription", Subscriber: s.ID,
+				Topic: sel.Raw(), Active: true, Payload: s.Payload,
+			})
+		}
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.wild {
+		add(s)
+	}
+	seen := map[*Subscriber]bool{}
+	for _, set := range h.exact {
+		for s := range set {
+			if !seen[s] {
+				seen[s] = true
+				add(s)
+			}
+		}
+	}
+	return out
+}
+
+// expireDeadNodes drops the subscriptions of nodes not heard from for NodeTTL. The live node
+// with the lowest tag publishes their departure events, so that watchers learn of them once.
+func (h *Hub) expireDeadNodes(ctx context.Context) {
+	now := time.Now()
+	var gone []Subscription
+	leader := true
+	h.reg.mu.Lock()
+	dead := map[uint32]bool{}
+	for tag, at := range h.reg.seen {
+		switch {
+		case tag == h.node:
+		case now.Sub(at) > h.cfg.NodeTTL:
+			dead[tag] = true
+			delete(h.reg.seen, tag)
+		case tag < h.node:
+			leader = false
+		}
+	}
+	for id, s := range h.reg.subs {
+		tag, ok := nodeOf(s.Subscriber)
+		if !ok || tag == h.node {
+			continue
+		}
+		if _, known := h.reg.seen[tag]; dead[tag] || !known {
+			delete(h.reg.subs, id)
+			gone = append(gone, s)
+		}
+	}
+	h.reg.mu.Unlock()
+	if len(gone) == 0 {
+		return
+	}
+	h.log.Info("dropped the subscriptions of unresponsive nodes", "subscriptions", len(gone), "announcing", leader)
+	if !leader {
+		return
+	}
+	for _, s := range gone {
+		s.Context = JSONLDContext
+		s.Active = false
+		data, err := json.Marshal(s)
+		if err != nil {
+			continue
+		}
+		u := &transport.Update{Topics: []string{s.ID}, Private: true, Data: string(data)}
+		if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
+			h.log.Warn("publishing a departure for a dead node failed", "subscription", s.ID, "err", err)
+		}
+	}
+}
