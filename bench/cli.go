@@ -73,6 +73,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	fs.DurationVar(&o.ReconnectDelay, "reconnect-delay", DefaultReconnectDelay, "subscribers' reconnection delay (the hub's retry field replaces it)")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a hub that is not on loopback")
+	fs.StringVar(&o.Prefix, "prefix", "", "start of the topics the run uses (default a fresh https://bench.herald.invalid/RANDOM/)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification")
 
 	var run func(context.Context) (Result, error)

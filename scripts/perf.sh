@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Measures Herald, the reference Mercure hub and the floor hub side by side, in one run on this
+# machine, with herald bench; then writes the table and the plot of docs/performance.md.
+#
+#   scripts/perf.sh [OUTDIR]              Herald and the floor hub
+#   REF_HUB=/path/to/mercure scripts/perf.sh   also the reference hub (a Caddy build of
+#                                         dunglas/mercure, e.g. v0.24.2), run in memory
+#
+# Every hub listens on loopback only, every run is bounded (--timeout) and stops by itself.
+# Results: OUTDIR/*.json (one file per hub and scenario), OUTDIR/report.md, OUTDIR/perf.svg.
+# Takes 10 to 20 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:-perf-results}")
+mkdir -p "$OUT"
+KEY='!ChangeThisMercureHubJWTSecretKey!'
+export MERCURE_PUBLISHER_JWT_KEY=$KEY
+HERALD=$OUT/herald
+go build -o "$HERALD" ./cmd/herald
+ulimit -n "$(ulimit -Hn)"
+
+PORT_HERALD=4200 PORT_REF=4201 PORT_FLOOR=4202 PORT_REF_BOLT=4203
+PID=""
+
+start() { # start HUB: starts it, sets PID and URL
+  case $1 in
+    herald)
+      rm -f "$OUT/herald.db"
+      "$HERALD" serve --listen 127.0.0.1:$PORT_HERALD --metrics-addr off --anonymous \
+        --transport-url "bolt://$OUT/herald.db" --log-level warn 2>>"$OUT/herald.log" &
+      PID=$! URL=http://127.0.0.1:$PORT_HERALD/.well-known/mercure ;;
+    herald-restart) # same file, history kept
+      "$HERALD" serve --listen 127.0.0.1:$PORT_HERALD --metrics-addr off --anonymous \
+        --transport-url "bolt://$OUT/herald.db" --log-level warn 2>>"$OUT/herald.log" &
+      PID=$! URL=http://127.0.0.1:$PORT_HERALD/.well-known/mercure ;;
+    ref|ref-bolt|ref-bolt-restart)
+      local port=$PORT_REF transport="transport local"
+      if [[ $1 != ref ]]; then
+        port=$PORT_REF_BOLT transport="transport bolt {
+			path $OUT/ref.db
+		}"
+        [[ $1 == ref-bolt ]] && rm -f "$OUT/ref.db"
+      fi
+      cat >"$OUT/Caddyfile.$1" <<CADDY
+{
+	auto_https off
+	admin off
+	log {
+		level ERROR
+	}
+	storage file_system $OUT/caddy-data
+}
+:$port {
+	bind 127.0.0.1
+	mercure {
+		publisher_jwt $KEY
+		subscriber_jwt $KEY
+		anonymous
+		$transport
+	}
+}
+CADDY
+      XDG_DATA_HOME=$OUT/caddy-home XDG_CONFIG_HOME=$OUT/caddy-home \
+        "$REF_HUB" run --config "$OUT/Caddyfile.$1" --adapter caddyfile >>"$OUT/ref.log" 2>&1 &
+      PID=$! URL=http://127.0.0.1:$port/.well-known/mercure ;;
+    floor)
+      "$HERALD" bench floorhub --listen 127.0.0.1:$PORT_FLOOR >>"$OUT/floor.log" 2>&1 &
+      PID=$! URL=http://127.0.0.1:$PORT_FLOOR/.well-known/mercure ;;
+  esac
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --max-time 1 "$URL" && return 0
+    sleep 0.1
+  done
+  echo "$1 did not start" >&2; return 1
+}
+
+stop() {
+  kill "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=""
+}
+trap stop EXIT
+
+bench() { # bench NAME SCENARIO FLAGS...: one run, its JSON saved as OUT/HUB-NAME.json
+  local name=$1; shift
+  echo "  $HUB $name" >&2
+  "$HERALD" bench "$@" --hub "$URL" --key "$KEY" --json >"$OUT/$HUB-$name.json" 2>>"$OUT/bench.log" || true
+}
+
+hubs=(herald floor)
+[[ -n ${REF_HUB:-} ]] && hubs+=(ref)
+
+for HUB in "${hubs[@]}"; do
+  echo "$HUB" >&2
+  # Each scenario on a fresh hub, so that one does not pay for the previous one.
+  start "$HUB"; bench A fanout --subscribers 1000 --topics 1 --updates 1000 --publishers 16 --timeout 3m; stop
+  start "$HUB"; bench B fanout --subscribers 10000 --topics 1 --updates 200 --publishers 16 --timeout 5m; stop
+  start "$HUB"; bench C fanout --subscribers 10000 --topics 1000 --updates 10000 --publishers 16 --timeout 5m; stop
+  start "$HUB"; bench P fanout --subscribers 1000 --topics 1 --rate 50 --duration 20s --updates 1000 --timeout 3m; stop
+  for n in 1000 10000 19500; do
+    start "$HUB"; bench idle-$n idle --connections $n --procs 2 --hold 3s --settle 5s --pid "$PID" --timeout 3m; stop
+  done
+  for s in 100 1000 5000 10000 19500; do
+    start "$HUB"; bench curve-$s fanout --subscribers $s --topics 1 --updates $((2000000 / s < 2000 ? 2000000 / s : 2000)) --publishers 16 --procs 2 --timeout 5m; stop
+  done
+done
+
+# Replay of missed updates after a restart, on the persistent stores.
+replay() { # replay HUB START RESTART
+  HUB=$1
+  local prefix="https://bench.herald.invalid/replay-$HUB/" n=20000
+  start "$2"; "$HERALD" bench publish --hub "$URL" --key "$KEY" --prefix "$prefix" --updates $n --topics 1 --publishers 32 --json >"$OUT/$HUB-replay-publish.json" 2>>"$OUT/bench.log" || true; stop
+  start "$3"
+  local t0 t1 got
+  t0=$(date +%s.%N)
+  got=$("$HERALD" subscribe --hub "$URL" --key "$KEY" --topic "${prefix}publish/0" --last-event-id earliest --count $n --timeout 60s --json 2>/dev/null | wc -l || true)
+  t1=$(date +%s.%N)
+  stop
+  printf '{"scenario":"replay","updates":%d,"received":%d,"seconds":%s}\n' $n "$got" "$(echo "$t1 - $t0" | bc -l)" >"$OUT/$HUB-replay.json"
+}
+echo "replay after restart" >&2
+replay herald herald herald-restart
+[[ -n ${REF_HUB:-} ]] && replay ref ref-bolt ref-bolt-restart
+
+go run ./scripts/perfreport "$OUT"
