@@ -33,6 +33,8 @@ type Config struct {
 
 	Anonymous      bool
 	Subscriptions  bool
+	UI             bool // serve the debugging web UI at /.well-known/mercure/ui/
+	Demo           bool // also serve the demo page; implies UI
 	CORSOrigins    []string
 	PublishOrigins []string
 	CookieName     string
@@ -177,6 +179,8 @@ func directives() []directive {
 		{"publisher_jwks_url", "URL", "JWKS (http(s):// or file://) for publishers' JWTs; overrides the key", str(func(c *Config) *string { return &c.PublisherJWKS })},
 		{"subscriber_jwks_url", "URL", "JWKS for subscribers' JWTs; overrides the key", str(func(c *Config) *string { return &c.SubscriberJWKS })},
 		{"anonymous", "", "let clients without a JWT subscribe to public updates", flag(func(c *Config) *bool { return &c.Anonymous })},
+		{"ui", "", "serve the debugging web UI at /.well-known/mercure/ui/", flag(func(c *Config) *bool { return &c.UI })},
+		{"demo", "", "serve the web UI and its demo page at /.well-known/mercure/ui/demo/", flag(func(c *Config) *bool { return &c.Demo })},
 		{"subscriptions", "", "publish subscription events and serve the active subscriptions API", flag(func(c *Config) *bool { return &c.Subscriptions })},
 		{"cors_origins", "ORIGIN...", "origins allowed by CORS (credentials only for explicit origins), or *", list(func(c *Config) *[]string { return &c.CORSOrigins })},
 		{"publish_origins", "ORIGIN...", "origins allowed to publish with a cookie-borne JWT (* or one * wildcard per entry)", list(func(c *Config) *[]string { return &c.PublishOrigins })},
@@ -186,6 +190,9 @@ func directives() []directive {
 		{"dispatch_timeout", "DURATION", "deadline of one write to a subscriber (default 5s, 0 = none)", dur(func(c *Config) *time.Duration { return &c.DispatchTimeout })},
 		{"transport_url", "URL", "the update log: bolt://PATH (default bolt://herald.db) or local:// / memory:// with ?size=N", str(func(c *Config) *string { return &c.TransportURL })},
 		{"transport", "local|bolt", "the update log by name (local = in memory); transport_url gives options", func(c *Config, a []string) error {
+			if len(a) > 1 && a[1] == "{" {
+				return errors.New("the block form is not supported: give the options in transport_url, e.g. bolt://herald.db?size=100000")
+			}
 			if len(a) != 1 {
 				return errors.New("takes local or bolt")
 			}
@@ -274,11 +281,7 @@ func ApplyDirectives(c *Config, src, text string) error {
 		name, args := fields[0], fields[1:]
 		d, ok := byName[name]
 		if !ok {
-			if why, known := unsupported[name]; known {
-				errs = append(errs, fmt.Errorf("%s line %d: directive %q is not supported: %s", src, i+1, name, why))
-			} else {
-				errs = append(errs, fmt.Errorf("%s line %d: unknown directive %q", src, i+1, name))
-			}
+			errs = append(errs, fmt.Errorf("%s line %d: unknown directive %q", src, i+1, name))
 			continue
 		}
 		if err := d.apply(c, args); err != nil {

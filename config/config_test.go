@@ -53,8 +53,8 @@ func TestLoadErrors(t *testing.T) {
 		env  map[string]string
 		want []string // every error is reported at once
 	}{
-		{"unsupported and unknown directives", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "ui\nfrobnicate 3\nheartbeat soon"}, []string{
-			`directive "ui" is not supported`, `unknown directive "frobnicate"`, `heartbeat: "soon" is not a duration`}},
+		{"unsupported and unknown directives", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport bolt {\nfrobnicate 3\nheartbeat soon"}, []string{
+			`the block form is not supported`, `unknown directive "frobnicate"`, `heartbeat: "soon" is not a duration`}},
 		{"no key", nil, nil, []string{"no publisher key"}},
 		{"bad number", []string{"--max-topics", "-3"}, map[string]string{EnvPublisherKey: "k"}, []string{`"-3" is not a non-negative whole number`}},
 		{"https server name", nil, map[string]string{EnvPublisherKey: "k", EnvServerName: "https://example.com"}, []string{"HTTPS needs the tls directive"}},

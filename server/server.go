@@ -63,6 +63,9 @@ type Config struct {
 	// of the shared writer pool. For debugging and comparison.
 	DisableHijack bool
 	Logger        *slog.Logger
+	// UI, when set, serves the web UI under Path+"/ui/" (see package ui); Path+"/ui"
+	// redirects there. Nil serves no UI.
+	UI http.Handler
 }
 
 // Server serves the Mercure endpoints. Create it with New.
@@ -115,7 +118,7 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Handler returns the routes: the hub endpoint (GET/HEAD subscribe, POST publish, OPTIONS
-// preflight), wrapped in CORS handling.
+// preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, s.subscribe) // GET patterns also match HEAD
@@ -129,6 +132,10 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET "+sp, s.subscriptions)
 		mux.HandleFunc("GET "+sp+"/{topic}", s.subscriptions)
 		mux.HandleFunc("GET "+sp+"/{topic}/{subscriber}", s.subscriptions)
+	}
+	if s.cfg.UI != nil {
+		mux.Handle("GET "+Path+"/ui/", s.cfg.UI)
+		mux.Handle("GET "+Path+"/ui", http.RedirectHandler(Path+"/ui/", http.StatusMovedPermanently))
 	}
 	return s.cors(mux)
 }

@@ -214,14 +214,35 @@ func TestDevMode(t *testing.T) {
 	if c, body := post(t, client, hubURL, tok[1], url.Values{"topic": {"x"}}); c != http.StatusOK {
 		t.Fatalf("publish with the printed token: %d %s", c, body)
 	}
+	// Dev mode serves the UI, its demo and its token button, and the subscriptions API.
+	for _, path := range []string{"/ui/", "/ui/demo/", "/ui/token?publish=*"} {
+		resp, err := client.Get(hubURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"/subscriptions", nil)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("subscriptions API in dev mode: %d", resp.StatusCode)
+	}
 }
 
 func TestServeRefusesBadConfiguration(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	c := run(context.Background(), []string{"serve", "--transport-url", "kafka://x"}, func(k string) string {
-		return map[string]string{"MERCURE_PUBLISHER_JWT_KEY": key, "MERCURE_EXTRA_DIRECTIVES": "demo"}[k]
+		return map[string]string{"MERCURE_PUBLISHER_JWT_KEY": key, "MERCURE_EXTRA_DIRECTIVES": "ui\nfrobnicate"}[k]
 	}, &stdout, &stderr)
-	if c != 1 || !strings.Contains(stderr.String(), `directive "demo" is not supported`) {
+	if c != 1 || !strings.Contains(stderr.String(), `unknown directive "frobnicate"`) {
 		t.Fatalf("exit %d, stderr %q", c, stderr.String())
 	}
 	stderr.Reset()

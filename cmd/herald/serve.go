@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/bolt"
 	"github.com/heraldhub/herald/transport/memory"
+	"github.com/heraldhub/herald/ui"
 )
 
 // shutdownGrace bounds how long a stop waits for in-flight publishes and streams to end.
@@ -92,7 +94,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	var uiHandler http.Handler
+	if cfg.UI || cfg.Demo {
+		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg)})
+	}
 	srv, err := server.New(server.Config{
+		UI:              uiHandler,
 		Hub:             h,
 		Publisher:       pub,
 		Subscriber:      sub,
@@ -287,18 +294,36 @@ func applyDev(cfg *config.Config, log *slog.Logger) {
 		log.Info("dev mode: generated a random JWT key for this run")
 	}
 	cfg.Anonymous = true
+	cfg.Subscriptions = true
+	cfg.UI = true
+	cfg.Demo = true
 	if len(cfg.CORSOrigins) == 0 {
 		cfg.CORSOrigins = []string{"*"}
 	}
 	if len(cfg.PublishOrigins) == 0 {
 		cfg.PublishOrigins = []string{"*"}
 	}
-	log.Warn("dev mode: anonymous subscribers and CORS from any origin; do not use in production")
+	log.Warn("dev mode: anonymous subscribers, CORS from any origin, and a web UI that hands out tokens; do not use in production")
+}
+
+// devTokenMinter lets the web UI mint tokens in dev mode, when the publisher key is an HMAC
+// secret; otherwise it returns nil and the UI asks for a token.
+func devTokenMinter(cfg config.Config) func(publish, subscribe []string) (string, error) {
+	alg := cfg.PublisherAlg
+	if alg == "" {
+		alg = "HS256"
+	}
+	if !cfg.Dev || cfg.PublisherKey == "" || !strings.HasPrefix(alg, "HS") {
+		return nil
+	}
+	return func(publish, subscribe []string) (string, error) {
+		return mintToken(mintOptions{alg: alg, key: cfg.PublisherKey, publish: publish, subscribe: subscribe, ttl: time.Hour})
+	}
 }
 
 // printDevHelp prints a ready token and commands to try the hub.
 func printDevHelp(w io.Writer, cfg config.Config, hubURL string) {
-	if cfg.PublisherKey == "" || (cfg.PublisherAlg != "" && cfg.PublisherAlg[:2] != "HS") {
+	if cfg.PublisherKey == "" || (cfg.PublisherAlg != "" && !strings.HasPrefix(cfg.PublisherAlg, "HS")) {
 		return
 	}
 	alg := cfg.PublisherAlg
@@ -314,6 +339,9 @@ Herald is running in dev mode at %[1]s
 
 Publisher and subscriber JWT (valid 24h):
   %[2]s
+
+Web UI:
+  %[1]s/ui/   (demo: %[1]s/ui/demo/)
 
 Subscribe (keep this running):
   curl -N '%[1]s?topic=https://example.com/books/1'

@@ -1,0 +1,295 @@
+// The hub debugger: a hub URL and a JWT, subscriptions shown live, a publish form and the
+// active subscriptions panel.
+import {$, h, topicCode, hubURL, loadConfig, mintToken, describeToken, clock, pretty, lines, store} from './lib.js';
+import {HubStream, errorText} from './sse.js';
+
+// The topic selector of subscription events (docs/protocol.md, "Active subscriptions").
+const PRESENCE_SELECTOR = '/.well-known/mercure/subscriptions{/topic}{/subscriber}';
+const MAX_ROWS = 500;
+
+const hubInput = $('#hub');
+const tokenInput = $('#token');
+const remember = $('#remember');
+
+const hub = () => hubInput.value.trim() || hubURL;
+const token = () => tokenInput.value.trim();
+const auth = () => (token() ? {Authorization: `Bearer ${token()}`} : {});
+
+// ---- Hub and token ----
+
+if (store.get('remember')) {
+  remember.checked = true;
+  tokenInput.value = store.get('token') || '';
+  hubInput.value = store.get('hub') || hubURL;
+} else {
+  hubInput.value = hubURL;
+}
+
+// persist keeps the hub URL and the token in sessionStorage only while "remember" is ticked.
+function persist() {
+  if (remember.checked) {
+    store.set('remember', '1');
+    store.set('hub', hubInput.value);
+    store.set('token', tokenInput.value);
+  } else {
+    for (const k of ['remember', 'hub', 'token']) store.del(k);
+  }
+}
+
+function showTokenInfo() {
+  const {text, bad} = describeToken(tokenInput.value);
+  const info = $('#token-info');
+  info.textContent = text;
+  info.classList.toggle('bad', bad);
+}
+
+tokenInput.addEventListener('input', () => { showTokenInfo(); persist(); });
+hubInput.addEventListener('input', persist);
+remember.addEventListener('change', persist);
+setInterval(showTokenInfo, 15000); // keep "expires in" current
+showTokenInfo();
+
+$('#mint').addEventListener('click', async () => {
+  try {
+    tokenInput.value = await mintToken({publish: ['*'], subscribe: ['*']});
+    showTokenInfo();
+    persist();
+  } catch (err) {
+    const info = $('#token-info');
+    info.textContent = `Cannot mint a token: ${err.message}`;
+    info.classList.add('bad');
+  }
+});
+
+loadConfig().then((cfg) => {
+  $('#mint').hidden = !cfg.mintToken;
+  $('#demo-link').hidden = !cfg.demo;
+  document.body.dataset.ready = 'true'; // for tests: the optional parts are settled
+});
+
+// ---- Events ----
+
+const rows = $('#event-rows');
+const byID = new Map(); // update id → {tr, cell, selectors}: one row per update, several selectors
+
+function addRow(tr) {
+  rows.prepend(tr);
+  $('#events-empty').hidden = true;
+  while (rows.rows.length > MAX_ROWS) {
+    const last = rows.lastElementChild;
+    if (byID.get(last.dataset.id)?.tr === last) byID.delete(last.dataset.id);
+    last.remove();
+  }
+}
+
+// showUpdate adds a row for an update, or adds the selector to the update's row when another
+// subscription received it too (SSE does not say which topic matched: each selector has its
+// own stream, and the row lists the selectors that received the update).
+function showUpdate(selector, ev) {
+  const seen = byID.get(ev.id);
+  if (seen && !seen.selectors.has(selector)) {
+    seen.selectors.add(selector);
+    seen.cell.append(topicCode(selector));
+    return;
+  }
+  const data = pretty(ev.data);
+  const cell = h('td', {class: 'c-sub'}, topicCode(selector));
+  const tr = h('tr', {class: 'update', 'data-id': ev.id},
+    h('td', {class: 'c-time'}, clock()),
+    cell,
+    h('td', {class: 'c-id'}, h('code', {}, ev.id), seen ? h('span', {class: 'badge warn'}, 'duplicate') : null),
+    h('td', {class: 'c-type'}, ev.type),
+    h('td', {class: 'c-data'}, h('pre', {class: data.json ? 'json' : null}, data.text)));
+  if (!seen) byID.set(ev.id, {tr, cell, selectors: new Set([selector])});
+  addRow(tr);
+}
+
+function showNotice(selector, kind, message) {
+  addRow(h('tr', {class: `notice kind-${kind}`},
+    h('td', {class: 'c-time'}, clock()),
+    h('td', {class: 'c-sub'}, topicCode(selector)),
+    h('td', {class: 'c-msg', colspan: 3}, message)));
+}
+
+$('#clear').addEventListener('click', () => {
+  rows.replaceChildren();
+  byID.clear();
+  $('#events-empty').hidden = false;
+});
+
+// ---- Subscribe ----
+
+const STATE_LABELS = {
+  connecting: () => 'connecting…',
+  open: () => 'open',
+  waiting: (ms) => `retrying in ${(ms / 1000).toFixed(1)} s`,
+  failed: () => 'failed',
+  closed: () => 'closed',
+};
+
+function openStream(selector, from) {
+  const badge = h('span', {class: 'badge'}, 'connecting…');
+  const li = h('li', {'data-selector': selector, 'data-state': 'connecting'}, topicCode(selector), badge);
+  const stream = new HubStream({
+    hub: hub(),
+    selectors: [selector],
+    token: token(),
+    lastEventID: from,
+    onUpdate: (ev) => showUpdate(selector, ev),
+    onNotice: (kind, message) => showNotice(selector, kind, message),
+    onState: (state, detail) => {
+      li.dataset.state = state;
+      badge.textContent = STATE_LABELS[state](detail);
+    },
+  });
+  li.append(h('button', {type: 'button', class: 'quiet', 'aria-label': `Close the subscription to ${selector}`,
+    onclick: () => {
+      stream.stop();
+      li.remove();
+      showNotice(selector, 'closed', 'closed');
+    }}, 'Close'));
+  $('#streams').append(li);
+  stream.start();
+}
+
+$('#subscribe-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const from = $('#from').value.trim();
+  for (const selector of lines($('#selectors').value)) openStream(selector, from);
+});
+
+// ---- Publish ----
+
+$('#publish-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const out = $('#pub-result');
+  const body = new URLSearchParams();
+  for (const t of lines($('#pub-topics').value)) body.append('topic', t);
+  body.append('data', $('#pub-data').value);
+  for (const [field, id] of [['id', '#pub-id'], ['type', '#pub-type'], ['retry', '#pub-retry']]) {
+    const v = $(id).value.trim();
+    if (v) body.append(field, v);
+  }
+  if ($('#pub-private').checked) body.append('private', 'on');
+  out.className = '';
+  out.textContent = 'Publishing…';
+  delete out.dataset.id;
+  try {
+    const resp = await fetch(hub(), {method: 'POST', headers: auth(), body, cache: 'no-store'});
+    if (resp.ok) {
+      const id = (await resp.text()).trim();
+      out.className = 'ok';
+      out.dataset.id = id;
+      out.replaceChildren('Published ', h('code', {}, id));
+    } else {
+      out.className = 'bad';
+      out.textContent = `Refused: ${await errorText(resp)}`;
+    }
+  } catch (err) {
+    out.className = 'bad';
+    out.textContent = `Cannot reach the hub: ${err.message}`;
+  }
+});
+
+// ---- Active subscriptions ----
+
+let presence = null; // {stream, subs}
+const watchButton = $('#presence-watch');
+
+function presenceStatus(text, bad = false) {
+  const p = $('#presence-status');
+  p.textContent = text;
+  p.classList.toggle('bad', bad);
+}
+
+function renderPresence(subs) {
+  const list = [...subs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  $('#presence-rows').replaceChildren(...list.map((s) => h('tr', {'data-topic': s.topic, 'data-subscriber': s.subscriber},
+    h('td', {}, topicCode(s.topic)),
+    h('td', {}, h('code', {}, s.subscriber)),
+    h('td', {}, s.payload === undefined ? '' : h('code', {}, JSON.stringify(s.payload))))));
+  $('#presence-table').hidden = false;
+}
+
+function logPresence(kind, s, message) {
+  const log = $('#presence-log');
+  $('#presence-log-h').hidden = false;
+  const li = h('li', {class: `kind-${kind}`}, h('time', {}, clock()), ' ', h('strong', {}, kind), ' ');
+  if (s) {
+    li.append(topicCode(s.topic), ' by ', h('code', {}, s.subscriber));
+    if (s.payload !== undefined) li.append(' payload ', h('code', {}, JSON.stringify(s.payload)));
+  } else li.append(message);
+  log.prepend(li);
+  while (log.children.length > 200) log.lastElementChild.remove();
+}
+
+function stopPresence() {
+  presence?.stream.stop();
+  presence = null;
+  watchButton.textContent = 'Watch';
+}
+
+watchButton.addEventListener('click', async () => {
+  if (presence) {
+    stopPresence();
+    presenceStatus('Stopped.');
+    return;
+  }
+  presenceStatus('Loading…');
+  let resp;
+  try {
+    resp = await fetch(`${hub()}/subscriptions`, {headers: auth(), cache: 'no-store'});
+  } catch (err) {
+    presenceStatus(`Cannot reach the hub: ${err.message}`, true);
+    return;
+  }
+  if (resp.status === 404) {
+    presenceStatus(`${await errorText(resp)}. This hub does not serve the active subscriptions API: it runs without the subscriptions directive.`, true);
+    return;
+  }
+  if (!resp.ok) {
+    const hint = resp.status === 401 || resp.status === 403 ? ` The API needs a JWT whose mercure.subscribe claim matches ${PRESENCE_SELECTOR}.` : '';
+    presenceStatus(`${await errorText(resp)}.${hint}`, true);
+    return;
+  }
+  let doc;
+  try {
+    doc = await resp.json();
+  } catch (err) {
+    presenceStatus(`The hub's answer is not JSON: ${err.message}`, true);
+    return;
+  }
+  const subs = new Map((doc.subscriptions || []).map((s) => [s.id, s]));
+  renderPresence(subs);
+  presenceStatus(`${subs.size} active when loaded; following arrivals and departures after ${doc.lastEventID}.`);
+  // Replaying from the collection's lastEventID misses nothing between the snapshot and the
+  // stream. Events are applied in order, so replaying one already in the snapshot is harmless.
+  const stream = new HubStream({
+    hub: hub(),
+    selectors: [PRESENCE_SELECTOR],
+    token: token(),
+    lastEventID: doc.lastEventID,
+    onUpdate: (ev) => {
+      let s;
+      try { s = JSON.parse(ev.data); } catch { return; }
+      if (s?.type !== 'Subscription') return;
+      if (s.active) {
+        if (!subs.has(s.id)) logPresence('arrived', s);
+        subs.set(s.id, s);
+      } else if (subs.delete(s.id)) {
+        logPresence('left', s);
+      }
+      renderPresence(subs);
+    },
+    onNotice: (kind, message) => { if (kind !== 'open') logPresence(kind, null, message); },
+    onState: (state, detail) => {
+      if (state === 'failed') {
+        presenceStatus(`Cannot follow subscription events: ${detail}`, true);
+        stopPresence();
+      }
+    },
+  });
+  presence = {stream, subs};
+  watchButton.textContent = 'Stop';
+  stream.start();
+});

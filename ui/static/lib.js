@@ -1,0 +1,118 @@
+// Helpers shared by the UI's pages. The DOM is built with createElement and textContent
+// only: the pages' Content-Security-Policy requires Trusted Types, so assigning HTML markup
+// to an element would throw.
+
+// h creates an element: h('td', {class: 'id', title: '…'}, 'text', child, …). Properties
+// starting with "on" add event listeners; other properties are attributes (true → present,
+// false or null → absent). Children are nodes or strings.
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, '');
+    else if (v !== false && v != null) el.setAttribute(k, String(v));
+  }
+  el.append(...children.filter((c) => c != null && c !== false));
+  return el;
+}
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+// topicCode shows a topic or selector in a <code>, with line-break opportunities after the
+// slashes of its path (<wbr> elements: copied text stays intact), not after "https://".
+export function topicCode(text) {
+  const parts = text.split(/(?<=[^:/]\/)(?!\/)/);
+  return h('code', {}, ...parts.flatMap((p, i) => (i ? [h('wbr'), p] : [p])));
+}
+
+// The UI lives at <hub>/ui/…; uiBase is the URL of <hub>/ui/, hubURL the hub's endpoint.
+const uiPath = location.pathname.replace(/\/ui\/.*$/, '/ui/');
+export const uiBase = new URL(uiPath, location.origin);
+export const hubURL = new URL(uiPath.slice(0, -'/ui/'.length), location.origin).href;
+
+// loadConfig returns which optional parts the hub serves: {demo, mintToken}.
+export async function loadConfig() {
+  try {
+    const resp = await fetch(new URL('config.json', uiBase), {cache: 'no-store'});
+    if (resp.ok) return await resp.json();
+  } catch { /* an old hub, or offline: nothing optional */ }
+  return {demo: false, mintToken: false};
+}
+
+// mintToken asks the hub for a dev token (dev mode only).
+export async function mintToken({publish = [], subscribe = []} = {}) {
+  const u = new URL('token', uiBase);
+  for (const s of publish) u.searchParams.append('publish', s);
+  for (const s of subscribe) u.searchParams.append('subscribe', s);
+  const resp = await fetch(u, {cache: 'no-store'});
+  const text = (await resp.text()).trim();
+  if (!resp.ok) throw new Error(`${resp.status}: ${text || resp.statusText}`);
+  return text;
+}
+
+// decodeJWT returns a token's claims without verifying it (the hub does), or null.
+export function decodeJWT(token) {
+  const part = token.trim().split('.')[1];
+  if (!part) return null;
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
+    return claims && typeof claims === 'object' ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+// describeToken says in a line what a token allows and until when.
+export function describeToken(token) {
+  if (!token.trim()) return {text: 'No token: subscriptions are anonymous (public updates only, if the hub allows it); publishing needs one.', bad: false};
+  const c = decodeJWT(token);
+  if (!c) return {text: 'This does not look like a JWT (three base64url parts separated by dots).', bad: true};
+  const m = c.mercure || {};
+  const list = (v) => (Array.isArray(v) && v.length ? v.join(', ') : 'nothing');
+  let text = `publish: ${list(m.publish)} · subscribe: ${list(m.subscribe)}`;
+  let bad = false;
+  if (typeof c.exp === 'number') {
+    const left = c.exp * 1000 - Date.now();
+    if (left <= 0) {
+      text += ` · expired ${relative(-left)} ago`;
+      bad = true;
+    } else text += ` · expires in ${relative(left)}`;
+  } else text += ' · no expiry';
+  if (m.payload !== undefined) text += ` · payload ${JSON.stringify(m.payload)}`;
+  return {text, bad};
+}
+
+function relative(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 90) return `${s} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+// clock formats a time as HH:MM:SS.mmm, local time.
+export function clock(d = new Date()) {
+  const p = (n, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+// pretty returns the data indented when it is a JSON object or array, as is otherwise.
+export function pretty(data) {
+  const t = data.trim();
+  if (t.startsWith('{') || t.startsWith('[')) {
+    try { return {text: JSON.stringify(JSON.parse(t), null, 2), json: true}; } catch { /* not JSON */ }
+  }
+  return {text: data, json: false};
+}
+
+// lines splits a textarea's value into its non-empty trimmed lines.
+export const lines = (s) => s.split('\n').map((l) => l.trim()).filter(Boolean);
+
+// store keeps values in sessionStorage (this tab only), under a prefix.
+export const store = {
+  get: (k) => { try { return sessionStorage.getItem(`herald.${k}`); } catch { return null; } },
+  set: (k, v) => { try { sessionStorage.setItem(`herald.${k}`, v); } catch { /* storage disabled */ } },
+  del: (k) => { try { sessionStorage.removeItem(`herald.${k}`); } catch { /* storage disabled */ } },
+};
