@@ -44,6 +44,9 @@ type Config struct {
 	DispatchTimeout time.Duration
 
 	TransportURL string
+	// NodeHeartbeat is how often a node of a cluster says it is alive; a node silent for three
+	// heartbeats is taken for dead and its subscriptions expire. Zero takes the default (5s).
+	NodeHeartbeat time.Duration
 
 	MaxBodyBytes       int64
 	MaxTopics          int
@@ -206,6 +209,7 @@ func directives() []directive {
 			}
 			return nil
 		}},
+		{"node_heartbeat", "DURATION", "with a shared transport (redis, nats): how often a node says it is alive; a node silent for 3 heartbeats has its subscriptions expire (default 5s)", dur(func(c *Config) *time.Duration { return &c.NodeHeartbeat })},
 		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", func(c *Config, a []string) error {
 			var n int
 			if err := num(func(*Config) *int { return &n })(c, a); err != nil {

@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	raiseFileLimit(log)
 
-	tr, err := openTransport(cfg.TransportURL, log)
+	tr, shared, err := openTransport(cfg.TransportURL, log)
 	if err != nil {
 		return err
 	}
@@ -89,6 +89,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Matcher:       topic.NewMatcher(cfg.TopicSelectorCache),
 		QueueSize:     cfg.QueueSize,
 		Subscriptions: cfg.Subscriptions,
+		Cluster:       shared,
+		NodeHeartbeat: cfg.NodeHeartbeat,
 		Logger:        log,
 	})
 	if err != nil {
@@ -213,10 +215,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // openTransport opens the update log named by rawURL: its scheme picks the implementation.
-func openTransport(rawURL string, log *slog.Logger) (transport.Transport, error) {
+// shared reports a log that other nodes may read too (a cluster transport).
+func openTransport(rawURL string, log *slog.Logger) (tr transport.Transport, shared bool, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("transport_url %q: %w", rawURL, err)
+		return nil, false, fmt.Errorf("transport_url %q: %w", rawURL, err)
 	}
 	openers := map[string]func(*url.URL) (transport.Transport, error){
 		"local":  openMemory,
@@ -232,13 +235,14 @@ func openTransport(rawURL string, log *slog.Logger) (transport.Transport, error)
 	}
 	open, ok := openers[u.Scheme]
 	if !ok {
-		return nil, fmt.Errorf("transport_url %q: unknown scheme %q (want bolt, local or memory)", redactURL(rawURL), u.Scheme)
+		return nil, false, fmt.Errorf("transport_url %q: unknown scheme %q (want bolt, local, memory, redis or nats)", redactURL(rawURL), u.Scheme)
 	}
-	tr, err := open(u)
+	tr, err = open(u)
 	if err != nil {
-		return nil, fmt.Errorf("transport_url %q: %w", redactURL(rawURL), err)
+		return nil, false, fmt.Errorf("transport_url %q: %w", redactURL(rawURL), err)
 	}
-	return tr, nil
+	shared = u.Scheme != "local" && u.Scheme != "memory" && u.Scheme != "bolt"
+	return tr, shared, nil
 }
 
 // openMemory opens the in-memory log; ?size=N and ?max_bytes=N bound its history.
