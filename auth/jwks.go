@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,6 +62,9 @@ type jwksCache struct {
 
 	mu  sync.RWMutex
 	set keySet
+	// gen counts key set replacements, so that tokens verified with an older set are checked
+	// again (see verifiedCache).
+	gen atomic.Uint64
 
 	refreshMu   sync.Mutex // one fetch at a time; guards lastAttempt
 	lastAttempt time.Time
@@ -111,6 +115,7 @@ func newJWKSCache(ctx context.Context, rawURL, alg string, info algInfo, client 
 		return nil, err
 	}
 	c.set = set
+	c.gen.Add(1)
 	if !c.remote {
 		return c, nil
 	}
@@ -162,6 +167,7 @@ func (c *jwksCache) refreshLocked(reason string) {
 	}
 	c.mu.Lock()
 	c.set = set
+	c.gen.Add(1)
 	c.mu.Unlock()
 	c.logger.Debug("auth: JWKS refreshed", "reason", reason, "url", c.url.Redacted(), "keys", set.count)
 }

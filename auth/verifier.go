@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -45,6 +46,7 @@ type Config struct {
 // Verifier checks tokens against one Config. It is safe for concurrent use;
 // create it with NewVerifier and release it with Close.
 type Verifier struct {
+	cache  verifiedCache
 	alg    string
 	parser *jwt.Parser
 	key    any        // static key; nil when jwks is set
@@ -112,6 +114,11 @@ func (v *Verifier) Alg() string { return v.alg }
 // leeway; iat, aud and iss are ignored), then reads its Mercure claims. The
 // error, if any, wraps ErrInvalidToken (and ErrExpired for an expired token);
 // its text is a short reason fit for a 401 response body.
+//
+// Tokens that verified are remembered for a short while (see verifiedCache), so that a
+// publisher or a reconnecting subscriber presenting the same token again costs a map lookup
+// rather than a signature check; expiry is still checked every time. The returned Claims are
+// shared: callers must not modify them.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, invalidf("missing token")
@@ -119,6 +126,31 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLength {
 		return nil, invalidf("token is too long (at most %d bytes)", MaxTokenLength)
 	}
+	gen := v.keyGen()
+	if c, ok := v.cache.get(token, gen); ok {
+		if !c.ExpiresAt.IsZero() && !time.Now().Before(c.ExpiresAt) {
+			return nil, &tokenError{reason: "token expired", kind: ErrExpired}
+		}
+		return c, nil
+	}
+	c, err := v.verify(token)
+	if err == nil {
+		v.cache.put(token, c, gen)
+	}
+	return c, err
+}
+
+// keyGen returns the generation of the keys in use: it changes when a JWKS refresh replaces
+// them.
+func (v *Verifier) keyGen() uint64 {
+	if v.jwks == nil {
+		return 0
+	}
+	return v.jwks.gen.Load()
+}
+
+// verify does the full check of Verify.
+func (v *Verifier) verify(token string) (*Claims, error) {
 	tc := &tokenClaims{}
 	tok, err := v.parser.ParseWithClaims(token, tc, v.keyFunc)
 	if err != nil {
