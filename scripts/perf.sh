@@ -116,7 +116,7 @@ replay() { # replay HUB START RESTART
   got=$("$HERALD" subscribe --hub "$URL" --key "$KEY" --topic "${prefix}publish/0" --last-event-id earliest --count $n --timeout 60s --json 2>/dev/null | wc -l || true)
   t1=$(date +%s.%N)
   stop
-  printf '{"scenario":"replay","updates":%d,"received":%d,"seconds":%s}\n' $n "$got" "$(echo "$t1 - $t0" | bc -l)" >"$OUT/$HUB-replay.json"
+  printf '{"scenario":"replay","updates":%d,"received":%d,"seconds":%.3f}\n' $n "$got" "$(echo "$t1 - $t0" | bc -l)" >"$OUT/$HUB-replay.json"
 }
 echo "replay after restart" >&2
 replay herald herald herald-restart
