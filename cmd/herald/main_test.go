@@ -196,9 +196,12 @@ func TestDevMode(t *testing.T) {
 	}()
 	defer func() { cancel(); <-code }()
 	waitUp(t, addr)
-	tok := regexp.MustCompile(`Bearer ([A-Za-z0-9_.-]+)`).FindStringSubmatch(stdout.String())
-	if tok == nil {
-		t.Fatalf("no token printed:\n%s", stdout.String())
+	var tok []string
+	for deadline := time.Now().Add(5 * time.Second); tok == nil; time.Sleep(10 * time.Millisecond) {
+		tok = regexp.MustCompile(`Bearer ([A-Za-z0-9_.-]+)`).FindStringSubmatch(stdout.String())
+		if tok == nil && time.Now().After(deadline) {
+			t.Fatalf("no token printed:\n%s", stdout.String())
+		}
 	}
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
