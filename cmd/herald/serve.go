@@ -27,6 +27,8 @@ import (
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/bolt"
 	"github.com/heraldhub/herald/transport/memory"
+	"github.com/heraldhub/herald/transport/nats"
+	"github.com/heraldhub/herald/transport/redis"
 	"github.com/heraldhub/herald/ui"
 )
 
@@ -231,6 +233,30 @@ func openTransport(rawURL string, log *slog.Logger) (tr transport.Transport, sha
 			}
 			opts.Logger = log
 			return bolt.Open(path, opts)
+		},
+		"redis": func(u *url.URL) (transport.Transport, error) {
+			opts, err := redis.ParseURL(u)
+			if err != nil {
+				return nil, err
+			}
+			opts.Logger = log
+			return redis.Open(context.Background(), opts)
+		},
+		"rediss": func(u *url.URL) (transport.Transport, error) {
+			opts, err := redis.ParseURL(u)
+			if err != nil {
+				return nil, err
+			}
+			opts.Logger = log
+			return redis.Open(context.Background(), opts)
+		},
+		"nats": func(u *url.URL) (transport.Transport, error) {
+			opts, err := nats.ParseURL(u)
+			if err != nil {
+				return nil, err
+			}
+			opts.Logger = log
+			return nats.Open(context.Background(), opts)
 		},
 	}
 	open, ok := openers[u.Scheme]
