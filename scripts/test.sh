@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of Herald with the race detector, after installing what the tests need and
-# the machine lacks (Debian's chromium for the browser tests). Used by `make test` and CI.
+# the machine lacks (Debian's chromium for the browser tests, redis-server and nats-server for
+# the cluster transports; the tests start their own servers on free ports). Used by `make test`
+# and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 [ -x "${HERALD_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
