@@ -58,6 +58,9 @@ const (
 type Options struct {
 	// Hub is the hub's URL (its /.well-known/mercure endpoint). Default DefaultHub.
 	Hub string
+	// SubscribeHubs, when set, spreads the subscribers over these hub URLs (subscriber i on
+	// SubscribeHubs[i mod n]) while publishers use Hub: nodes of one cluster.
+	SubscribeHubs []string
 	// Key is the HMAC key the bench signs its publisher JWT with, and its subscriber JWT
 	// unless SubscriberKey is set. Alg is the HMAC algorithm, default HS256.
 	Key, SubscriberKey, Alg string
@@ -98,6 +101,11 @@ func (o *Options) setup() (pubTok, subTok string, err error) {
 	}
 	if err := CheckHub(o.Hub, o.AllowRemote); err != nil {
 		return "", "", err
+	}
+	for _, h := range o.SubscribeHubs {
+		if err := CheckHub(h, o.AllowRemote); err != nil {
+			return "", "", err
+		}
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,6 +74,14 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	fs.DurationVar(&o.ReconnectDelay, "reconnect-delay", DefaultReconnectDelay, "subscribers' reconnection delay (the hub's retry field replaces it)")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.AllowRemote, "allow-remote", false, "allow a hub that is not on loopback")
+	fs.Func("subscribe-hubs", "comma-separated hub URLs to spread the subscribers over (nodes of a cluster); publishers use --hub", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				o.SubscribeHubs = append(o.SubscribeHubs, h)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&o.Prefix, "prefix", "", "start of the topics the run uses (default a fresh https://bench.herald.invalid/RANDOM/)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification")
 

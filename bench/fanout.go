@@ -91,7 +91,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	pl := plan{Topics: cfg.Topics, Publishers: cfg.Publishers}
 	topics := topicNames(cfg.Prefix, "fanout", cfg.Topics)
 	gs, err := startGroups(&cfg.Options, groupSpec{
-		Mode: modeFanout, Hub: cfg.Hub, Token: subTok, Topics: topics, Plan: pl,
+		Mode: modeFanout, Hub: cfg.Hub, Hubs: cfg.SubscribeHubs, Token: subTok, Topics: topics, Plan: pl,
 		Concurrency: cfg.Concurrency, ReconnectDelay: cfg.ReconnectDelay, Insecure: cfg.Insecure,
 	}, cfg.Subscribers)
 	if err != nil {

@@ -21,6 +21,7 @@ const (
 type groupSpec struct {
 	Mode           string        `json:"mode"`
 	Hub            string        `json:"hub"`
+	Hubs           []string      `json:"hubs,omitempty"` // subscribers spread over these when set
 	Token          string        `json:"token,omitempty"`
 	First          int           `json:"first"`
 	Count          int           `json:"count"`
@@ -185,7 +186,11 @@ func (g *localGroup) subscribe(id int) *benchSub {
 	} else {
 		opts.Handler = func(client.Event) { b.events++ }
 	}
-	b.sub = g.c.Subscribe(g.ctx, g.spec.Hub, opts)
+	hubURL := g.spec.Hub
+	if len(g.spec.Hubs) > 0 {
+		hubURL = g.spec.Hubs[b.id%len(g.spec.Hubs)]
+	}
+	b.sub = g.c.Subscribe(g.ctx, hubURL, opts)
 	g.subs = append(g.subs, b)
 	return b
 }

@@ -86,7 +86,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 	}
 
 	gs, err := startGroups(&cfg.Options, groupSpec{
-		Mode: modeIdle, Hub: cfg.Hub, Token: subTok, Topics: topicNames(cfg.Prefix, "idle", cfg.Topics),
+		Mode: modeIdle, Hub: cfg.Hub, Hubs: cfg.SubscribeHubs, Token: subTok, Topics: topicNames(cfg.Prefix, "idle", cfg.Topics),
 		Plan: plan{Topics: cfg.Topics, Publishers: 1}, Concurrency: cfg.Concurrency,
 		ReconnectDelay: cfg.ReconnectDelay, Insecure: cfg.Insecure,
 	}, cfg.Connections)

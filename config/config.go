@@ -191,7 +191,7 @@ func directives() []directive {
 		{"heartbeat", "DURATION", "comment sent on idle streams (default 40s, 0 = off)", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
 		{"write_timeout", "DURATION", "stream lifetime, jittered to 80-100% (default 600s, 0 = unbounded)", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
 		{"dispatch_timeout", "DURATION", "deadline of one write to a subscriber (default 5s, 0 = none)", dur(func(c *Config) *time.Duration { return &c.DispatchTimeout })},
-		{"transport_url", "URL", "the update log: bolt://PATH (default bolt://herald.db) or local:// / memory:// with ?size=N", str(func(c *Config) *string { return &c.TransportURL })},
+		{"transport_url", "URL", "the update log: bolt://PATH (default bolt://herald.db), local:// or memory:// (?size=N), or a cluster transport: redis://HOST:PORT/DB?stream=NAME, nats://HOST:PORT?stream=NAME", str(func(c *Config) *string { return &c.TransportURL })},
 		{"transport", "local|bolt", "the update log by name (local = in memory); transport_url gives options", func(c *Config, a []string) error {
 			if len(a) > 1 && a[1] == "{" {
 				return errors.New("the block form is not supported: give the options in transport_url, e.g. bolt://herald.db?size=100000")
