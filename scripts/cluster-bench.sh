@@ -30,8 +30,9 @@ sleep 1
 
 wait_up() { for _ in $(seq 100); do curl -s -o /dev/null --max-time 1 "$1" && return 0; sleep 0.1; done; return 1; }
 
-run() { # run NAME TRANSPORT_URL NODES SUBSCRIBERS UPDATES
+run() { # run NAME TRANSPORT_URL NODES SUBSCRIBERS UPDATES [BENCH FLAGS...]
   local name=$1 tr=$2 nodes=$3 subs=$4 updates=$5 urls=() nodepids=()
+  shift 5
   for i in $(seq 0 $((nodes - 1))); do
     "$HERALD" serve --listen 127.0.0.1:$((4310 + i)) --metrics-addr off --anonymous --transport-url "$tr" \
       --log-level warn 2>>"$OUT/cluster-nodes.log" &
@@ -42,16 +43,21 @@ run() { # run NAME TRANSPORT_URL NODES SUBSCRIBERS UPDATES
   echo "  $name" >&2
   "$HERALD" bench fanout --hub "${urls[0]}" --subscribe-hubs "$(IFS=,; echo "${urls[*]}")" --key "$KEY" \
     --subscribers "$subs" --topics 1 --updates "$updates" --publishers 4 --procs 3 --concurrency 256 \
-    --timeout 10m --json >"$OUT/cluster-$name.json" 2>>"$OUT/bench.log" || true
+    --timeout 10m --json "$@" >"$OUT/cluster-$name.json" 2>>"$OUT/bench.log" || true
   for p in "${nodepids[@]}"; do kill "$p"; done
   for p in "${nodepids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 
+stream() { if [[ $1 == redis ]]; then echo "redis://127.0.0.1:$REDIS_PORT/0?stream=bench-$RANDOM"; else echo "nats://127.0.0.1:$NATS_PORT?stream=bench$RANDOM"; fi; }
 for t in redis nats; do
-  if [[ $t == redis ]]; then url="redis://127.0.0.1:$REDIS_PORT/0?stream=bench-$RANDOM"; else url="nats://127.0.0.1:$NATS_PORT?stream=bench$RANDOM"; fi
-  run "$t-3nodes-45000" "$url" 3 45000 50
-  if [[ $t == redis ]]; then url="redis://127.0.0.1:$REDIS_PORT/0?stream=bench-$RANDOM"; else url="nats://127.0.0.1:$NATS_PORT?stream=bench$RANDOM"; fi
-  run "$t-1node-15000" "$url" 1 15000 150
+  # Burst: the updates are published as fast as the hub takes them; p99 is the time to drain.
+  if [[ ${ONLY:-} != paced ]]; then
+    run "$t-3nodes-45000" "$(stream $t)" 3 45000 50
+    run "$t-1node-15000" "$(stream $t)" 1 15000 150
+  fi
+  # Paced: one update a second (45 000 and 15 000 events/s), below capacity: p99 is latency.
+  run "$t-3nodes-45000-paced" "$(stream $t)" 3 45000 20 --rate 1
+  run "$t-1node-15000-paced" "$(stream $t)" 1 15000 20 --rate 1
 done
 for f in "$OUT"/cluster-*.json; do
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], 'ok' if d.get('ok') else 'FAILED', round(d.get('events_per_second',0)), 'events/s, p99', d.get('latency',{}).get('p99_ms'), 'ms, p50', d.get('latency',{}).get('p50_ms'), 'ms')" "$f" 2>/dev/null || echo "$f: no result"
