@@ -1,7 +1,9 @@
 // Command perfreport turns the results of scripts/perf.sh into the table of
-// docs/performance.md (OUTDIR/report.md) and its plot (OUTDIR/perf.svg).
+// docs/performance.md (OUTDIR/report.md) and its plot (OUTDIR/perf.svg). Given the output
+// directories of several runs, it reports the median of each figure over the runs (and
+// writes into the first directory).
 //
-//	go run ./scripts/perfreport OUTDIR
+//	go run ./scripts/perfreport OUTDIR [OUTDIR...]
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -38,22 +41,45 @@ type result struct {
 var hubs = []string{"ref", "floor", "herald"}
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: perfreport OUTDIR")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: perfreport OUTDIR [OUTDIR...]")
 		os.Exit(2)
 	}
-	dir := os.Args[1]
-	load := func(hub, name string) *result {
-		b, err := os.ReadFile(filepath.Join(dir, hub+"-"+name+".json"))
-		if err != nil {
-			return nil
+	dirs := os.Args[1:]
+	dir := dirs[0]
+	// loadAll returns the result of a hub and scenario in every run that has one.
+	loadAll := func(hub, name string) []*result {
+		var out []*result
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, hub+"-"+name+".json"))
+			if err != nil {
+				continue
+			}
+			var r result
+			if json.Unmarshal(b, &r) == nil {
+				out = append(out, &r)
+			}
 		}
-		var r result
-		if json.Unmarshal(b, &r) != nil {
-			return nil
-		}
-		return &r
+		return out
 	}
+	// median applies get to every run's result and returns the median of the valid values.
+	median := func(hub, name string, get func(*result) (float64, bool)) (float64, bool) {
+		var vs []float64
+		for _, r := range loadAll(hub, name) {
+			if v, ok := get(r); ok {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			return 0, false
+		}
+		slices.Sort(vs)
+		if len(vs)%2 == 1 {
+			return vs[len(vs)/2], true
+		}
+		return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, true
+	}
+
 	var md strings.Builder
 	md.WriteString("| scenario | reference | floor hub | Herald | Herald ÷ reference | Herald ÷ floor |\n| --- | --- | --- | --- | --- | --- |\n")
 	// row adds one line: the value of each hub for scenario, then Herald's ratios.
@@ -61,11 +87,7 @@ func main() {
 		vals := map[string]float64{}
 		cells := []string{label}
 		for _, h := range hubs {
-			r := load(h, scenario)
-			v, ok := 0.0, false
-			if r != nil {
-				v, ok = get(r)
-			}
+			v, ok := median(h, scenario, get)
 			if !ok {
 				cells = append(cells, "—")
 				continue
@@ -111,14 +133,16 @@ func main() {
 	row("idle-19500", "RSS after 19 500 connections close, % of the RSS before", func(r *result) (float64, bool) {
 		return 100 * r.RSSAfter / r.RSSBefore, r.RSSBefore > 0
 	}, "%.0f %%", true)
-	md.WriteString("\n")
+	fmt.Fprintf(&md, "\nMedians over %d run(s).\n\n", len(dirs))
 	for _, h := range hubs {
-		if r := load(h, "idle-19500"); r != nil && r.RSSBefore > 0 {
-			fmt.Fprintf(&md, "- %s, 19 500 idle connections: RSS %.1f MiB before, %.1f MiB open, %.1f MiB after closing.\n", name(h), r.RSSBefore/1024, r.RSSOpen/1024, r.RSSAfter/1024)
+		for _, r := range loadAll(h, "idle-19500") {
+			if r.RSSBefore > 0 {
+				fmt.Fprintf(&md, "- %s, 19 500 idle connections: RSS %.1f MiB before, %.1f MiB open, %.1f MiB after closing.\n", name(h), r.RSSBefore/1024, r.RSSOpen/1024, r.RSSAfter/1024)
+			}
 		}
 	}
 	for _, h := range []string{"ref", "herald"} {
-		if r := load(h, "replay"); r != nil {
+		for _, r := range loadAll(h, "replay") {
 			rate := 0.0
 			if r.Seconds > 0 {
 				rate = float64(r.Received) / r.Seconds
@@ -138,12 +162,14 @@ func main() {
 	for _, h := range hubs {
 		var e, p []float64
 		for _, c := range counts {
-			r := load(h, fmt.Sprintf("curve-%d", c))
-			if r == nil || !r.OK {
+			name := fmt.Sprintf("curve-%d", c)
+			ev, ok1 := median(h, name, eps)
+			pv, ok2 := median(h, name, p99)
+			if !ok1 || !ok2 {
 				e, p = append(e, math.NaN()), append(p, math.NaN())
 				continue
 			}
-			e, p = append(e, r.EventsPerSecond), append(p, r.Latency.P99)
+			e, p = append(e, ev), append(p, pv)
 		}
 		series[h] = [2][]float64{e, p}
 	}
