@@ -1,31 +1,14 @@
 package bolt
 
 import (
-	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/logtest"
 )
-
-// benchUpdate looks like a typical publish: a UUID id, one topic, a few hundred bytes of JSON.
-func benchUpdate(rng *rand.Rand, i int) *transport.Update {
-	var id [16]byte
-	for j := range id {
-		id[j] = byte(rng.UintN(256))
-	}
-	return &transport.Update{
-		ID:     "urn:uuid:" + hex.EncodeToString(id[:]),
-		Topics: []string{fmt.Sprintf("https://example.com/books/%d", i%1000)},
-		Data:   fmt.Sprintf(`{"@id":"/books/%d","title":"%s","price":%d}`, i, strings.Repeat("lorem ipsum ", 15), i%97),
-	}
-}
 
 // BenchmarkAppend measures durable appends (each one fsynced) at steady state: the log is full,
 // so every commit also drops the oldest updates. Concurrent publishers share commits.
@@ -48,38 +31,15 @@ func benchmarkAppend(b *testing.B, publishers int, freq float64) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	fill := make([]*transport.Update, size)
 	for i := range fill {
-		fill[i] = benchUpdate(rng, i)
+		fill[i] = logtest.BenchUpdate(rng, i)
 	}
 	bulkAppend(b, tr, fill)
 	ups := make([]*transport.Update, b.N)
 	for i := range ups {
-		ups[i] = benchUpdate(rng, size+i)
+		ups[i] = logtest.BenchUpdate(rng, size+i)
 	}
 	commits := tr.commits
-	ctx := context.Background()
-	var next sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	b.ResetTimer()
-	start := time.Now()
-	for p := range publishers {
-		next.Go(func() {
-			for i := p; i < b.N; i += publishers {
-				if err := tr.Append(ctx, ups[i]); err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	next.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
+	elapsed := logtest.BenchAppend(b, tr, ups, publishers)
 	if err := tr.Close(); err != nil { // waits for the committer: commits is stable
 		b.Fatal(err)
 	}
@@ -91,42 +51,22 @@ func benchmarkAppend(b *testing.B, publishers int, freq float64) {
 
 // BenchmarkReadHistory measures a catch-up read of 100 000 updates in pages of 1000.
 func BenchmarkReadHistory(b *testing.B) {
-	const n, page = 100_000, 1000
-	tr := openT(b, tempPath(b), Options{Size: n})
-	rng := rand.New(rand.NewPCG(1, 2))
-	ups := make([]*transport.Update, n)
-	for i := range ups {
-		ups[i] = benchUpdate(rng, i)
-	}
-	tr.db.NoSync = true
-	bulkAppend(b, tr, ups)
-	tr.db.NoSync = false
-	ctx := context.Background()
-	b.ResetTimer()
-	for b.Loop() {
-		var after uint64
-		read := 0
-		for {
-			got, err := tr.Read(ctx, after, page, false)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(got) == 0 {
-				break
-			}
-			read += len(got)
-			after = got[len(got)-1].Seq
+	logtest.BenchmarkReadHistory(b, func(b *testing.B, n int, rng *rand.Rand) transport.Transport {
+		tr := openT(b, tempPath(b), Options{Size: n})
+		ups := make([]*transport.Update, n)
+		for i := range ups {
+			ups[i] = logtest.BenchUpdate(rng, i)
 		}
-		if read != n {
-			b.Fatalf("read %d updates, want %d", read, n)
-		}
-	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+		tr.db.NoSync = true
+		bulkAppend(b, tr, ups)
+		tr.db.NoSync = false
+		return tr
+	})
 }
 
 // BenchmarkCodec compares the stored binary encoding with JSON for a typical update.
 func BenchmarkCodec(b *testing.B) {
-	u := benchUpdate(rand.New(rand.NewPCG(1, 2)), 1)
+	u := logtest.BenchUpdate(rand.New(rand.NewPCG(1, 2)), 1)
 	u.Type = "book-updated"
 	bin := encodeUpdate(u)
 	js, _ := json.Marshal(u)

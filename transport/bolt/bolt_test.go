@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/logtest"
 	"github.com/heraldhub/herald/transport/memory"
 	"github.com/heraldhub/herald/transport/transporttest"
 )
@@ -70,14 +71,6 @@ func tempPath(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "herald.db")
 }
 
-func upd(prefix string, i int) *transport.Update {
-	return &transport.Update{
-		ID:     fmt.Sprintf("%s-%d", prefix, i),
-		Topics: []string{fmt.Sprintf("https://example.com/items/%d", i%100)},
-		Data:   fmt.Sprintf(`{"n":%d}`, i),
-	}
-}
-
 // bulkAppend stores ups through the committer's own path, in transactions far larger than the
 // committer's, to build a large history quickly. No Append may run concurrently.
 func bulkAppend(t testing.TB, tr *Transport, ups []*transport.Update) {
@@ -110,32 +103,6 @@ func stored(t testing.TB, tr *Transport) (updates, ids int) {
 		t.Fatal(err)
 	}
 	return updates, ids
-}
-
-func head(t testing.TB, tr transport.Transport) uint64 {
-	t.Helper()
-	h, err := tr.Head(context.Background())
-	if err != nil {
-		t.Fatalf("Head: %v", err)
-	}
-	return h
-}
-
-func readAll(t testing.TB, tr transport.Transport) []*transport.Update {
-	t.Helper()
-	var out []*transport.Update
-	var after uint64
-	for {
-		page, err := tr.Read(context.Background(), after, 1000, false)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
-		if len(page) == 0 {
-			return out
-		}
-		out = append(out, page...)
-		after = page[len(page)-1].Seq
-	}
 }
 
 // ---- tests ----
@@ -231,7 +198,7 @@ func TestCorruptFile(t *testing.T) {
 		path := tempPath(t)
 		tr := openT(t, path, Options{})
 		for i := range 5 {
-			if err := tr.Append(context.Background(), upd("c", i)); err != nil {
+			if err := tr.Append(context.Background(), logtest.Upd("c", i)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -309,7 +276,7 @@ func TestCorruptFile(t *testing.T) {
 			if err := os.WriteFile(path, valid(t), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if h := head(t, openT(t, path, Options{LockTimeout: 50 * time.Millisecond})); h != 5 {
+			if h := logtest.Head(t, openT(t, path, Options{LockTimeout: 50 * time.Millisecond})); h != 5 {
 				t.Fatalf("repaired file has head %d, want 5", h)
 			}
 		})
@@ -353,13 +320,13 @@ func TestBoundsAcrossRestart(t *testing.T) {
 	tr := openT(t, path, Options{Size: 100, CleanupFrequency: -1})
 	var all []*transport.Update
 	for i := range 150 {
-		u := upd("r", i)
+		u := logtest.Upd("r", i)
 		if err := tr.Append(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, u)
 	}
-	if got := readAll(t, tr); len(got) != 100 || got[0].ID != "r-50" {
+	if got := logtest.ReadAll(t, tr); len(got) != 100 || got[0].ID != "r-50" {
 		t.Fatalf("before restart: %d updates from %q, want 100 from r-50", len(got), got[0].ID)
 	}
 	if n, _ := stored(t, tr); n != 150 {
@@ -371,7 +338,7 @@ func TestBoundsAcrossRestart(t *testing.T) {
 
 	// Same bounds: same log, and the dropped records are cleaned up at Open.
 	tr = openT(t, path, Options{Size: 100})
-	if got := readAll(t, tr); len(got) != 100 || got[0].ID != "r-50" {
+	if got := logtest.ReadAll(t, tr); len(got) != 100 || got[0].ID != "r-50" {
 		t.Fatalf("after restart: %d updates from %q, want 100 from r-50", len(got), got[0].ID)
 	}
 	if n, ids := stored(t, tr); n != 100 || ids != 100 {
@@ -383,7 +350,7 @@ func TestBoundsAcrossRestart(t *testing.T) {
 
 	// Lower bounds apply at Open.
 	tr = openT(t, path, Options{Size: 30})
-	got := readAll(t, tr)
+	got := logtest.ReadAll(t, tr)
 	if len(got) != 30 || got[0].ID != "r-120" {
 		t.Fatalf("with Size lowered to 30: %d updates from %q, want 30 from r-120", len(got), got[0].ID)
 	}
@@ -393,7 +360,7 @@ func TestBoundsAcrossRestart(t *testing.T) {
 	if n, ids := stored(t, tr); n != 30 || ids != 30 {
 		t.Fatalf("with Size lowered to 30: %d records and %d index entries stored", n, ids)
 	}
-	if h := head(t, tr); h != all[149].Seq {
+	if h := logtest.Head(t, tr); h != all[149].Seq {
 		t.Fatalf("Head = %d, want %d", h, all[149].Seq)
 	}
 	if err := tr.Close(); err != nil {
@@ -402,7 +369,7 @@ func TestBoundsAcrossRestart(t *testing.T) {
 
 	// A byte bound lowered at Open; the meta tallies survive exactly.
 	tr = openT(t, path, Options{Size: 30, MaxBytes: 10 * memory.Cost(all[149])})
-	if got := readAll(t, tr); len(got) != 10 || got[9].ID != "r-149" {
+	if got := logtest.ReadAll(t, tr); len(got) != 10 || got[9].ID != "r-149" {
 		t.Fatalf("with MaxBytes for 10 updates: %d updates, want the last 10", len(got))
 	}
 	tr.view(func(b buckets) error {
@@ -411,7 +378,7 @@ func TestBoundsAcrossRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sum int64
-		for _, u := range readAll(t, tr) {
+		for _, u := range logtest.ReadAll(t, tr) {
 			sum += memory.Cost(u)
 		}
 		if m.bytes != sum || m.garbageBytes != 0 || m.base != m.first {
@@ -428,7 +395,7 @@ func TestCleanup(t *testing.T) {
 	tr := openT(t, tempPath(t), Options{Size: 10, CleanupFrequency: -1})
 	var ups []*transport.Update
 	for i := range 3000 {
-		ups = append(ups, upd("g", i))
+		ups = append(ups, logtest.Upd("g", i))
 	}
 	bulkAppend(t, tr, ups[:2000])
 	n, _ := stored(t, tr)
@@ -436,11 +403,11 @@ func TestCleanup(t *testing.T) {
 		t.Fatalf("%d records stored with Size 10: forced cleanup did not run", n)
 	}
 	// "g-1995" is retained; "g-1000" was dropped and its record may still be stored.
-	again := upd("g", 1000)
+	again := logtest.Upd("g", 1000)
 	if err := tr.Append(ctx, again); err != nil {
 		t.Fatalf("re-append of a dropped id: %v", err)
 	}
-	if err := tr.Append(ctx, upd("g", 1995)); !errors.Is(err, transport.ErrDuplicateID) {
+	if err := tr.Append(ctx, logtest.Upd("g", 1995)); !errors.Is(err, transport.ErrDuplicateID) {
 		t.Fatalf("re-append of a retained id = %v, want ErrDuplicateID", err)
 	}
 	bulkAppend(t, tr, ups[2000:2005])
@@ -460,7 +427,7 @@ func TestCleanup(t *testing.T) {
 func TestCommitFailure(t *testing.T) {
 	ctx := context.Background()
 	tr := openT(t, tempPath(t), Options{})
-	ok := upd("f", 0)
+	ok := logtest.Upd("f", 0)
 	if err := tr.Append(ctx, ok); err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +445,7 @@ func TestCommitFailure(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
 	for i := range errs {
-		wg.Go(func() { errs[i] = tr.Append(ctx, upd("f", 1+i)) })
+		wg.Go(func() { errs[i] = tr.Append(ctx, logtest.Upd("f", 1+i)) })
 	}
 	// A duplicate inside a failing batch is not reported as a duplicate: nothing was stored.
 	wg.Wait()
@@ -487,10 +454,10 @@ func TestCommitFailure(t *testing.T) {
 			t.Fatalf("append %d during failing commits = %v, want ErrUnavailable with the cause", i, err)
 		}
 	}
-	if h := head(t, tr); h != ok.Seq {
+	if h := logtest.Head(t, tr); h != ok.Seq {
 		t.Fatalf("Head = %d after failed commits, want %d", h, ok.Seq)
 	}
-	if got := readAll(t, tr); len(got) != 1 {
+	if got := logtest.ReadAll(t, tr); len(got) != 1 {
 		t.Fatalf("Read after failed commits: %d updates, want 1", len(got))
 	}
 	if _, err := tr.Lookup(ctx, "f-1"); !errors.Is(err, transport.ErrUnknownID) {
@@ -500,14 +467,14 @@ func TestCommitFailure(t *testing.T) {
 	fail.Lock()
 	failing = false
 	fail.Unlock()
-	retry := upd("f", 1)
+	retry := logtest.Upd("f", 1)
 	if err := tr.Append(ctx, retry); err != nil {
 		t.Fatalf("retry after the store recovered: %v", err)
 	}
 	if retry.Seq <= ok.Seq {
 		t.Fatalf("retry got Seq %d, want > %d", retry.Seq, ok.Seq)
 	}
-	if got := readAll(t, tr); len(got) != 2 || got[1].ID != "f-1" {
+	if got := logtest.ReadAll(t, tr); len(got) != 2 || got[1].ID != "f-1" {
 		t.Fatalf("Read after recovery: %d updates", len(got))
 	}
 }
@@ -521,7 +488,7 @@ func TestFileFull(t *testing.T) {
 	var last *transport.Update
 	var err error
 	for i := range 1000 {
-		u := upd("full", i)
+		u := logtest.Upd("full", i)
 		u.Data = data
 		if err = tr.Append(ctx, u); err != nil {
 			break
@@ -537,20 +504,20 @@ func TestFileFull(t *testing.T) {
 	if last == nil {
 		t.Fatal("no append fitted")
 	}
-	if h := head(t, tr); h != last.Seq {
+	if h := logtest.Head(t, tr); h != last.Seq {
 		t.Fatalf("Head = %d after a failed append, want %d", h, last.Seq)
 	}
-	got := readAll(t, tr)
+	got := logtest.ReadAll(t, tr)
 	if len(got) == 0 || got[len(got)-1].ID != last.ID {
 		t.Fatal("the acknowledged updates are not all readable")
 	}
-	small := upd("small", 0)
+	small := logtest.Upd("small", 0)
 	_ = tr.Append(ctx, small) // may fit in a free page or not; either way the file stays sound
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
 	tr = openT(t, path, Options{})
-	if again := readAll(t, tr); len(again) < len(got) {
+	if again := logtest.ReadAll(t, tr); len(again) < len(got) {
 		t.Fatalf("after reopening: %d updates, want at least %d", len(again), len(got))
 	}
 }
@@ -566,7 +533,7 @@ func TestLargeHistory(t *testing.T) {
 	tr := openT(t, path, Options{Size: n})
 	ups := make([]*transport.Update, n)
 	for i := range ups {
-		ups[i] = upd("big", i)
+		ups[i] = logtest.Upd("big", i)
 	}
 	tr.db.NoSync = true // building the fixture needs no durability; one Sync at the end
 	bulkAppend(t, tr, ups)
@@ -626,7 +593,7 @@ func TestBackup(t *testing.T) {
 	ctx := context.Background()
 	tr := openT(t, tempPath(t), Options{})
 	for i := range 20 {
-		if err := tr.Append(ctx, upd("b", i)); err != nil {
+		if err := tr.Append(ctx, logtest.Upd("b", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -639,9 +606,9 @@ func TestBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := openT(t, copyPath, Options{})
-	want, got := readAll(t, tr), readAll(t, restored)
-	if len(got) != len(want) || head(t, restored) != head(t, tr) {
-		t.Fatalf("backup holds %d updates, head %d; want %d, head %d", len(got), head(t, restored), len(want), head(t, tr))
+	want, got := logtest.ReadAll(t, tr), logtest.ReadAll(t, restored)
+	if len(got) != len(want) || logtest.Head(t, restored) != logtest.Head(t, tr) {
+		t.Fatalf("backup holds %d updates, head %d; want %d, head %d", len(got), logtest.Head(t, restored), len(want), logtest.Head(t, tr))
 	}
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
@@ -661,10 +628,10 @@ func TestAppendRejects(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := tr.Append(ctx, upd("c", 0)); !errors.Is(err, context.Canceled) {
+	if err := tr.Append(ctx, logtest.Upd("c", 0)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Append with a cancelled context = %v, want context.Canceled", err)
 	}
-	if h := head(t, tr); h != 0 {
+	if h := logtest.Head(t, tr); h != 0 {
 		t.Fatalf("Head = %d after rejected appends, want 0", h)
 	}
 }
@@ -684,21 +651,21 @@ func TestBucketName(t *testing.T) {
 	ctx := context.Background()
 	path := tempPath(t)
 	a := openT(t, path, Options{BucketName: "a"})
-	if err := a.Append(ctx, upd("a", 0)); err != nil {
+	if err := a.Append(ctx, logtest.Upd("a", 0)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b := openT(t, path, Options{BucketName: "b"})
-	if h := head(t, b); h != 0 {
+	if h := logtest.Head(t, b); h != 0 {
 		t.Fatalf("bucket b has head %d, want an empty log", h)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	a = openT(t, path, Options{BucketName: "a"})
-	if h := head(t, a); h != 1 {
+	if h := logtest.Head(t, a); h != 1 {
 		t.Fatalf("bucket a has head %d after reopening, want 1", h)
 	}
 }
@@ -730,7 +697,7 @@ func TestCodec(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(encodeUpdate(upd("f", 1)))
+	f.Add(encodeUpdate(logtest.Upd("f", 1)))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := decodeUpdate(1, b)

@@ -3,10 +3,10 @@ package bolt
 import (
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/heraldhub/herald/transport/internal/urlopt"
 )
 
 // Scheme is the transport_url scheme of this transport.
@@ -45,77 +45,28 @@ func ParseURL(u *url.URL) (path string, opts Options, err error) {
 		return "", Options{}, fmt.Errorf("bolt: transport url %q: no file path (want e.g. bolt://herald.db or bolt:///var/lib/herald/herald.db)", u.Redacted())
 	}
 
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return "", Options{}, fmt.Errorf("bolt: transport url %q: query: %w", u.Redacted(), err)
-	}
-	var unknown []string
-	for key, values := range q {
-		if len(values) != 1 {
-			return "", Options{}, fmt.Errorf("bolt: transport url: parameter %s given %d times", key, len(values))
-		}
-		v := values[0]
-		bad := func(err error) error {
-			return fmt.Errorf("bolt: transport url: parameter %s=%q: %w", key, v, err)
-		}
-		switch key {
-		case "bucket_name":
-			if v == "" {
-				return "", Options{}, bad(fmt.Errorf("must not be empty"))
-			}
-			opts.BucketName = v
-		case "size":
-			n, err := strconv.ParseUint(v, 10, 31)
-			if err != nil {
-				return "", Options{}, bad(err)
-			}
-			opts.Size = int(n)
-		case "max_bytes":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && n < 0 {
-				err = fmt.Errorf("must not be negative")
-			}
-			if err != nil {
-				return "", Options{}, bad(err)
-			}
-			opts.MaxBytes = n
-		case "cleanup_frequency":
+	err = urlopt.Parse("bolt", u,
+		urlopt.Param{Name: "bucket_name", Set: urlopt.Set(&opts.BucketName, urlopt.NonEmpty)},
+		urlopt.Param{Name: "size", Set: urlopt.Set(&opts.Size, urlopt.Size)},
+		urlopt.Param{Name: "cleanup_frequency", Set: urlopt.Set(&opts.CleanupFrequency, func(v string) (float64, error) {
 			f, err := strconv.ParseFloat(v, 64)
 			if err == nil && !(f >= 0 && f <= 1) {
 				err = fmt.Errorf("must be between 0 and 1")
 			}
 			if err != nil {
-				return "", Options{}, bad(err)
+				return 0, err
 			}
 			if f == 0 {
 				f = -1 // forced cleanups only; 0 would select the default
 			}
-			opts.CleanupFrequency = f
-		case "lock_timeout":
-			d, err := time.ParseDuration(v)
-			if err == nil && d <= 0 {
-				err = fmt.Errorf("must be positive")
-			}
-			if err != nil {
-				return "", Options{}, bad(err)
-			}
-			opts.LockTimeout = d
-		case "max_file_size":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && n < 0 {
-				err = fmt.Errorf("must not be negative")
-			}
-			if err != nil {
-				return "", Options{}, bad(err)
-			}
-			opts.MaxFileSize = n
-		default:
-			unknown = append(unknown, key)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return "", Options{}, fmt.Errorf("bolt: transport url: unknown parameter(s) %s (supported: bucket_name, size, cleanup_frequency, max_bytes, lock_timeout, max_file_size)", strings.Join(unknown, ", "))
+			return f, nil
+		})},
+		urlopt.Param{Name: "max_bytes", Set: urlopt.Set(&opts.MaxBytes, urlopt.Bytes)},
+		urlopt.Param{Name: "lock_timeout", Set: urlopt.Set(&opts.LockTimeout, urlopt.Duration)},
+		urlopt.Param{Name: "max_file_size", Set: urlopt.Set(&opts.MaxFileSize, urlopt.Bytes)},
+	)
+	if err != nil {
+		return "", Options{}, err
 	}
 	return path, opts, nil
 }

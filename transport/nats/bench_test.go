@@ -1,12 +1,7 @@
 package nats
 
 import (
-	"context"
-	"encoding/hex"
-	"fmt"
 	"math/rand/v2"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,20 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/codec"
+	"github.com/heraldhub/herald/transport/internal/logtest"
 )
-
-// benchUpdate looks like a typical publish: a UUID id, one topic, a few hundred bytes of JSON.
-func benchUpdate(rng *rand.Rand, i int) *transport.Update {
-	var id [16]byte
-	for j := range id {
-		id[j] = byte(rng.UintN(256))
-	}
-	return &transport.Update{
-		ID:     "urn:uuid:" + hex.EncodeToString(id[:]),
-		Topics: []string{fmt.Sprintf("https://example.com/books/%d", i%1000)},
-		Data:   fmt.Sprintf(`{"@id":"/books/%d","title":"%s","price":%d}`, i, strings.Repeat("lorem ipsum ", 15), i%97),
-	}
-}
 
 // fill appends n updates quickly: asynchronous publishes with the same headers as Append.
 func fill(b testing.TB, tr *Transport, rng *rand.Rand, n int) {
@@ -37,8 +21,8 @@ func fill(b testing.TB, tr *Transport, rng *rand.Rand, n int) {
 	}
 	futures := make([]jetstream.PubAckFuture, 0, n)
 	for i := range n {
-		u := benchUpdate(rng, i)
-		f, err := js.PublishMsgAsync(&nats.Msg{Subject: tr.subject(u.ID), Data: encodeUpdate(u), Header: nats.Header{}},
+		u := logtest.BenchUpdate(rng, i)
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: tr.subject(u.ID), Data: codec.Encode(u), Header: nats.Header{}},
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if err != nil {
 			b.Fatal(err)
@@ -61,74 +45,16 @@ func fill(b testing.TB, tr *Transport, rng *rand.Rand, n int) {
 
 // BenchmarkAppend measures appends at steady state (the stream is full, so every append also
 // drops the oldest message), with JetStream file storage.
-func BenchmarkAppend(b *testing.B) {
-	for _, publishers := range []int{1, 8, 64} {
-		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
-			const size = 10_000
-			opts := serverOptions(b)
-			opts.Stream, opts.Size = newStream(b), size
-			tr := openT(b, opts)
-			rng := rand.New(rand.NewPCG(1, 2))
-			fill(b, tr, rng, size)
-			ups := make([]*transport.Update, b.N)
-			for i := range ups {
-				ups[i] = benchUpdate(rng, size+i)
-			}
-			ctx := context.Background()
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			var firstErr error
-			b.ResetTimer()
-			start := time.Now()
-			for p := range publishers {
-				wg.Go(func() {
-					for i := p; i < b.N; i += publishers {
-						if err := tr.Append(ctx, ups[i]); err != nil {
-							mu.Lock()
-							firstErr = err
-							mu.Unlock()
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if firstErr != nil {
-				b.Fatal(firstErr)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
-		})
-	}
-}
+func BenchmarkAppend(b *testing.B) { logtest.BenchmarkAppend(b, openFilled) }
 
 // BenchmarkReadHistory measures a catch-up read of 100 000 updates in pages of 1000.
-func BenchmarkReadHistory(b *testing.B) {
-	const n, page = 100_000, 1000
+func BenchmarkReadHistory(b *testing.B) { logtest.BenchmarkReadHistory(b, openFilled) }
+
+// openFilled opens a node on a new stream bounded to size updates, filled by fill.
+func openFilled(b *testing.B, size int, rng *rand.Rand) transport.Transport {
 	opts := serverOptions(b)
-	opts.Stream, opts.Size = newStream(b), n
+	opts.Stream, opts.Size = logtest.StreamName(b), size
 	tr := openT(b, opts)
-	fill(b, tr, rand.New(rand.NewPCG(1, 2)), n)
-	ctx := context.Background()
-	b.ResetTimer()
-	for b.Loop() {
-		var after uint64
-		read := 0
-		for {
-			got, err := tr.Read(ctx, after, page, false)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(got) == 0 {
-				break
-			}
-			read += len(got)
-			after = got[len(got)-1].Seq
-		}
-		if read != n {
-			b.Fatalf("read %d updates, want %d", read, n)
-		}
-	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+	fill(b, tr, rng, size)
+	return tr
 }

@@ -18,6 +18,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/codec"
+	"github.com/heraldhub/herald/transport/internal/gate"
+	"github.com/heraldhub/herald/transport/internal/tail"
 )
 
 // Defaults for Options' zero values.
@@ -28,13 +31,6 @@ const (
 	DefaultMaxBytes = 256 << 20
 	DefaultReplicas = 1
 	DefaultTimeout  = 5 * time.Second
-)
-
-// Tailing: the watcher keeps the newest tailCount updates (at most tailBytes of them) for
-// waiting readers.
-const (
-	tailCount = 1024
-	tailBytes = 8 << 20
 )
 
 // Storage says where JetStream keeps the stream.
@@ -169,11 +165,9 @@ type Transport struct {
 	opts   Options
 	prefix string // subject prefix of updates: Subject + ".id."
 	log    *slog.Logger
-	tail   *tail
+	tail   *tail.Tail
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup // Appends past the closed check; Close waits for them
+	gate gate.Gate // closed state; Close waits for the Appends in flight
 
 	msgs      jetstream.MessagesContext // the watcher's ordered consumer
 	done      chan struct{}             // closed when the watcher has returned
@@ -290,7 +284,7 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 		return 0, t.unavailable("stream info", err)
 	}
 	head := info.State.LastSeq
-	t.tail = newTail(head)
+	t.tail = tail.New(head)
 
 	// The watcher: an ordered consumer from the head on. It recreates itself after a lost
 	// connection or a missed message, resuming after the last update it delivered.
@@ -346,28 +340,11 @@ func (t *Transport) unavailable(what string, err error) error {
 	return fmt.Errorf("nats: %s: %w: %w", what, transport.ErrUnavailable, err)
 }
 
-// begin registers an Append, or returns ErrClosed.
-func (t *Transport) begin() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return transport.ErrClosed
-	}
-	t.inflight.Add(1)
-	return nil
-}
-
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
-
 // fail turns an error of a request to NATS into the error the Transport returns: ErrClosed
 // once closed, the caller's context error when its context ended, else ErrUnavailable.
 func (t *Transport) fail(ctx context.Context, what string, err error) error {
 	switch {
-	case t.isClosed():
+	case t.gate.Closed():
 		return transport.ErrClosed
 	case ctx.Err() != nil:
 		return fmt.Errorf("nats: %s: %w", what, ctx.Err())
@@ -395,11 +372,11 @@ func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 	if u.ID == "" {
 		return errors.New("nats: append: the update has no id")
 	}
-	if err := t.begin(); err != nil {
+	if err := t.gate.Enter(); err != nil {
 		return err
 	}
-	defer t.inflight.Done()
-	msg := &nats.Msg{Subject: t.subject(u.ID), Data: encodeUpdate(u), Header: nats.Header{}}
+	defer t.gate.Leave()
+	msg := &nats.Msg{Subject: t.subject(u.ID), Data: codec.Encode(u), Header: nats.Header{}}
 	if limit := t.nc.MaxPayload(); int64(len(msg.Data)) > limit-256 {
 		return fmt.Errorf("nats: append %q: the update takes %d bytes, more than the server's max_payload (%d) allows", u.ID, len(msg.Data), limit)
 	}
@@ -426,31 +403,13 @@ func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool
 	if limit <= 0 {
 		return nil, fmt.Errorf("nats: read: limit must be positive, got %d", limit)
 	}
-	if t.isClosed() {
+	if t.gate.Closed() {
 		return nil, transport.ErrClosed
 	}
 	if !wait {
 		return t.read(ctx, after, limit)
 	}
-	for {
-		ups, covered, woken, err := t.tail.read(after, limit)
-		switch {
-		case err != nil:
-			return nil, err
-		case len(ups) > 0:
-			return ups, nil
-		case !covered:
-			ups, err := t.read(ctx, after, limit)
-			if err != nil || len(ups) > 0 {
-				return ups, err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-woken:
-		}
-	}
+	return t.tail.Read(ctx, after, limit, t.read)
 }
 
 // read returns up to limit updates after the given Seq from the server, through a
@@ -496,7 +455,7 @@ func (t *Transport) read(ctx context.Context, after uint64, limit int) ([]*trans
 func (t *Transport) deleteConsumer(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.opts.Timeout)
 	defer cancel()
-	if err := t.js.DeleteConsumer(ctx, t.opts.Stream, name); err != nil && !t.isClosed() {
+	if err := t.js.DeleteConsumer(ctx, t.opts.Stream, name); err != nil && !t.gate.Closed() {
 		t.log.Debug("deleting a read's consumer failed; the server removes it after 30 s", "consumer", name, "err", err)
 	}
 }
@@ -506,13 +465,17 @@ func decodeMsg(msg jetstream.Msg) (*transport.Update, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeUpdate(md.Sequence.Stream, string(msg.Data()))
+	u, err := codec.Decode(md.Sequence.Stream, string(msg.Data()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	return u, nil
 }
 
 // Lookup implements transport.Transport: the last message of the ID's subject (a direct get),
 // which exists only while the update is retained.
 func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
-	if t.isClosed() {
+	if t.gate.Closed() {
 		return 0, transport.ErrClosed
 	}
 	cctx, cancel := t.timeout(ctx)
@@ -524,7 +487,7 @@ func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
 	case err != nil:
 		return 0, t.fail(ctx, fmt.Sprintf("lookup %q", id), err)
 	}
-	if got, ok := decodeID(string(msg.Data)); !ok || got != id {
+	if got, ok := codec.DecodeID(string(msg.Data)); !ok || got != id {
 		// A hash collision (or a foreign message): the ID itself is not retained.
 		return 0, fmt.Errorf("nats: lookup %q: %w", id, transport.ErrUnknownID)
 	}
@@ -533,7 +496,7 @@ func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
 
 // Head implements transport.Transport: the stream's last sequence.
 func (t *Transport) Head(ctx context.Context) (uint64, error) {
-	if t.isClosed() {
+	if t.gate.Closed() {
 		return 0, transport.ErrClosed
 	}
 	cctx, cancel := t.timeout(ctx)
@@ -554,7 +517,7 @@ func (t *Transport) watch(last uint64) {
 			return
 		}
 		if err != nil {
-			if t.isClosed() {
+			if t.gate.Closed() {
 				return
 			}
 			t.log.Warn("tailing the stream failed; retrying", "after", last, "err", err)
@@ -570,7 +533,7 @@ func (t *Transport) watch(last uint64) {
 		// The tail is not told which updates the limits dropped (JetStream counts bytes its
 		// own way, and another node may have set other limits): a waiting reader far behind
 		// may still get a few just dropped, rather than miss retained ones.
-		t.tail.push([]*transport.Update{u}, 0)
+		t.tail.Push([]*transport.Update{u}, 0)
 	}
 }
 
@@ -578,11 +541,9 @@ func (t *Transport) watch(last uint64) {
 // finish, then the consumer stops and the connection closes. Later calls return nil.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
-		t.mu.Lock()
-		t.closed = true
-		t.mu.Unlock()
-		t.tail.close()
-		t.inflight.Wait()
+		t.gate.Close()
+		t.tail.Close()
+		t.gate.Wait()
 		t.msgs.Stop()
 		<-t.done
 		t.nc.Close()

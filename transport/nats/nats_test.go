@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +13,8 @@ import (
 
 	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/logtest"
+	"github.com/heraldhub/herald/transport/internal/tail"
 	"github.com/heraldhub/herald/transport/transporttest"
 )
 
@@ -40,14 +39,6 @@ func urlOptions(t testing.TB, raw string) Options {
 	return opts
 }
 
-var streams atomic.Uint64
-
-// newStream returns a stream name no other test uses, even on a shared server.
-func newStream(t testing.TB) string {
-	name := strings.NewReplacer("/", "-", " ", "-", ".", "-").Replace(strings.ToLower(t.Name()))
-	return fmt.Sprintf("herald-test-%s-%d-%d", name, time.Now().UnixNano(), streams.Add(1))
-}
-
 func openT(t testing.TB, opts Options) *Transport {
 	t.Helper()
 	tr, err := Open(context.Background(), opts)
@@ -56,52 +47,6 @@ func openT(t testing.TB, opts Options) *Transport {
 	}
 	t.Cleanup(func() { _ = tr.Close() })
 	return tr
-}
-
-func upd(prefix string, i int) *transport.Update {
-	return &transport.Update{
-		ID:     fmt.Sprintf("%s-%d", prefix, i),
-		Topics: []string{fmt.Sprintf("https://example.com/items/%d", i%100)},
-		Data:   fmt.Sprintf(`{"n":%d}`, i),
-	}
-}
-
-func readAll(t testing.TB, tr transport.Transport) []*transport.Update {
-	t.Helper()
-	var out []*transport.Update
-	var after uint64
-	for {
-		page, err := tr.Read(context.Background(), after, 1000, false)
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
-		if len(page) == 0 {
-			return out
-		}
-		out = append(out, page...)
-		after = page[len(page)-1].Seq
-	}
-}
-
-func head(t testing.TB, tr transport.Transport) uint64 {
-	t.Helper()
-	h, err := tr.Head(context.Background())
-	if err != nil {
-		t.Fatalf("Head: %v", err)
-	}
-	return h
-}
-
-// testLogger logs to t, for tests that want to see the transport's warnings.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // ---- tests ----
@@ -188,137 +133,34 @@ func TestParseURL(t *testing.T) {
 // a duplicate ID is refused whichever node it reaches.
 func TestCluster(t *testing.T) {
 	base := serverOptions(t)
-	base.Stream = newStream(t)
-	nodes := []*Transport{openT(t, base), openT(t, base), openT(t, base)}
-	const publishers, each = 4, 100
-	const total = publishers*each + publishers/2*each/10
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	// Every node tails the log from the start.
-	got := make([][]*transport.Update, len(nodes))
-	var tailing sync.WaitGroup
-	for n, tr := range nodes {
-		tailing.Go(func() {
-			var after uint64
-			for len(got[n]) < total {
-				ups, err := tr.Read(ctx, after, 50, true)
-				if err != nil {
-					t.Errorf("node %d tailing: %v", n, err)
-					return
-				}
-				got[n] = append(got[n], ups...)
-				after = ups[len(ups)-1].Seq
-			}
-		})
-	}
-	// Publishers on nodes 0 and 1. Each also re-publishes one of its own earlier IDs
-	// through the other node, which must refuse it; and races another publisher, on the
-	// other node, to publish a shared ID: exactly one of them wins.
-	var publishing sync.WaitGroup
-	var dups, raceWins atomic.Int64
-	for p := range publishers {
-		publishing.Go(func() {
-			tr, other := nodes[p%2], nodes[(p+1)%2]
-			for i := range each {
-				if err := tr.Append(ctx, upd(fmt.Sprintf("pub%d", p), i)); err != nil {
-					t.Errorf("publisher %d: %v", p, err)
-					return
-				}
-				if i%10 == 9 {
-					err := other.Append(ctx, upd(fmt.Sprintf("pub%d", p), i/2))
-					if !errors.Is(err, transport.ErrDuplicateID) {
-						t.Errorf("publisher %d: re-publishing its own id through the other node = %v, want ErrDuplicateID", p, err)
-					}
-					dups.Add(1)
-				}
-				if i%10 == 0 {
-					err := other.Append(ctx, upd(fmt.Sprintf("race%d", p/2), i))
-					switch {
-					case err == nil:
-						raceWins.Add(1)
-					case !errors.Is(err, transport.ErrDuplicateID):
-						t.Errorf("publisher %d: racing for a shared id: %v", p, err)
-					}
-				}
-			}
-		})
-	}
-	publishing.Wait()
-	// Pairs of publishers (0 and 1, 2 and 3) raced for each race ID: one win per ID.
-	if want := int64(publishers / 2 * each / 10); raceWins.Load() != want {
-		t.Errorf("%d race IDs stored, want %d (one per ID)", raceWins.Load(), want)
-	}
-	tailing.Wait()
-	if t.Failed() {
-		return
-	}
-	want := readAll(t, nodes[2])
-	if len(want) != total {
-		t.Fatalf("the log holds %d updates, want %d", len(want), total)
-	}
-	seen := map[string]bool{}
-	for i, u := range want {
-		if seen[u.ID] {
-			t.Fatalf("update %q stored twice", u.ID)
-		}
-		seen[u.ID] = true
-		for n := range nodes {
-			if got[n][i].Seq != u.Seq || got[n][i].ID != u.ID {
-				t.Fatalf("node %d update %d = %d %q, want %d %q", n, i, got[n][i].Seq, got[n][i].ID, u.Seq, u.ID)
-			}
-		}
-	}
-	for n, tr := range nodes {
-		if h := head(t, tr); h != want[total-1].Seq {
-			t.Fatalf("node %d head %d, want %d", n, h, want[total-1].Seq)
-		}
-	}
-	t.Logf("%d updates; %d duplicates refused across nodes", total, dups.Load())
+	base.Stream = logtest.StreamName(t)
+	logtest.Cluster(t, [3]transport.Transport{openT(t, base), openT(t, base), openT(t, base)})
 }
 
 // A reader far behind (beyond what the node keeps in memory) reads on from its own position.
 func TestLaggingReader(t *testing.T) {
 	opts := serverOptions(t)
-	opts.Stream = newStream(t)
+	opts.Stream = logtest.StreamName(t)
 	a, b := openT(t, opts), openT(t, opts)
 	ctx := context.Background()
-	const n = tailCount*2 + 100
+	const n = tail.Count*2 + 100
 	for i := range n {
-		if err := a.Append(ctx, upd("lag", i)); err != nil {
+		if err := a.Append(ctx, logtest.Upd("lag", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	var after uint64
-	count := 0
-	for count < n {
-		ups, err := b.Read(ctx, after, 300, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, u := range ups {
-			if u.Seq != after+1 || u.ID != fmt.Sprintf("lag-%d", count) {
-				t.Fatalf("read %d %q after %d, want %d lag-%d", u.Seq, u.ID, after, after+1, count)
-			}
-			after = u.Seq
-			count++
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("read %d of %d updates", count, n)
-		}
-	}
+	logtest.LaggingReader(t, b, n)
 }
 
 // Reopening with other limits updates the stream; a stream that is not a Herald log is refused.
 func TestExistingStream(t *testing.T) {
 	opts := serverOptions(t)
-	opts.Stream = newStream(t)
+	opts.Stream = logtest.StreamName(t)
 	opts.Size = 100
 	tr := openT(t, opts)
 	ctx := context.Background()
 	for i := range 50 {
-		if err := tr.Append(ctx, upd("e", i)); err != nil {
+		if err := tr.Append(ctx, logtest.Upd("e", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -327,14 +169,14 @@ func TestExistingStream(t *testing.T) {
 	}
 	opts.Size = 10
 	tr = openT(t, opts)
-	got := readAll(t, tr)
+	got := logtest.ReadAll(t, tr)
 	if len(got) != 10 || got[0].ID != "e-40" {
 		t.Fatalf("after lowering size to 10: %d updates from %q, want 10 from e-40", len(got), got[0].ID)
 	}
 	if _, err := tr.Lookup(ctx, "e-39"); !errors.Is(err, transport.ErrUnknownID) {
 		t.Fatalf("Lookup of a dropped id = %v, want ErrUnknownID", err)
 	}
-	if h := head(t, tr); h != 50 {
+	if h := logtest.Head(t, tr); h != 50 {
 		t.Fatalf("Head = %d, want 50", h)
 	}
 
@@ -375,19 +217,19 @@ func TestOpenUnreachable(t *testing.T) {
 
 func TestAppendRejects(t *testing.T) {
 	opts := serverOptions(t)
-	opts.Stream = newStream(t)
+	opts.Stream = logtest.StreamName(t)
 	tr := openT(t, opts)
 	if err := tr.Append(context.Background(), &transport.Update{Topics: []string{"t"}}); err == nil {
 		t.Fatal("Append without an id succeeded")
 	}
-	big := upd("big", 0)
+	big := logtest.Upd("big", 0)
 	big.Data = strings.Repeat("x", int(tr.nc.MaxPayload()))
 	if err := tr.Append(context.Background(), big); err == nil || !strings.Contains(err.Error(), "max_payload") {
 		t.Fatalf("Append of an update over max_payload = %v, want a clear error", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := tr.Append(ctx, upd("c", 0)); !errors.Is(err, context.Canceled) {
+	if err := tr.Append(ctx, logtest.Upd("c", 0)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Append with a cancelled context = %v, want context.Canceled", err)
 	}
 	for _, o := range []Options{{Size: -1}, {MaxBytes: -1}, {Timeout: -1}, {Replicas: 6}, {Storage: "disk"}, {Stream: "a.b"}, {Subject: "a.>"}} {

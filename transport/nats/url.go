@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/heraldhub/herald/transport/internal/urlopt"
 )
 
 // Scheme is the transport_url scheme of this transport.
@@ -59,92 +59,47 @@ func ParseURL(u *url.URL) (Options, error) {
 		}
 	}
 
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return opts, fmt.Errorf("nats: transport url %q: query: %w", u.Redacted(), err)
-	}
-	var unknown []string
-	for key, values := range q {
-		if len(values) != 1 {
-			return opts, fmt.Errorf("nats: transport url: parameter %s given %d times", key, len(values))
-		}
-		v := values[0]
-		bad := func(err error) error {
-			return fmt.Errorf("nats: transport url: parameter %s=%q: %w", key, v, err)
-		}
-		switch key {
-		case "stream":
-			if v == "" {
-				return opts, bad(fmt.Errorf("must not be empty"))
+	err = urlopt.Parse("nats", u,
+		urlopt.Param{Name: "stream", Set: urlopt.Set(&opts.Stream, func(v string) (string, error) {
+			if _, err := urlopt.NonEmpty(v); err != nil {
+				return "", err
 			}
-			if err := checkStreamName(v); err != nil {
-				return opts, bad(err)
-			}
-			opts.Stream = v
-		case "subject":
-			if err := checkSubject(v); err != nil {
-				return opts, bad(err)
-			}
-			opts.Subject = v
-		case "size":
-			n, err := strconv.ParseUint(v, 10, 31)
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.Size = int(n)
-		case "max_bytes":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && n < 0 {
-				err = fmt.Errorf("must not be negative")
-			}
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.MaxBytes = n
-		case "replicas":
+			return v, checkStreamName(v)
+		})},
+		urlopt.Param{Name: "subject", Set: urlopt.Set(&opts.Subject, func(v string) (string, error) {
+			return v, checkSubject(v)
+		})},
+		urlopt.Param{Name: "size", Set: urlopt.Set(&opts.Size, urlopt.Size)},
+		urlopt.Param{Name: "max_bytes", Set: urlopt.Set(&opts.MaxBytes, urlopt.Bytes)},
+		urlopt.Param{Name: "replicas", Set: urlopt.Set(&opts.Replicas, func(v string) (int, error) {
 			n, err := strconv.Atoi(v)
 			if err == nil && (n < 1 || n > 5) {
 				err = fmt.Errorf("must be between 1 and 5")
 			}
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.Replicas = n
-		case "storage":
+			return n, err
+		})},
+		urlopt.Param{Name: "storage", Set: urlopt.Set(&opts.Storage, func(v string) (Storage, error) {
 			s := Storage(strings.ToLower(v))
 			if s != FileStorage && s != MemoryStorage {
-				return opts, bad(fmt.Errorf("want %s or %s", FileStorage, MemoryStorage))
+				return "", fmt.Errorf("want %s or %s", FileStorage, MemoryStorage)
 			}
-			opts.Storage = s
-		case "timeout":
-			d, err := time.ParseDuration(v)
-			if err == nil && d <= 0 {
-				err = fmt.Errorf("must be positive")
-			}
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.Timeout = d
-		case "creds":
-			if v == "" {
-				return opts, bad(fmt.Errorf("must not be empty"))
-			}
-			opts.CredsFile = v
-		case "servers":
+			return s, nil
+		})},
+		urlopt.Param{Name: "timeout", Set: urlopt.Set(&opts.Timeout, urlopt.Duration)},
+		urlopt.Param{Name: "creds", Set: urlopt.Set(&opts.CredsFile, urlopt.NonEmpty)},
+		urlopt.Param{Name: "servers", Set: func(v string) error {
 			for hp := range strings.SplitSeq(v, ",") {
 				s, err := serverURL(strings.TrimPrefix(strings.TrimSpace(hp), "nats://"))
 				if err != nil || strings.TrimSpace(hp) == "" {
-					return opts, bad(fmt.Errorf("want host:port separated by commas"))
+					return fmt.Errorf("want host:port separated by commas")
 				}
 				opts.Servers = append(opts.Servers, s)
 			}
-		default:
-			unknown = append(unknown, key)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return opts, fmt.Errorf("nats: transport url: unknown parameter(s) %s (supported: stream, subject, size, max_bytes, replicas, storage, timeout, creds, servers)", strings.Join(unknown, ", "))
+			return nil
+		}},
+	)
+	if err != nil {
+		return opts, err
 	}
 	return opts, nil
 }

@@ -2,14 +2,13 @@ package redis
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/redis/rueidis"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/codec"
 	"github.com/heraldhub/herald/transport/memory"
 )
 
@@ -17,7 +16,7 @@ type rueidisExec = rueidis.LuaExec
 
 // appendExec returns the script call that Append makes for u.
 func (t *Transport) appendExec(u *transport.Update) rueidis.LuaExec {
-	return rueidis.LuaExec{Keys: t.keys, Args: []string{u.ID, encodeUpdate(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0"}}
+	return rueidis.LuaExec{Keys: t.keys, Args: []string{u.ID, codec.EncodeString(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0"}}
 }
 
 // bulk runs many appends pipelined, to build a large log quickly.
@@ -32,16 +31,4 @@ func (t *Transport) bulk(tb testing.TB, execs []rueidis.LuaExec) {
 		}
 		execs = execs[n:]
 	}
-}
-
-// testLogger logs to t, for tests that want to see the transport's warnings.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/codec"
+	"github.com/heraldhub/herald/transport/internal/gate"
+	"github.com/heraldhub/herald/transport/internal/tail"
 	"github.com/heraldhub/herald/transport/memory"
 )
 
@@ -29,13 +32,10 @@ const (
 )
 
 // Tailing. The watcher blocks in XREAD for at most blockTime at a time, reading up to
-// readCount entries; it keeps the newest tailCount updates (and at most tailBytes of them)
-// for waiting readers.
+// readCount entries; it keeps the newest updates for waiting readers in a tail.Tail.
 const (
 	blockTime  = 5 * time.Second
 	readCount  = 1000
-	tailCount  = 1024
-	tailBytes  = 8 << 20
 	maxBackoff = time.Second
 )
 
@@ -103,11 +103,9 @@ type Transport struct {
 	size string   // opts.Size and opts.MaxBytes as script arguments
 	max  string
 	log  *slog.Logger
-	tail *tail
+	tail *tail.Tail
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup // Appends past the closed check; Close waits for them
+	gate gate.Gate // closed state; Close waits for the Appends in flight
 
 	stop      context.CancelFunc // ends the watcher
 	done      chan struct{}      // closed when the watcher has returned
@@ -163,7 +161,7 @@ func Open(ctx context.Context, opts Options) (*Transport, error) {
 		c.Close()
 		return nil, err
 	}
-	t.tail = newTail(head)
+	t.tail = tail.New(head)
 	wctx, stop := context.WithCancel(context.Background())
 	t.stop = stop
 	go t.watch(wctx, head)
@@ -207,28 +205,11 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 	return head, nil
 }
 
-// begin registers an Append, or returns ErrClosed.
-func (t *Transport) begin() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return transport.ErrClosed
-	}
-	t.inflight.Add(1)
-	return nil
-}
-
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
-
 // fail turns an error of a call to Redis into the error the Transport returns: ErrClosed
 // once closed, the caller's context error when its context ended, else ErrUnavailable.
 func (t *Transport) fail(ctx context.Context, what string, err error) error {
 	switch {
-	case t.isClosed():
+	case t.gate.Closed():
 		return transport.ErrClosed
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		return fmt.Errorf("redis: %s: %w", what, ctx.Err())
@@ -260,11 +241,11 @@ func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 	if u.ID == "" {
 		return errors.New("redis: append: the update has no id")
 	}
-	if err := t.begin(); err != nil {
+	if err := t.gate.Enter(); err != nil {
 		return err
 	}
-	defer t.inflight.Done()
-	args := []string{u.ID, encodeUpdate(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0"}
+	defer t.gate.Leave()
+	args := []string{u.ID, codec.EncodeString(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0"}
 	cctx, cancel := t.timeout(ctx)
 	defer cancel()
 	res, err := appendScript.Exec(cctx, t.c, t.keys, args).ToArray()
@@ -314,31 +295,13 @@ func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool
 	if limit <= 0 {
 		return nil, fmt.Errorf("redis: read: limit must be positive, got %d", limit)
 	}
-	if t.isClosed() {
+	if t.gate.Closed() {
 		return nil, transport.ErrClosed
 	}
 	if !wait {
 		return t.read(ctx, after, limit)
 	}
-	for {
-		ups, covered, woken, err := t.tail.read(after, limit)
-		switch {
-		case err != nil:
-			return nil, err
-		case len(ups) > 0:
-			return ups, nil
-		case !covered:
-			ups, err := t.read(ctx, after, limit)
-			if err != nil || len(ups) > 0 {
-				return ups, err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-woken:
-		}
-	}
+	return t.tail.Read(ctx, after, limit, t.read)
 }
 
 // read returns up to limit updates after the given Seq from the stream itself.
@@ -387,9 +350,9 @@ func decodeEntries(entries []rueidis.XRangeSlice) (ups []*transport.Update, firs
 		if !found {
 			return nil, 0, fmt.Errorf("%w: entry %s has no update", errCorrupt, e.ID)
 		}
-		u, err := decodeUpdate(seq, payload)
+		u, err := codec.Decode(seq, payload)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("%w: %w", errCorrupt, err)
 		}
 		ups = append(ups, u)
 	}
@@ -400,7 +363,7 @@ func decodeEntries(entries []rueidis.XRangeSlice) (ups []*transport.Update, firs
 // holds exactly the retained updates, since the script that drops updates removes their
 // entries.
 func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
-	if t.isClosed() {
+	if t.gate.Closed() {
 		return 0, transport.ErrClosed
 	}
 	cctx, cancel := t.timeout(ctx)
@@ -419,7 +382,7 @@ func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
 
 // Head implements transport.Transport: the head recorded by the last append.
 func (t *Transport) Head(ctx context.Context) (uint64, error) {
-	if t.isClosed() {
+	if t.gate.Closed() {
 		return 0, transport.ErrClosed
 	}
 	cctx, cancel := t.timeout(ctx)
@@ -467,7 +430,7 @@ func (t *Transport) watch(ctx context.Context, last uint64) {
 				t.log.Error("the stream's head went back: Redis lost acknowledged updates (persistence off, or the keys were deleted); tailing from the new head",
 					"was", last, "now", head)
 				last = head
-				t.tail.reset(head)
+				t.tail.Reset(head)
 			}
 			t.log.Info("tailing the stream again", "after", last, "after_error", failed)
 			failed, backoff = nil, 50*time.Millisecond
@@ -485,7 +448,7 @@ func (t *Transport) watch(ctx context.Context, last uint64) {
 		}
 		if len(ups) > 0 {
 			last = ups[len(ups)-1].Seq
-			t.tail.push(ups, first)
+			t.tail.Push(ups, first)
 		}
 	}
 }
@@ -530,11 +493,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // finish, then the watcher stops and the connections close. Later calls return nil.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
-		t.mu.Lock()
-		t.closed = true
-		t.mu.Unlock()
-		t.tail.close()
-		t.inflight.Wait()
+		t.gate.Close()
+		t.tail.Close()
+		t.gate.Wait()
 		t.stop()
 		<-t.done
 		t.c.Close()

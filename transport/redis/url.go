@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/heraldhub/herald/transport/internal/urlopt"
 )
 
 // Schemes of this transport's URLs: plain TCP and TLS.
@@ -71,56 +71,14 @@ func ParseURL(u *url.URL) (Options, error) {
 		opts.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	}
 
-	q, err := url.ParseQuery(u.RawQuery)
+	err := urlopt.Parse("redis", u,
+		urlopt.Param{Name: "stream", Set: urlopt.Set(&opts.Stream, urlopt.NonEmpty)},
+		urlopt.Param{Name: "size", Set: urlopt.Set(&opts.Size, urlopt.Size)},
+		urlopt.Param{Name: "max_bytes", Set: urlopt.Set(&opts.MaxBytes, urlopt.Bytes)},
+		urlopt.Param{Name: "timeout", Set: urlopt.Set(&opts.Timeout, urlopt.Duration)},
+	)
 	if err != nil {
-		return opts, fmt.Errorf("redis: transport url %q: query: %w", u.Redacted(), err)
-	}
-	var unknown []string
-	for key, values := range q {
-		if len(values) != 1 {
-			return opts, fmt.Errorf("redis: transport url: parameter %s given %d times", key, len(values))
-		}
-		v := values[0]
-		bad := func(err error) error {
-			return fmt.Errorf("redis: transport url: parameter %s=%q: %w", key, v, err)
-		}
-		switch key {
-		case "stream":
-			if v == "" {
-				return opts, bad(fmt.Errorf("must not be empty"))
-			}
-			opts.Stream = v
-		case "size":
-			n, err := strconv.ParseUint(v, 10, 31)
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.Size = int(n)
-		case "max_bytes":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err == nil && n < 0 {
-				err = fmt.Errorf("must not be negative")
-			}
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.MaxBytes = n
-		case "timeout":
-			d, err := time.ParseDuration(v)
-			if err == nil && d <= 0 {
-				err = fmt.Errorf("must be positive")
-			}
-			if err != nil {
-				return opts, bad(err)
-			}
-			opts.Timeout = d
-		default:
-			unknown = append(unknown, key)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return opts, fmt.Errorf("redis: transport url: unknown parameter(s) %s (supported: stream, size, max_bytes, timeout)", strings.Join(unknown, ", "))
+		return opts, err
 	}
 	return opts, nil
 }
