@@ -12,13 +12,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/bench"
 	"github.com/heraldhub/herald/bench/floorhub"
-	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
-	"github.com/heraldhub/herald/topic"
-	"github.com/heraldhub/herald/transport/memory"
 )
 
 // workerEnv makes the test binary act as a `herald bench worker` process.
@@ -42,43 +39,13 @@ func workerCommand() *exec.Cmd {
 	return cmd
 }
 
-const testKey = "!ChangeThisMercureHubJWTSecretKey!"
+const testKey = testkit.TestKey
 
 // newHerald starts a real Herald hub (in-memory log, HS256 key testKey) over loopback and
 // returns its endpoint URL; configure may change the server configuration.
 func newHerald(t testing.TB, configure func(*server.Config)) string {
 	t.Helper()
-	tr := memory.New(memory.Options{Size: 10_000})
-	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = h.Run(ctx) }()
-	v, err := auth.NewVerifier(ctx, auth.Config{Key: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Hub: h, Publisher: v, Subscriber: v}
-	if configure != nil {
-		configure(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		h.Shutdown()
-		srv.Close(5 * time.Second)
-		ts.Close()
-		cancel()
-		<-done
-		_ = v.Close()
-		_ = tr.Close()
-	})
-	return ts.URL + server.Path
+	return testkit.StartHub(t, testkit.HubOptions{Server: configure}).URL
 }
 
 // newFloor starts the floor hub, optionally behind wrap, and returns its endpoint URL.

@@ -1,26 +1,22 @@
 package client_test
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
-	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/client"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
-	"github.com/heraldhub/herald/topic"
-	"github.com/heraldhub/herald/transport/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const testKey = "!ChangeThisMercureHubJWTSecretKey!"
+const testKey = testkit.TestKey
 
 // testHub is a real Herald hub served over loopback, and a Client with its own transport.
 type testHub struct {
@@ -32,39 +28,10 @@ type testHub struct {
 // server configuration before it starts. Everything stops at cleanup.
 func newTestHub(t testing.TB, configure func(*server.Config)) *testHub {
 	t.Helper()
-	tr := memory.New(memory.Options{Size: 10_000})
-	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), QueueSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = h.Run(ctx) }()
-	v, err := auth.NewVerifier(ctx, auth.Config{Key: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.Config{Hub: h, Publisher: v, Subscriber: v}
-	if configure != nil {
-		configure(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
+	th := testkit.StartHub(t, testkit.HubOptions{Hub: func(c *hub.Config) { c.QueueSize = 100 }, Server: configure})
 	hc := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(func() {
-		h.Shutdown()
-		srv.Close(5 * time.Second)
-		ts.Close()
-		hc.CloseIdleConnections()
-		cancel()
-		<-done
-		_ = v.Close()
-		_ = tr.Close()
-	})
-	return &testHub{URL: ts.URL + server.Path, Client: &client.Client{HTTPClient: hc}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return &testHub{URL: th.URL, Client: &client.Client{HTTPClient: hc}}
 }
 
 // mercureToken signs an HS256 JWT with the given mercure.publish and mercure.subscribe claims

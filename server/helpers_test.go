@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -15,17 +13,16 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
 
-	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
-	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const testKey = "!ChangeThisMercureHubJWTSecretKey!"
+const testKey = testkit.TestKey
 
 // testHub is a hub served over real HTTP on loopback.
 type testHub struct {
@@ -46,45 +43,25 @@ func newTestHub(t testing.TB, configure func(*server.Config)) *testHub {
 // newTestHubWith is newTestHub with a hook for the hub's configuration too.
 func newTestHubWith(t testing.TB, configureHub func(*hub.Config), configure func(*server.Config)) *testHub {
 	t.Helper()
-	tr := memory.New(memory.Options{Size: 10_000})
-	hcfg := hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), QueueSize: 100}
-	if configureHub != nil {
-		configureHub(&hcfg)
-	}
-	h, err := hub.New(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = h.Run(ctx) }()
-	v, err := auth.NewVerifier(ctx, auth.Config{Key: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// HERALD_TEST_NO_HIJACK runs the suite on net/http's goroutine-per-stream path, which
-	// HTTP/2 uses, instead of the hijacked-stream pool.
-	cfg := server.Config{Hub: h, Publisher: v, Subscriber: v, DisableHijack: os.Getenv("HERALD_TEST_NO_HIJACK") != ""}
-	if configure != nil {
-		configure(&cfg)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	client := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(func() {
-		h.Shutdown()
-		srv.Close(5 * time.Second)
-		ts.Close()
-		client.CloseIdleConnections()
-		cancel()
-		<-done
-		_ = v.Close()
-		_ = tr.Close()
+	th := testkit.StartHub(t, testkit.HubOptions{
+		Hub: func(c *hub.Config) {
+			c.QueueSize = 100
+			if configureHub != nil {
+				configureHub(c)
+			}
+		},
+		Server: func(c *server.Config) {
+			// HERALD_TEST_NO_HIJACK runs the suite on net/http's goroutine-per-stream path,
+			// which HTTP/2 uses, instead of the hijacked-stream pool.
+			c.DisableHijack = os.Getenv("HERALD_TEST_NO_HIJACK") != ""
+			if configure != nil {
+				configure(c)
+			}
+		},
 	})
-	return &testHub{URL: ts.URL + server.Path, Hub: h, Transport: tr, Client: client, handler: srv.Handler()}
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	return &testHub{URL: th.URL, Hub: th.Hub, Transport: th.Transport, Client: client, handler: th.Handler}
 }
 
 // token signs an HS256 JWT with the test key.
