@@ -17,7 +17,7 @@ import (
 	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
-	"github.com/heraldhub/herald/transport/memory"
+	"github.com/heraldhub/herald/transport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -28,7 +28,7 @@ const testKey = testkit.TestKey
 type testHub struct {
 	URL       string // the hub endpoint: http://127.0.0.1:port/.well-known/mercure
 	Hub       *hub.Hub
-	Transport *memory.Transport
+	Transport transport.Transport
 	Client    *http.Client
 	handler   http.Handler
 }

@@ -5,17 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/heraldhub/herald/auth"
-	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
-	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/bolt"
 )
@@ -46,29 +42,13 @@ func BenchmarkReplayHTTP(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = h.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	v, _ := auth.NewVerifier(ctx, auth.Config{Key: testKey})
-	srv, err := server.New(server.Config{Hub: h, Subscriber: v, Anonymous: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	defer srv.Close(time.Second)
-	defer h.Shutdown()
+	th := testkit.StartHub(b, testkit.HubOptions{Transport: tr, Server: func(c *server.Config) { c.Anonymous = true }})
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 
 	b.ResetTimer()
 	for range b.N {
-		req, _ := http.NewRequest(http.MethodGet, ts.URL+server.Path+"?topic=https://example.com/feed", nil)
+		req, _ := http.NewRequest(http.MethodGet, th.URL+"?topic=https://example.com/feed", nil)
 		req.Header.Set("Last-Event-ID", "earliest")
 		resp, err := client.Do(req)
 		if err != nil {

@@ -5,17 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
-	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/bolt"
 )
@@ -64,31 +61,12 @@ func TestLongReplayWhilePublishing(t *testing.T) {
 		}
 	}
 
-	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(100), QueueSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = h.Run(ctx) }()
-	v, _ := auth.NewVerifier(ctx, auth.Config{Key: testKey})
-	srv, err := server.New(server.Config{Hub: h, Subscriber: v, Anonymous: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
+	th := testkit.StartHub(t, testkit.HubOptions{Transport: tr, Hub: func(c *hub.Config) { c.QueueSize = 100 }, Server: func(c *server.Config) { c.Anonymous = true }})
+	h := th.Hub
 	client := &http.Client{Transport: &http.Transport{}}
-	defer func() {
-		h.Shutdown()
-		srv.Close(5 * time.Second)
-		ts.Close()
-		client.CloseIdleConnections()
-		cancel()
-		<-done
-		_ = v.Close()
-	}()
+	defer client.CloseIdleConnections()
 
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+server.Path+"?topic=t", nil)
+	req, _ := http.NewRequest(http.MethodGet, th.URL+"?topic=t", nil)
 	req.Header.Set("Last-Event-ID", "earliest")
 	resp, err := client.Do(req)
 	if err != nil {

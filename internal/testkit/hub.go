@@ -11,6 +11,7 @@ import (
 	"github.com/heraldhub/herald/hub"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/topic"
+	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/memory"
 )
 
@@ -19,6 +20,8 @@ const TestKey = "!ChangeThisMercureHubJWTSecretKey!"
 
 // HubOptions configure StartHub. Zero values take the defaults.
 type HubOptions struct {
+	// Transport, when set, is the hub's log instead of a new in-memory one; the caller closes it.
+	Transport transport.Transport
 	// Hub and Server may change the hub's and the HTTP layer's configuration before they start.
 	Hub    func(*hub.Config)
 	Server func(*server.Config)
@@ -29,7 +32,7 @@ type Hub struct {
 	// URL is the hub endpoint: http://127.0.0.1:PORT/.well-known/mercure.
 	URL       string
 	Hub       *hub.Hub
-	Transport *memory.Transport
+	Transport transport.Transport
 	Server    *server.Server
 	// Handler is the server's handler, to serve the same hub on another listener too.
 	Handler http.Handler
@@ -40,7 +43,11 @@ type Hub struct {
 // stops, then the listener, the dispatch loop, the verifier and the log.
 func StartHub(t testing.TB, opts HubOptions) *Hub {
 	t.Helper()
-	tr := memory.New(memory.Options{Size: 10_000})
+	tr := opts.Transport
+	owned := tr == nil
+	if owned {
+		tr = memory.New(memory.Options{Size: 10_000})
+	}
 	hcfg := hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000)}
 	if opts.Hub != nil {
 		opts.Hub(&hcfg)
@@ -73,7 +80,9 @@ func StartHub(t testing.TB, opts HubOptions) *Hub {
 		cancel()
 		<-done
 		_ = v.Close()
-		_ = tr.Close()
+		if owned {
+			_ = tr.Close()
+		}
 	})
 	return &Hub{URL: ts.URL + server.Path, Hub: h, Transport: tr, Server: srv, Handler: handler}
 }
