@@ -240,6 +240,9 @@ func (h *Hub) dispatch(u *transport.Update) {
 		h.applyControl(u) // hub-to-hub: never delivered to subscribers
 		return
 	}
+	// Record it first, so that whoever has received it also finds it in LastEventID and the
+	// table of active subscriptions.
+	h.reg.apply(u)
 	ev := &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
 	h.mu.RLock()
 	for _, t := range u.Topics {
@@ -251,7 +254,6 @@ func (h *Hub) dispatch(u *transport.Update) {
 		h.offer(s, ev)
 	}
 	h.mu.RUnlock()
-	h.reg.apply(u)
 }
 
 // offer enqueues ev for s when s may receive it, at most once per update.
