@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -84,6 +85,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	})
 	fs.StringVar(&o.Prefix, "prefix", "", "start of the topics the run uses (default a fresh https://bench.herald.invalid/RANDOM/)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to FILE (is the load tool the limit?)")
 
 	var run func(context.Context) (Result, error)
 	switch scenario {
@@ -160,6 +162,17 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	o.Stderr = stderr
 	RaiseFileLimit()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	res, err := run(ctx)
 	if err != nil {

@@ -22,6 +22,7 @@ type Metrics struct {
 	publishDuration prometheus.Histogram
 	delivered       prometheus.Counter
 	bytesWritten    prometheus.Counter
+	writes          prometheus.Counter
 	deliveryLatency prometheus.Histogram
 	disconnects     *prometheus.CounterVec
 	connections     prometheus.Counter
@@ -54,6 +55,10 @@ func New() *Metrics {
 			Name: "herald_bytes_written_total",
 			Help: "Bytes of SSE frames, comments included, written to subscribers.",
 		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_stream_writes_total",
+			Help: "Writes to subscribers' connections: events delivered per write says how well deliveries are batched under load.",
+		}),
 		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_delivery_latency_seconds",
 			Help:    "Time from an update's dispatch to its write to a subscriber (queueing and writing).",
@@ -72,7 +77,7 @@ func New() *Metrics {
 			Help: "Failed transport operations, by operation.",
 		}, []string{"op"}),
 	}
-	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten,
+	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
 		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -136,6 +141,7 @@ func (m *Metrics) Written(events, bytes int, oldest time.Time) {
 		m.delivered.Add(float64(events))
 	}
 	m.bytesWritten.Add(float64(bytes))
+	m.writes.Inc()
 	if !oldest.IsZero() {
 		m.deliveryLatency.Observe(time.Since(oldest).Seconds())
 	}

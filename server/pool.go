@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -170,6 +171,13 @@ func (p *pool) work() {
 			}
 			rs.state.Store(streamScheduled) // it was pending: go again
 		}
+		// Yield between streams. With a long run queue the writers never block, and without
+		// this they would keep both cores for whole time slices while publish handlers and
+		// the dispatch loop wait behind them: updates would trickle into the queues and leave
+		// one write each. Yielding lets them in at once, so under load each stream's queue
+		// holds many events and they leave in one write (in scenario B of docs/performance.md,
+		// from 1.7 to about 60 events per write).
+		runtime.Gosched()
 	}
 }
 

@@ -17,7 +17,7 @@ func BenchmarkAppend(b *testing.B) {
 		name string
 		freq float64
 	}{{"", 0}, {"cleanup=0.3/", 0.3}, {"cleanup=forced/", -1}} { // "" is the default, 1
-		for _, publishers := range []int{1, 8, 64} {
+		for _, publishers := range []int{1, 8, 16, 64} {
 			b.Run(fmt.Sprintf("%spublishers=%d", cf.name, publishers), func(b *testing.B) {
 				benchmarkAppend(b, publishers, cf.freq)
 			})
