@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/heraldhub/herald/hub"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
 )
@@ -333,5 +335,82 @@ func TestHTTP2Stream(t *testing.T) {
 	want := ":\nid: h2\ndata: over h2\n\n"
 	if got := readN(t, resp.Body, len(want)); got != want {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// dialStalled opens a subscription on a raw connection with a receive buffer of rcvbuf bytes
+// and reads nothing, so that the hub's side of the socket fills up. (A buffer smaller than a
+// loopback segment, 64 KiB, makes TCP crawl once reading starts: it then sends only when its
+// persist timer fires.)
+func dialStalled(t *testing.T, th *testHub, query string, rcvbuf int) (net.Conn, *http.Request) {
+	t.Helper()
+	addr := strings.TrimPrefix(strings.TrimSuffix(th.URL, server.Path), "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.(*net.TCPConn).SetReadBuffer(rcvbuf)
+	req, err := http.NewRequest(http.MethodGet, th.URL+"?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	return conn, req
+}
+
+// A client that stops reading long enough for the socket to fill, but less than
+// dispatch_timeout and within its queue's bounds, gets every event once it reads again: what
+// the socket did not take waits, then goes out in order.
+func TestFullSocketThenResume(t *testing.T) {
+	th := newTestHubWith(t, func(c *hub.Config) { c.QueueSize = 1000 },
+		func(c *server.Config) { c.Anonymous = true; c.DispatchTimeout = 20 * time.Second })
+	conn, req := dialStalled(t, th, "topic=a", 128<<10)
+	waitFor(t, "the subscriber", func() bool { return th.Hub.Subscribers() == 1 })
+
+	const total = 400 // 400 × 16 KiB: far more than the socket buffers of both sides hold
+	payload := strings.Repeat("y", 16<<10)
+	for i := range total {
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
+	}
+	time.Sleep(200 * time.Millisecond) // the hub writes until the socket is full
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not resp.Body.Close: it would read the endless stream to its end. Cleanup closes conn.
+	r := sse.NewReader(bufio.NewReader(resp.Body))
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for i := range total {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if m.ID != strconv.Itoa(i) || m.Data != payload {
+			t.Fatalf("event %d: id %q, %d bytes of data", i, m.ID, len(m.Data))
+		}
+	}
+	if n := th.Hub.Subscribers(); n != 1 {
+		t.Fatalf("%d subscribers after reading everything, want 1", n)
+	}
+}
+
+// A client whose socket stays full for longer than dispatch_timeout is dropped, even though
+// its queue never overflows.
+func TestFullSocketTooLongIsDropped(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.DispatchTimeout = 300 * time.Millisecond })
+	dialStalled(t, th, "topic=a", 4096)
+	waitFor(t, "the subscriber", func() bool { return th.Hub.Subscribers() == 1 })
+	payload := strings.Repeat("z", 256<<10)
+	for i := range 40 { // 10 MiB: fills the sockets, well within the queue's 1000 events and 16 MiB
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
+	}
+	start := time.Now()
+	waitFor(t, "the stalled subscriber to be dropped", func() bool { return th.Hub.Subscribers() == 0 })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("dropped after %v, want about dispatch_timeout (300ms)", d)
 	}
 }

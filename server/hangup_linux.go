@@ -10,74 +10,131 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hangupWatcher notices, without a goroutine per connection, that clients of hijacked streams
-// closed or reset their connections: one epoll set watches every socket for EPOLLRDHUP,
-// EPOLLHUP and EPOLLERR (never for data, so a client sending bytes wakes nothing). Without it
-// a vanished client would only be noticed at the next heartbeat.
+// hangupWatcher notices, without a goroutine per connection, what happens to the sockets of
+// hijacked streams: one epoll set watches every socket for EPOLLRDHUP, EPOLLHUP and EPOLLERR
+// (never for data, so a client sending bytes wakes nothing), and, while a raw stream's socket
+// is full, for EPOLLOUT. Without it a vanished client would only be noticed at the next
+// heartbeat, and streams could not leave Go's poller.
 type hangupWatcher struct {
-	epfd    int
-	onHup   func(*rawStream)
-	mu      sync.Mutex
-	streams map[int]*rawStream // by socket descriptor
-	stop    chan struct{}
-	done    chan struct{}
+	epfd       int
+	onHup      func(*rawStream)
+	onWritable func(*rawStream)
+	mu         sync.Mutex
+	streams    map[uint64]*rawStream // by token, the data of its epoll registration
+	next       uint64                // the next token
+	peak       int                   // most entries streams has held since it was last made
+	stop       chan struct{}
+	done       chan struct{}
 }
 
-func newHangupWatcher(onHup func(*rawStream)) (*hangupWatcher, error) {
+// hangupEvents are the events every watched socket is registered for, edge-triggered.
+const hangupEvents = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLET
+
+func newHangupWatcher(onHup, onWritable func(*rawStream)) (*hangupWatcher, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	w := &hangupWatcher{epfd: epfd, onHup: onHup, streams: make(map[int]*rawStream), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &hangupWatcher{epfd: epfd, onHup: onHup, onWritable: onWritable, streams: make(map[uint64]*rawStream),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w, nil
 }
 
-// add watches rs's socket and returns its descriptor.
-func (w *hangupWatcher) add(rs *rawStream) (int, error) {
-	sc, ok := rs.conn.(syscall.Conn)
-	if !ok {
-		if nc, ok := rs.conn.(interface{ NetConn() net.Conn }); ok { // TLS
+// add watches rs's socket. For a plain TCP connection it takes the socket out of Go's poller:
+// it returns a duplicate of the descriptor, watched, with raw true, and the caller closes
+// rs.conn, which frees the poller's state for the connection (the runtime never returns
+// that memory to the system, so it would otherwise grow with the peak number of streams).
+// For a TLS connection, which must be written through its net.Conn, it watches the
+// connection's own descriptor and returns raw false.
+func (w *hangupWatcher) add(rs *rawStream) (fd int, raw bool, err error) {
+	sc, plain := rs.conn.(syscall.Conn)
+	if !plain {
+		nc, ok := rs.conn.(interface{ NetConn() net.Conn }) // TLS
+		if ok {
 			sc, ok = nc.NetConn().(syscall.Conn)
 		}
 		if !ok {
-			return -1, errors.New("the connection exposes no descriptor")
+			return -1, false, errors.New("the connection exposes no descriptor")
 		}
 	}
-	raw, err := sc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
-	fd := -1
-	var addErr error
-	err = raw.Control(func(f uintptr) {
-		fd = int(f)
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		ev := unix.EpollEvent{Events: unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLET, Fd: int32(fd)}
-		if addErr = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); addErr == nil {
-			w.streams[fd] = rs
+	fd = -1
+	var opErr error
+	err = rc.Control(func(f uintptr) {
+		if !plain {
+			fd = int(f)
+			return
+		}
+		// The duplicate shares the open file description, non-blocking as Go set it.
+		fd, opErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+		if opErr != nil {
+			opErr = fmt.Errorf("dup: %w", opErr)
 		}
 	})
 	if err == nil {
-		err = addErr
+		err = opErr
 	}
 	if err != nil {
-		return -1, fmt.Errorf("epoll_ctl add: %w", err)
+		return -1, false, err
 	}
-	return fd, nil
-}
-
-// remove stops watching fd. It must be called before the connection is closed, so that a
-// descriptor number reused by a new connection is never mistaken for the old one.
-func (w *hangupWatcher) remove(fd int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.streams, fd)
-	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	// Events carry a token rather than the descriptor: a descriptor number is reused as soon
+	// as it is closed, and an event read just before its stream ended must not reach a new
+	// stream that got the same number.
+	w.next++
+	ev := event(hangupEvents, w.next)
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if plain {
+			_ = unix.Close(fd)
+		}
+		return -1, false, fmt.Errorf("epoll_ctl add: %w", err)
+	}
+	rs.token = w.next
+	w.streams[rs.token] = rs
+	w.peak = max(w.peak, len(w.streams))
+	return fd, plain, nil
 }
 
-// run waits for hang-ups until close. The short timeout lets it notice close promptly.
+// event makes an epoll event whose data is token.
+func event(events uint32, token uint64) unix.EpollEvent {
+	return unix.EpollEvent{Events: events, Fd: int32(uint32(token)), Pad: int32(uint32(token >> 32))}
+}
+
+// token returns the data of an epoll event made by event.
+func token(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// wantWrite starts or stops watching rs's socket for EPOLLOUT. Starting reports an event at
+// once if the socket is writable already, so no wake-up is lost between a short write and
+// this call.
+func (w *hangupWatcher) wantWrite(rs *rawStream, on bool) error {
+	events := uint32(hangupEvents)
+	if on {
+		events |= unix.EPOLLOUT
+	}
+	ev := event(events, rs.token)
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, rs.fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl mod: %w", err)
+	}
+	return nil
+}
+
+// remove stops watching rs's socket. It must be called before the descriptor is closed.
+func (w *hangupWatcher) remove(rs *rawStream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.streams, rs.token)
+	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, rs.fd, nil)
+	w.streams = shrink(w.streams, &w.peak)
+}
+
+// run waits for events until close, with a timeout so that it sees stop.
 func (w *hangupWatcher) run() {
 	defer close(w.done)
 	events := make([]unix.EpollEvent, 128)
@@ -96,10 +153,14 @@ func (w *hangupWatcher) run() {
 		}
 		for _, ev := range events[:n] {
 			w.mu.Lock()
-			rs := w.streams[int(ev.Fd)]
+			rs := w.streams[token(&ev)]
 			w.mu.Unlock()
-			if rs != nil {
+			switch {
+			case rs == nil:
+			case ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0:
 				w.onHup(rs)
+			case ev.Events&unix.EPOLLOUT != 0:
+				w.onWritable(rs)
 			}
 		}
 	}
@@ -111,3 +172,28 @@ func (w *hangupWatcher) close() {
 	<-w.done
 	_ = unix.Close(w.epfd)
 }
+
+// errWouldBlock is what a write to a full non-blocking socket fails with.
+var errWouldBlock = unix.EAGAIN
+
+// writeFull writes b to the non-blocking descriptor fd until it is all written or the write
+// fails, errWouldBlock included, and returns how much was written.
+func writeFull(fd int, b []byte) (int, error) {
+	done := 0
+	for done < len(b) {
+		n, err := unix.Write(fd, b[done:])
+		if n > 0 {
+			done += n
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EINTR):
+		default:
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// closeFD closes a descriptor of the pool's own.
+func closeFD(fd int) error { return unix.Close(fd) }

@@ -5,13 +5,22 @@ package server
 import "errors"
 
 // hangupWatcher is Linux-only; elsewhere a vanished client is noticed at the next write
-// (a heartbeat at the latest).
+// (a heartbeat at the latest), and streams stay in Go's poller.
 type hangupWatcher struct{}
 
-func newHangupWatcher(func(*rawStream)) (*hangupWatcher, error) {
+func newHangupWatcher(onHup, onWritable func(*rawStream)) (*hangupWatcher, error) {
 	return nil, errors.New("not supported on this system")
 }
 
-func (w *hangupWatcher) add(*rawStream) (int, error) { return -1, errors.New("not supported") }
-func (w *hangupWatcher) remove(int)                  {}
-func (w *hangupWatcher) close()                      {}
+func (w *hangupWatcher) add(*rawStream) (int, bool, error) {
+	return -1, false, errors.New("not supported")
+}
+func (w *hangupWatcher) wantWrite(*rawStream, bool) error { return errors.New("not supported") }
+func (w *hangupWatcher) remove(*rawStream)                {}
+func (w *hangupWatcher) close()                           {}
+
+// Raw streams exist only on Linux: these are never called elsewhere.
+var errWouldBlock = errors.New("would block")
+
+func writeFull(int, []byte) (int, error) { return 0, errors.New("not supported") }
+func closeFD(int) error                  { return errors.New("not supported") }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -19,10 +21,18 @@ import (
 // writer goroutines serve every stream when it has something to send, one ticker handles
 // heartbeats and lifetimes, and a watcher notices clients that hang up. An idle stream then
 // costs its socket and a few small structs.
+//
+// On Linux a plain TCP stream also leaves Go's poller once attached ("raw" streams): the pool
+// writes its descriptor directly and never blocks on it. What a full socket does not take
+// waits in the stream's out buffer until the watcher reports the socket writable; meanwhile
+// new events wait in the subscriber's bounded queue, and a stream blocked for longer than
+// dispatch_timeout is dropped as slow. Go's poller keeps its per-connection state for the
+// life of the process, so this is also what lets memory go back down after a peak of
+// connections. TLS streams are written through their net.Conn, with a write deadline.
 
 // rawStream is one hijacked HTTP/1.1 stream, written with chunked transfer encoding.
 type rawStream struct {
-	conn net.Conn
+	conn net.Conn // nil once raw
 	sub  *hub.Subscriber
 	// end is when the stream's lifetime ends, in unix nanoseconds; 0 means never.
 	end int64
@@ -34,8 +44,13 @@ type rawStream struct {
 	expired   atomic.Bool  // the ticker found the lifetime over
 	hangup    atomic.Bool  // the watcher saw the client close or reset the connection
 	fd        int          // the socket's descriptor, for the watcher; -1 when not watched
+	token     uint64       // the watcher's name for the stream
+	raw       bool         // fd is the pool's own descriptor, written directly; set by attach
+	blocked   atomic.Int64 // unix nanoseconds since a raw stream's socket has been full; 0 if not
+	stalled   atomic.Int64 // the value of blocked that the ticker found older than dispatch_timeout
 
 	evs []*hub.Event // drained events, reused; owned by the servicing worker
+	out []byte       // bytes a full socket did not take yet (raw streams); owned likewise
 }
 
 // Scheduling states of a rawStream.
@@ -54,6 +69,7 @@ type pool struct {
 	cond    *sync.Cond
 	runq    []*rawStream            // streams with work, each at most once
 	streams map[*rawStream]struct{} // every attached stream, for the ticker and Close
+	peak    int                     // most entries streams has held since it was made
 	closing bool                    // Close was called: workers exit when runq is empty
 	wg      sync.WaitGroup          // workers and the ticker
 	stop    chan struct{}           // closed by Close: stops the ticker
@@ -69,11 +85,11 @@ func newPool(s *Server) *pool {
 		workers: 64,
 		streams: make(map[*rawStream]struct{}),
 		stop:    make(chan struct{}),
-		tick:    tickFor(s.cfg.Heartbeat, s.cfg.WriteTimeout),
+		tick:    tickFor(s.cfg.Heartbeat, s.cfg.WriteTimeout, s.cfg.DispatchTimeout),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	p.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
-	w, err := newHangupWatcher(p.hangup)
+	w, err := newHangupWatcher(p.hangup, p.schedule)
 	if err != nil {
 		s.log.Warn("cannot watch hijacked connections for hang-ups; they are found at the next write", "err", err)
 	} else {
@@ -88,9 +104,9 @@ func newPool(s *Server) *pool {
 }
 
 // tickFor picks the ticker's period: a quarter of the shortest timer, within [10ms, 1s].
-func tickFor(heartbeat, lifetime time.Duration) time.Duration {
+func tickFor(timers ...time.Duration) time.Duration {
 	d := time.Second
-	for _, t := range []time.Duration{heartbeat, lifetime} {
+	for _, t := range timers {
 		if t > 0 && t/4 < d {
 			d = t / 4
 		}
@@ -103,10 +119,15 @@ func (p *pool) attach(rs *rawStream) {
 	rs.fd = -1
 	p.mu.Lock()
 	p.streams[rs] = struct{}{}
+	p.peak = max(p.peak, len(p.streams))
 	p.mu.Unlock()
 	if p.watcher != nil {
-		if fd, err := p.watcher.add(rs); err == nil {
-			rs.fd = fd
+		if fd, raw, err := p.watcher.add(rs); err == nil {
+			rs.fd, rs.raw = fd, raw
+			if raw {
+				_ = rs.conn.Close() // the socket stays open through fd
+				rs.conn = nil
+			}
 		} else {
 			p.s.log.Debug("not watching a connection for hang-ups", "err", err)
 		}
@@ -190,6 +211,23 @@ func (p *pool) service(rs *rawStream) {
 		p.end(rs, "client", nil)
 		return
 	}
+	if len(rs.out) > 0 {
+		blocked, err := p.flush(rs)
+		switch {
+		case err != nil:
+			p.end(rs, "", err)
+		case !blocked:
+		case rs.stalled.Load() == rs.blocked.Load():
+			p.end(rs, "", fmt.Errorf("socket full for longer than %v: %w", p.s.cfg.DispatchTimeout, os.ErrDeadlineExceeded))
+		case rs.sub.Err() != nil:
+			p.end(rs, "", rs.sub.Err())
+		case rs.expired.Load():
+			p.end(rs, "lifetime", nil)
+		}
+		if err != nil || blocked {
+			return // events wait in the subscriber's queue until the socket takes more
+		}
+	}
 	rs.evs = rs.sub.Drain(rs.evs)
 	closed := rs.sub.Err()
 	beat := rs.beat.Swap(false) && len(rs.evs) == 0
@@ -246,8 +284,12 @@ func (p *pool) write(rs *rawStream, evs []*hub.Event, beat bool) error {
 	return nil
 }
 
-// writeRaw writes b under the dispatch deadline.
+// writeRaw writes b: to a raw stream without blocking (see writeFD), otherwise under the
+// dispatch deadline.
 func (p *pool) writeRaw(rs *rawStream, b []byte) error {
+	if rs.raw {
+		return p.writeFD(rs, b)
+	}
 	if t := p.s.cfg.DispatchTimeout; t > 0 {
 		if err := rs.conn.SetWriteDeadline(time.Now().Add(t)); err != nil {
 			return err
@@ -258,6 +300,47 @@ func (p *pool) writeRaw(rs *rawStream, b []byte) error {
 	}
 	rs.lastWrite.Store(time.Now().UnixNano())
 	return nil
+}
+
+// writeFD writes b to a raw stream's socket without blocking. What the socket does not take
+// now is copied to rs.out, and the watcher is asked to report when it can take more.
+func (p *pool) writeFD(rs *rawStream, b []byte) error {
+	if len(rs.out) > 0 { // blocked already: keep the order
+		rs.out = append(rs.out, b...)
+		return nil
+	}
+	n, err := writeFull(rs.fd, b)
+	if errors.Is(err, errWouldBlock) {
+		rs.out = append(rs.out[:0], b[n:]...)
+		rs.blocked.Store(time.Now().UnixNano())
+		return p.watcher.wantWrite(rs, true)
+	}
+	if err != nil {
+		return err
+	}
+	rs.lastWrite.Store(time.Now().UnixNano())
+	return nil
+}
+
+// flush writes what a raw stream's socket did not take before. blocked says that some of it
+// is still waiting.
+func (p *pool) flush(rs *rawStream) (blocked bool, err error) {
+	n, err := writeFull(rs.fd, rs.out)
+	if errors.Is(err, errWouldBlock) {
+		rs.out = rs.out[:copy(rs.out, rs.out[n:])]
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if cap(rs.out) > 64<<10 {
+		rs.out = nil
+	} else {
+		rs.out = rs.out[:0]
+	}
+	rs.blocked.Store(0)
+	rs.lastWrite.Store(time.Now().UnixNano())
+	return false, p.watcher.wantWrite(rs, false)
 }
 
 // appendChunkHeader appends the chunk-size line of an HTTP/1.1 chunk of n bytes.
@@ -273,11 +356,16 @@ func (p *pool) end(rs *rawStream, reason string, err error) {
 		return
 	}
 	clean := reason == "lifetime" || errors.Is(err, hub.ErrShutdown)
-	if clean {
+	if clean && len(rs.out) == 0 {
 		_ = p.writeRaw(rs, []byte("0\r\n\r\n"))
 	}
 	p.detach(rs)
-	_ = rs.conn.Close()
+	if rs.raw {
+		_ = closeFD(rs.fd) // only the servicing worker gets here: nobody else uses fd
+		rs.out = nil
+	} else {
+		_ = rs.conn.Close()
+	}
 	switch {
 	case reason != "":
 		p.s.cfg.Metrics.Disconnected(reason)
@@ -291,10 +379,11 @@ func (p *pool) end(rs *rawStream, reason string, err error) {
 // detach forgets rs: the ticker and the watcher stop looking at it.
 func (p *pool) detach(rs *rawStream) {
 	if p.watcher != nil && rs.fd >= 0 {
-		p.watcher.remove(rs.fd)
+		p.watcher.remove(rs)
 	}
 	p.mu.Lock()
 	delete(p.streams, rs)
+	p.streams = shrink(p.streams, &p.peak)
 	p.mu.Unlock()
 }
 
@@ -318,12 +407,19 @@ func (p *pool) ticker() {
 			due = due[:0]
 			nowNano := now.UnixNano()
 			beatAfter := int64(p.s.cfg.Heartbeat)
+			stallAfter := int64(p.s.cfg.DispatchTimeout)
 			p.mu.Lock()
 			for rs := range p.streams {
+				blocked := rs.blocked.Load()
 				switch {
 				case rs.end > 0 && nowNano >= rs.end:
 					rs.expired.Store(true)
 					due = append(due, rs)
+				case blocked > 0:
+					if stallAfter > 0 && nowNano-blocked >= stallAfter {
+						rs.stalled.Store(blocked)
+						due = append(due, rs)
+					}
 				case beatAfter > 0 && nowNano-rs.lastWrite.Load() >= beatAfter:
 					rs.beat.Store(true)
 					due = append(due, rs)
@@ -360,7 +456,9 @@ func (p *pool) close(grace time.Duration) {
 	}
 	p.mu.Unlock()
 	for _, rs := range left {
-		_ = rs.conn.Close() // unblocks a worker stuck writing; the worker then ends it
+		if !rs.raw {
+			_ = rs.conn.Close() // unblocks a worker stuck writing; the worker then ends it
+		}
 		p.hangup(rs)
 	}
 	p.mu.Lock()
@@ -372,4 +470,19 @@ func (p *pool) close(grace time.Duration) {
 	if p.watcher != nil {
 		p.watcher.close()
 	}
+}
+
+// shrink returns m, or a copy of it once it holds less than a quarter of the peak number of
+// entries it had (at least 1024), resetting peak. A Go map never gives back the memory of its
+// largest size; without this, the maps of the pool would keep a past peak of connections.
+func shrink[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if *peak < 1024 || len(m) >= *peak/4 {
+		return m
+	}
+	c := make(map[K]V, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	*peak = len(c)
+	return c
 }
