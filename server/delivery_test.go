@@ -414,3 +414,30 @@ func TestFullSocketTooLongIsDropped(t *testing.T) {
 		t.Fatalf("dropped after %v, want about dispatch_timeout (300ms)", d)
 	}
 }
+
+// An HTTP/1.1 stream over TLS is hijacked too, but written through its tls.Conn (it cannot
+// leave Go's poller): its events arrive intact, and it ends cleanly when the client leaves.
+func TestHTTP1StreamOverTLS(t *testing.T) {
+	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	ts := httptest.NewUnstartedServer(th.handler)
+	ts.StartTLS() // HTTP/1.1 only: EnableHTTP2 is off
+	t.Cleanup(ts.Close)
+	client := ts.Client()
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get(ts.URL + server.Path + "?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusOK || resp.TLS == nil {
+		t.Fatalf("%s %d, TLS %v", resp.Proto, resp.StatusCode, resp.TLS != nil)
+	}
+	for i := range 3 {
+		th.publish(t, publishForm("topic", "a", "id", fmt.Sprint("t", i), "data", "over TLS"))
+	}
+	want := ":\nid: t0\ndata: over TLS\n\nid: t1\ndata: over TLS\n\nid: t2\ndata: over TLS\n\n"
+	if got := readN(t, resp.Body, len(want)); got != want {
+		t.Fatalf("got %q", got)
+	}
+	resp.Body.Close()
+	waitFor(t, "the subscriber to go", func() bool { return th.Hub.Subscribers() == 0 })
+}

@@ -63,7 +63,7 @@ const (
 // pool serves hijacked streams. It starts with the first stream and stops with Close.
 type pool struct {
 	s       *Server
-	workers int
+	workers int // writer goroutines started; guarded by mu after newPool
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -82,7 +82,7 @@ type pool struct {
 func newPool(s *Server) *pool {
 	p := &pool{
 		s:       s,
-		workers: 64,
+		workers: rawWorkers(),
 		streams: make(map[*rawStream]struct{}),
 		stop:    make(chan struct{}),
 		tick:    tickFor(s.cfg.Heartbeat, s.cfg.WriteTimeout, s.cfg.DispatchTimeout),
@@ -101,6 +101,29 @@ func newPool(s *Server) *pool {
 	}
 	go p.ticker()
 	return p
+}
+
+// Writers of the pool. A raw stream's writes never block, so a few writers per core keep up
+// with them; a stream written through its net.Conn (TLS, or where raw streams do not exist)
+// can hold a writer for up to dispatch_timeout, so the pool grows to blockingWorkers with the
+// first such stream, and a few stuck clients cannot stall everyone else.
+const blockingWorkers = 64
+
+func rawWorkers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// growForBlocking starts the writers that streams written through a net.Conn need.
+func (p *pool) growForBlocking() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing || p.workers >= blockingWorkers {
+		return
+	}
+	n := blockingWorkers - p.workers
+	p.workers = blockingWorkers
+	p.wg.Add(n)
+	for range n {
+		go p.work()
+	}
 }
 
 // tickFor picks the ticker's period: a quarter of the shortest timer, within [10ms, 1s].
@@ -131,6 +154,9 @@ func (p *pool) attach(rs *rawStream) {
 		} else {
 			p.s.log.Debug("not watching a connection for hang-ups", "err", err)
 		}
+	}
+	if !rs.raw {
+		p.growForBlocking()
 	}
 	rs.attached.Store(true)
 	p.schedule(rs) // send what was queued while the stream was being set up
