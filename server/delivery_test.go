@@ -316,17 +316,7 @@ func TestSlowSubscriberIsDisconnected(t *testing.T) {
 
 func TestHTTP2Stream(t *testing.T) {
 	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
-	// Serve the same hub over TLS with HTTP/2.
-	ts := httptest.NewUnstartedServer(th.handler)
-	ts.EnableHTTP2 = true
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	client := ts.Client()
-	t.Cleanup(client.CloseIdleConnections)
-	resp, err := client.Get(ts.URL + server.Path + "?topic=a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := subscribeOverTLS(t, th, true)
 	defer resp.Body.Close()
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s %d", resp.Proto, resp.StatusCode)
@@ -419,15 +409,7 @@ func TestFullSocketTooLongIsDropped(t *testing.T) {
 // leave Go's poller): its events arrive intact, and it ends cleanly when the client leaves.
 func TestHTTP1StreamOverTLS(t *testing.T) {
 	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
-	ts := httptest.NewUnstartedServer(th.handler)
-	ts.StartTLS() // HTTP/1.1 only: EnableHTTP2 is off
-	t.Cleanup(ts.Close)
-	client := ts.Client()
-	t.Cleanup(client.CloseIdleConnections)
-	resp, err := client.Get(ts.URL + server.Path + "?topic=a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := subscribeOverTLS(t, th, false)
 	if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusOK || resp.TLS == nil {
 		t.Fatalf("%s %d, TLS %v", resp.Proto, resp.StatusCode, resp.TLS != nil)
 	}
@@ -440,4 +422,21 @@ func TestHTTP1StreamOverTLS(t *testing.T) {
 	}
 	resp.Body.Close()
 	waitFor(t, "the subscriber to go", func() bool { return th.Hub.Subscribers() == 0 })
+}
+
+// subscribeOverTLS serves th's handler over TLS, with HTTP/2 or HTTP/1.1 only, and
+// subscribes to topic a there.
+func subscribeOverTLS(t *testing.T, th *testHub, http2 bool) *http.Response {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(th.handler)
+	ts.EnableHTTP2 = http2
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	client := ts.Client()
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get(ts.URL + server.Path + "?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
