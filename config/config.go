@@ -190,7 +190,7 @@ func directives() []directive {
 		{"cookie_name", "NAME", "cookie that may carry the JWT (default mercureAuthorization)", str(func(c *Config) *string { return &c.CookieName })},
 		{"heartbeat", "DURATION", "comment sent on idle streams (default 40s, 0 = off)", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
 		{"write_timeout", "DURATION", "stream lifetime, jittered to 80-100% (default 600s, 0 = unbounded)", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
-		{"dispatch_timeout", "DURATION", "deadline of one write to a subscriber (default 5s, 0 = none)", dur(func(c *Config) *time.Duration { return &c.DispatchTimeout })},
+		{"dispatch_timeout", "DURATION", "how long a subscriber's socket may refuse data before it is dropped as slow (default 5s, 0 = no limit)", dur(func(c *Config) *time.Duration { return &c.DispatchTimeout })},
 		{"transport_url", "URL", "the update log: bolt://PATH (default bolt://herald.db), local:// or memory:// (?size=N), or a cluster transport: redis://HOST:PORT/DB?stream=NAME, nats://HOST:PORT?stream=NAME", str(func(c *Config) *string { return &c.TransportURL })},
 		{"transport", "local|bolt", "the update log by name (local = in memory); transport_url gives options", func(c *Config, a []string) error {
 			if len(a) > 1 && a[1] == "{" {

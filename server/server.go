@@ -48,7 +48,8 @@ type Config struct {
 	// WriteTimeout is a stream's maximum lifetime; each stream gets a random 80–100 % of it so
 	// that reconnects spread out.
 	WriteTimeout time.Duration
-	// DispatchTimeout bounds one write and flush to a subscriber; a slower one ends the stream.
+	// DispatchTimeout bounds how long a subscriber's connection may refuse data (one write and
+	// flush that cannot complete, or a socket that stays full) before the stream ends as slow.
 	DispatchTimeout time.Duration
 	// MaxBodyBytes bounds a publish request's body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
