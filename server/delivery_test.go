@@ -440,3 +440,47 @@ func subscribeOverTLS(t *testing.T, th *testHub, http2 bool) *http.Response {
 	}
 	return resp
 }
+
+// A stream whose lifetime ends while its socket is full ends cleanly once the client has
+// read what was waiting: every event it was sent arrives, in order, then the last chunk.
+func TestLifetimeEndsAfterFullSocketDrains(t *testing.T) {
+	th := newTestHubWith(t, func(c *hub.Config) { c.QueueSize = 1000 }, func(c *server.Config) {
+		c.Anonymous = true
+		c.DispatchTimeout = 20 * time.Second
+		c.WriteTimeout = 1500 * time.Millisecond // the lifetime: 1.2 to 1.5 s
+	})
+	conn, req := dialStalled(t, th, "topic=a", 128<<10)
+	waitFor(t, "the subscriber", func() bool { return th.Hub.Subscribers() == 1 })
+	payload := strings.Repeat("w", 16<<10)
+	for i := range 400 {
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
+	}
+	time.Sleep(2 * time.Second) // the lifetime ends while the socket is full
+	if n := th.Hub.Subscribers(); n != 1 {
+		t.Fatalf("%d subscribers while the socket is full, want 1 (the stream waits for it)", n)
+	}
+
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sse.NewReader(bufio.NewReader(resp.Body))
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n := 0
+	for ; ; n++ {
+		m, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d events: %v", n, err)
+		}
+		if m.ID != strconv.Itoa(n) || m.Data != payload {
+			t.Fatalf("event %d: id %q, %d bytes of data", n, m.ID, len(m.Data))
+		}
+	}
+	if n == 0 {
+		t.Fatal("no event before the end of the stream")
+	}
+	waitFor(t, "the stream to be gone", func() bool { return th.Hub.Subscribers() == 0 })
+}

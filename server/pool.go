@@ -70,7 +70,8 @@ type pool struct {
 	runq    []*rawStream            // streams with work, each at most once
 	streams map[*rawStream]struct{} // every attached stream, for the ticker and Close
 	peak    int                     // most entries streams has held since it was made
-	closing bool                    // Close was called: workers exit when runq is empty
+	sealed  bool                    // close is ending the streams: attach ends new ones at once
+	closing bool                    // close is done with the streams: workers exit when runq is empty
 	wg      sync.WaitGroup          // workers and the ticker
 	stop    chan struct{}           // closed by Close: stops the ticker
 	watcher *hangupWatcher          // nil where hang-ups are found by writes only
@@ -138,12 +139,18 @@ func tickFor(timers ...time.Duration) time.Duration {
 }
 
 // attach hands rs to the pool, which from now on is the only writer of its connection.
+// A stream that arrives once close has started ending streams is ended here.
 func (p *pool) attach(rs *rawStream) {
 	rs.fd = -1
+	// Under mu, so that close sees either no trace of rs or all of it (conn, raw), and the
+	// watcher is not closed meanwhile.
 	p.mu.Lock()
-	p.streams[rs] = struct{}{}
-	p.peak = max(p.peak, len(p.streams))
-	p.mu.Unlock()
+	if p.sealed {
+		p.mu.Unlock()
+		rs.attached.Store(true)
+		p.end(rs, "", hub.ErrShutdown)
+		return
+	}
 	if p.watcher != nil {
 		if fd, raw, err := p.watcher.add(rs); err == nil {
 			rs.fd, rs.raw = fd, raw
@@ -155,6 +162,9 @@ func (p *pool) attach(rs *rawStream) {
 			p.s.log.Debug("not watching a connection for hang-ups", "err", err)
 		}
 	}
+	p.streams[rs] = struct{}{}
+	p.peak = max(p.peak, len(p.streams))
+	p.mu.Unlock()
 	if !rs.raw {
 		p.growForBlocking()
 	}
@@ -243,15 +253,16 @@ func (p *pool) service(rs *rawStream) {
 		case err != nil:
 			p.end(rs, "", err)
 		case !blocked:
+		case errors.Is(rs.sub.Err(), hub.ErrSlow):
+			p.end(rs, "", hub.ErrSlow)
 		case rs.stalled.Load() == rs.blocked.Load():
 			p.end(rs, "", fmt.Errorf("socket full for longer than %v: %w", p.s.cfg.DispatchTimeout, os.ErrDeadlineExceeded))
-		case rs.sub.Err() != nil:
-			p.end(rs, "", rs.sub.Err())
-		case rs.expired.Load():
-			p.end(rs, "lifetime", nil)
 		}
+		// Otherwise events wait in the subscriber's queue until the socket takes more; a
+		// stream that is shutting down or whose lifetime is over ends once it has (cleanly),
+		// or when dispatch_timeout says it is stalled.
 		if err != nil || blocked {
-			return // events wait in the subscriber's queue until the socket takes more
+			return
 		}
 	}
 	rs.evs = rs.sub.Drain(rs.evs)
@@ -269,6 +280,8 @@ func (p *pool) service(rs *rawStream) {
 		rs.evs = nil
 	}
 	switch {
+	case len(rs.out) > 0 && !errors.Is(closed, hub.ErrSlow):
+		// The socket did not take everything: end once it has (see above).
 	case closed != nil:
 		p.end(rs, "", closed)
 	case rs.expired.Load():
@@ -438,14 +451,13 @@ func (p *pool) ticker() {
 			for rs := range p.streams {
 				blocked := rs.blocked.Load()
 				switch {
+				case blocked > 0 && stallAfter > 0 && nowNano-blocked >= stallAfter:
+					rs.stalled.Store(blocked)
+					due = append(due, rs)
 				case rs.end > 0 && nowNano >= rs.end:
 					rs.expired.Store(true)
 					due = append(due, rs)
 				case blocked > 0:
-					if stallAfter > 0 && nowNano-blocked >= stallAfter {
-						rs.stalled.Store(blocked)
-						due = append(due, rs)
-					}
 				case beatAfter > 0 && nowNano-rs.lastWrite.Load() >= beatAfter:
 					rs.beat.Store(true)
 					due = append(due, rs)
@@ -476,6 +488,7 @@ func (p *pool) close(grace time.Duration) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	p.mu.Lock()
+	p.sealed = true
 	left := make([]*rawStream, 0, len(p.streams))
 	for rs := range p.streams {
 		left = append(left, rs)
@@ -483,7 +496,9 @@ func (p *pool) close(grace time.Duration) {
 	p.mu.Unlock()
 	for _, rs := range left {
 		if !rs.raw {
-			_ = rs.conn.Close() // unblocks a worker stuck writing; the worker then ends it
+			// Unblocks a worker stuck writing, which then ends the stream. Not Close: the
+			// worker must take the descriptor out of epoll before it is closed and reused.
+			_ = rs.conn.SetWriteDeadline(time.Now())
 		}
 		p.hangup(rs)
 	}
