@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -186,6 +187,8 @@ func writeFull(fd int, b []byte) (int, error) {
 			done += n
 		}
 		switch {
+		case err == nil && n <= 0:
+			return done, io.ErrShortWrite // a socket never does this; do not spin if one did
 		case err == nil:
 		case errors.Is(err, unix.EINTR):
 		default:
