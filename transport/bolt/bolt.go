@@ -121,27 +121,64 @@ type Transport struct {
 	log    *slog.Logger
 
 	reqs chan *request // to the committer
+	wal  *wal          // owned by the committer goroutine (and Open before it starts)
 
-	mu       sync.Mutex
-	head     uint64        // Seq of the newest committed update
-	notify   chan struct{} // closed and replaced at every commit, to wake waiting readers
-	closed   bool
-	inflight sync.WaitGroup // Appends past the closed check; Close waits for them
+	mu        sync.Mutex
+	head      uint64            // Seq of the newest acknowledged update
+	first     uint64            // Seq of the oldest retained update (head+1 when none is)
+	bytes     int64             // summed memory.Cost of the retained updates
+	pend      []*pendingUpdate  // acknowledged updates not yet in bbolt, oldest first
+	pendIDs   map[string]uint64 // ID → Seq of the updates in pend
+	pendBytes int64             // summed cost of pend
+	applied   uint64            // Seq of the newest update in bbolt
+	applyErr  error             // why the last bbolt commit failed; nil once one succeeds
+	appliedCh chan struct{}     // closed and replaced after every bbolt commit attempt
+	notify    chan struct{}     // closed and replaced at every append, to wake waiting readers
+	closed    bool
+	inflight  sync.WaitGroup // Appends past the closed check; Close waits for them
 
-	st      meta   // owned by the committer goroutine (and Open before it starts)
-	commits uint64 // successful write transactions, for benchmarks; owned like st
+	st      meta   // what bbolt holds: owned by the applier goroutine (and Open before it starts)
+	commits uint64 // write-ahead log syncs, for benchmarks: owned by the committer
+	applies uint64 // bbolt transactions, for benchmarks: owned by the applier
+
+	// Bounds of the updates waiting for bbolt: past them appends wait for the applier, or
+	// fail while bbolt refuses commits. Fields so that tests can lower them before appending.
+	maxPending      int
+	maxPendingBytes int64
 
 	closeOnce sync.Once
 	closeErr  error
 	quit      chan struct{} // closed by Close once no Append is in flight
 	done      chan struct{} // closed when the committer has returned
+	applyPoke chan struct{} // wakes the applier
+	applyQuit chan struct{} // closed by Close once the committer has returned
+	applyDone chan struct{} // closed when the applier has returned
 
-	// beforeCommit, when set by tests, runs inside each write transaction just before Commit;
-	// an error aborts the batch as a failing commit would.
+	// beforeSync, when set by tests, runs before each write-ahead log sync; an error fails the
+	// batch as a failing sync would.
+	beforeSync func() error
+	// beforeCommit, when set by tests, runs inside each bbolt write transaction just before
+	// Commit; an error aborts it as a failing commit would.
 	beforeCommit func(*bbolt.Tx) error
 }
 
 var _ transport.Transport = (*Transport)(nil)
+
+// Limits of the applier.
+const (
+	// applyDelay is how long the applier lets appends gather before a bbolt commit, unless
+	// applyMin of them are already waiting: large transactions cost bbolt far less per update.
+	applyDelay = 50 * time.Millisecond
+	applyMin   = 1024
+	// maxApply caps the updates committed to bbolt in one transaction.
+	maxApply = 4096
+	// Defaults of maxPending and maxPendingBytes.
+	defaultMaxPending      = 16384
+	defaultMaxPendingBytes = 32 << 20
+	// Retries of a failed bbolt commit wait from minRetry, doubling up to maxRetry.
+	minRetry = 50 * time.Millisecond
+	maxRetry = 2 * time.Second
+)
 
 // request is one Append waiting for the committer.
 type request struct {
@@ -150,6 +187,15 @@ type request struct {
 	enc  []byte
 	cost int64
 	done chan error // buffered; receives exactly one result
+}
+
+// pendingUpdate is an acknowledged update (in the write-ahead log) that bbolt does not hold yet.
+// Never modified once in Transport.pend: readers share it.
+type pendingUpdate struct {
+	seq  uint64
+	u    *transport.Update
+	enc  []byte
+	cost int64
 }
 
 // Open opens (creating it if needed) the log stored in the bbolt file at path, and starts its
@@ -168,15 +214,22 @@ func Open(path string, opts Options) (tr *Transport, err error) {
 		return nil, err
 	}
 	t := &Transport{
-		db:     db,
-		path:   path,
-		opts:   opts,
-		bucket: []byte(opts.BucketName),
-		log:    opts.Logger.With("transport", "bolt", "path", path),
-		reqs:   make(chan *request, maxBatch),
-		notify: make(chan struct{}),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
+		db:              db,
+		path:            path,
+		opts:            opts,
+		bucket:          []byte(opts.BucketName),
+		log:             opts.Logger.With("transport", "bolt", "path", path),
+		reqs:            make(chan *request, maxBatch),
+		pendIDs:         make(map[string]uint64),
+		appliedCh:       make(chan struct{}),
+		notify:          make(chan struct{}),
+		maxPending:      defaultMaxPending,
+		maxPendingBytes: defaultMaxPendingBytes,
+		quit:            make(chan struct{}),
+		done:            make(chan struct{}),
+		applyPoke:       make(chan struct{}, 1),
+		applyQuit:       make(chan struct{}),
+		applyDone:       make(chan struct{}),
 	}
 	if err := t.init(); err != nil {
 		_ = db.Close()
@@ -189,10 +242,47 @@ func Open(path string, opts Options) (tr *Transport, err error) {
 			t.log.Warn("cannot sync the directory of the new file", "err", err)
 		}
 	}
-	t.head = t.st.head
+	if err := t.recover(created); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	t.head, t.first, t.bytes, t.applied = t.st.head, t.st.first, t.st.bytes, t.st.head
 	t.log.Debug("opened", "head", t.st.head, "retained", t.st.count(), "bytes", t.st.bytes)
 	go t.commitLoop()
+	go t.applyLoop()
 	return t, nil
+}
+
+// recover opens the write-ahead log and commits to bbolt the updates it holds that bbolt
+// does not (acknowledged before a crash), so that appends start with an empty log.
+func (t *Transport) recover(fresh bool) error {
+	w, recs, err := openWAL(walPaths(t.path, string(t.bucket)), t.st.head, fresh)
+	if err != nil {
+		return err
+	}
+	t.wal = w
+	for len(recs) > 0 {
+		n := min(len(recs), maxApply)
+		batch := make([]*pendingUpdate, n)
+		for i, r := range recs[:n] {
+			u, err := decodeUpdate(r.seq, r.payload)
+			if err != nil {
+				_ = w.close()
+				return fmt.Errorf("write-ahead log: %w", err)
+			}
+			batch[i] = &pendingUpdate{seq: r.seq, u: u, enc: r.payload, cost: memory.Cost(u)}
+		}
+		if err := t.apply(batch); err != nil {
+			_ = w.close()
+			return fmt.Errorf("replay %d updates of the write-ahead log: %w", len(recs), err)
+		}
+		recs = recs[n:]
+	}
+	if t.applies > 0 {
+		t.log.Info("replayed the write-ahead log", "head", t.st.head)
+	}
+	w.restart()
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -365,50 +455,317 @@ func (t *Transport) commitLoop() {
 	}
 }
 
-// commit stores a batch of appends in one transaction and answers every request. Requests
-// whose context ended while queued and duplicate IDs (against the log or an earlier request of
-// the batch) are answered with their own error; if the transaction fails, every other request
+// commit makes a batch of appends durable with one write-ahead log sync and answers every
+// request. Requests whose context ended while queued and duplicate IDs (against the log or an
+// earlier request of the batch) get their own error; if the write fails, every other request
 // gets an error wrapping transport.ErrUnavailable and nothing of the batch is visible.
 func (t *Transport) commit(batch []*request) {
 	results := make([]error, len(batch))
-	seqs := make([]uint64, len(batch))
-	prev := t.st
-	stored, err := t.write(batch, results, seqs)
-	if err != nil {
-		t.st = prev
-		t.log.Warn("commit failed", "updates", len(batch), "err", err)
-		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-			err = transport.ErrClosed
-		} else {
-			err = fmt.Errorf("bolt: commit %d updates to %s: %w: %w", len(batch), t.path, transport.ErrUnavailable, err)
+	defer func() {
+		for i, r := range batch {
+			r.done <- results[i]
 		}
+	}()
+	fail := func(err error) {
 		for i := range batch {
 			if !isContextErr(results[i]) { // a duplicate inside a failed batch may not be one
 				results[i] = err
 			}
 		}
-	} else if stored > 0 {
-		for i, r := range batch {
-			if seqs[i] != 0 {
-				r.u.Seq = seqs[i]
-			}
-		}
-		t.publish(t.st.head)
 	}
+	if err := t.waitForRoom(); err != nil {
+		fail(err)
+		return
+	}
+	t.mu.Lock()
+	pend, applied := t.pend, t.applied
+	t.mu.Unlock()
+	t.wal.room(applied)
+	if err := t.checkDuplicates(batch, results); err != nil {
+		fail(fmt.Errorf("bolt: append to %s: %w: %w", t.path, transport.ErrUnavailable, err))
+		return
+	}
+	head, bytes := t.head, t.bytes
+	added := make([]*pendingUpdate, 0, len(batch))
+	var addedBytes int64
 	for i, r := range batch {
-		r.done <- results[i]
+		if results[i] != nil {
+			continue
+		}
+		head++
+		t.wal.add(head, r.enc)
+		added = append(added, &pendingUpdate{seq: head, u: r.u, enc: r.enc, cost: r.cost})
+		addedBytes += r.cost
+	}
+	if len(added) == 0 {
+		return
+	}
+	first, bytes, err := t.trimmed(t.first, head, bytes+addedBytes, applied, pend, added)
+	if err == nil {
+		err = t.wal.commit(head, t.beforeSync)
+	}
+	if err != nil {
+		t.wal.reset()
+		t.log.Warn("append failed", "updates", len(added), "err", err)
+		fail(fmt.Errorf("bolt: append %d updates to %s: %w: %w", len(added), t.path, transport.ErrUnavailable, err))
+		return
+	}
+	t.commits++
+	for _, p := range added {
+		p.u.Seq = p.seq
+	}
+
+	t.mu.Lock()
+	t.pend = append(t.pend, added...)
+	for _, p := range added {
+		t.pendIDs[p.u.ID] = p.seq
+	}
+	t.pendBytes += addedBytes
+	t.head, t.first, t.bytes = head, first, bytes
+	if !t.closed { // Close already closed notify
+		close(t.notify)
+		t.notify = make(chan struct{})
+	}
+	t.mu.Unlock()
+	select {
+	case t.applyPoke <- struct{}{}:
+	default:
 	}
 }
 
-// write runs the write transaction of commit and returns how many updates it stored. It fills
-// results for the requests it refuses and seqs for those it stores.
-func (t *Transport) write(batch []*request, results []error, seqs []uint64) (stored int, err error) {
+// waitForRoom blocks while the updates waiting for bbolt are at their bounds, and fails while
+// bbolt also refuses commits: memory and the write-ahead log stay bounded.
+func (t *Transport) waitForRoom() error {
+	for {
+		t.mu.Lock()
+		n, size, applyErr, ch := len(t.pend), t.pendBytes, t.applyErr, t.appliedCh
+		t.mu.Unlock()
+		switch {
+		case n < t.maxPending && size < t.maxPendingBytes:
+			return nil
+		case applyErr != nil:
+			return fmt.Errorf("bolt: %d updates wait for %s, which refuses them: %w: %w", n, t.path, transport.ErrUnavailable, applyErr)
+		}
+		<-ch
+	}
+}
+
+// checkDuplicates sets the result of the requests whose context ended and of those whose ID is
+// already retained or taken by an earlier request of the batch.
+func (t *Transport) checkDuplicates(batch []*request, results []error) error {
+	seen := make(map[string]struct{}, len(batch))
+	var inDB []int // requests to check against bbolt's index
+	t.mu.Lock()
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, dup := seen[r.u.ID]; dup {
+			results[i] = fmt.Errorf("bolt: append %q: %w", r.u.ID, transport.ErrDuplicateID)
+			continue
+		}
+		seen[r.u.ID] = struct{}{}
+		// pendIDs has the newest Seq of the IDs it holds. An ID it lacks is either in bbolt
+		// or nowhere: the applier removes an ID only after bbolt committed it.
+		if s, ok := t.pendIDs[r.u.ID]; ok {
+			if s >= t.first {
+				results[i] = fmt.Errorf("bolt: append %q: %w", r.u.ID, transport.ErrDuplicateID)
+			}
+			continue
+		}
+		inDB = append(inDB, i)
+	}
+	t.mu.Unlock()
+	if len(inDB) == 0 {
+		return nil
+	}
+	return t.view(func(b buckets) error {
+		for _, i := range inDB {
+			v := b.ids.Get([]byte(batch[i].u.ID))
+			if v == nil {
+				continue
+			}
+			seq, err := keySeq(v)
+			if err != nil {
+				return fmt.Errorf("index entry %q: %w", batch[i].u.ID, err)
+			}
+			if seq >= t.first {
+				results[i] = fmt.Errorf("bolt: append %q: %w", batch[i].u.ID, transport.ErrDuplicateID)
+			}
+		}
+		return nil
+	})
+}
+
+// trimmed returns the oldest retained Seq and the retained bytes once the bounds hold for the
+// log [first, head] of the given bytes. The newest update is always kept, even if it alone
+// exceeds MaxBytes. Updates up to applied are read from bbolt, the later ones from pend and
+// added.
+func (t *Transport) trimmed(first, head uint64, bytes int64, applied uint64, pend, added []*pendingUpdate) (uint64, int64, error) {
+	over := func() bool {
+		n := head + 1 - first
+		return n > 0 && (n > uint64(t.opts.Size) || (bytes > t.opts.MaxBytes && n > 1))
+	}
+	if !over() {
+		return first, bytes, nil
+	}
+	if first <= applied {
+		err := t.view(func(b buckets) error {
+			for over() && first <= applied {
+				v := b.seqs.Get(seqKey(first))
+				if v == nil {
+					return fmt.Errorf("%w: update %d is missing", errCorrupt, first)
+				}
+				u, err := decodeUpdate(first, v)
+				if err != nil {
+					return err
+				}
+				bytes -= memory.Cost(u)
+				first++
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	for over() {
+		var p *pendingUpdate
+		for _, ps := range [][]*pendingUpdate{pend, added} {
+			if len(ps) > 0 && first >= ps[0].seq && first <= ps[len(ps)-1].seq {
+				p = ps[first-ps[0].seq]
+			}
+		}
+		if p == nil {
+			return 0, 0, fmt.Errorf("%w: update %d is neither in bbolt nor waiting for it", errCorrupt, first)
+		}
+		bytes -= p.cost
+		first++
+	}
+	return first, bytes, nil
+}
+
+// applyLoop is bbolt's only writer: it commits the acknowledged updates waiting in pend, many
+// per transaction, and retries with backoff (and smaller transactions) while bbolt fails.
+func (t *Transport) applyLoop() {
+	defer close(t.applyDone)
+	chunk, retry := maxApply, time.Duration(0)
+	for {
+		wait := applyDelay
+		if retry > 0 {
+			wait = retry
+		} else {
+			select {
+			case <-t.applyPoke:
+			case <-t.applyQuit:
+				t.drain()
+				return
+			}
+			t.mu.Lock()
+			if len(t.pend) >= applyMin {
+				wait = 0
+			}
+			t.mu.Unlock()
+		}
+		if wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-t.applyQuit:
+				timer.Stop()
+				t.drain()
+				return
+			}
+		}
+		for {
+			t.mu.Lock()
+			pend := t.pend
+			t.mu.Unlock()
+			if len(pend) == 0 {
+				retry = 0
+				break
+			}
+			n := min(len(pend), chunk)
+			if err := t.apply(pend[:n]); err != nil {
+				t.applyFailed(n, err)
+				chunk = max(1, n/2)
+				retry = min(max(2*retry, minRetry), maxRetry)
+				break
+			}
+			t.landed(pend[:n])
+			chunk, retry = maxApply, 0
+		}
+	}
+}
+
+// drain commits what still waits for bbolt when the transport closes. What it cannot commit
+// stays in the write-ahead log, which the next Open replays.
+func (t *Transport) drain() {
+	for {
+		t.mu.Lock()
+		pend := t.pend
+		t.mu.Unlock()
+		if len(pend) == 0 {
+			return
+		}
+		n := min(len(pend), maxApply)
+		if err := t.apply(pend[:n]); err != nil {
+			t.log.Warn("updates left in the write-ahead log at close; the next open replays them", "updates", len(pend), "err", err)
+			return
+		}
+		t.landed(pend[:n])
+	}
+}
+
+func (t *Transport) applyFailed(n int, err error) {
+	t.log.Warn("commit to bbolt failed; appends go on in the write-ahead log and are retried", "updates", n, "err", err)
+	t.mu.Lock()
+	t.applyErr = err
+	close(t.appliedCh)
+	t.appliedCh = make(chan struct{})
+	t.mu.Unlock()
+}
+
+// landed removes the updates bbolt now holds from pend.
+func (t *Transport) landed(done []*pendingUpdate) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(done) == len(t.pend) {
+		t.pend = nil
+	} else {
+		t.pend = t.pend[len(done):]
+	}
+	for _, p := range done {
+		if t.pendIDs[p.u.ID] == p.seq {
+			delete(t.pendIDs, p.u.ID)
+		}
+		t.pendBytes -= p.cost
+	}
+	if len(t.pendIDs) == 0 {
+		t.pendIDs = make(map[string]uint64) // a Go map never shrinks after a peak
+	}
+	t.applied = done[len(done)-1].seq
+	t.applyErr = nil
+	close(t.appliedCh)
+	t.appliedCh = make(chan struct{})
+}
+
+// apply commits updates, acknowledged and in Seq order, to bbolt in one transaction, with the
+// bounds and the cleanup of dropped records. On failure bbolt and t.st are unchanged.
+func (t *Transport) apply(ups []*pendingUpdate) (err error) {
+	prev := t.st
+	defer func() {
+		if err != nil {
+			t.st = prev
+		}
+	}()
 	tx, err := t.db.Begin(true)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer func() {
-		if err != nil || stored == 0 {
+		if err != nil {
 			_ = tx.Rollback()
 		}
 	}()
@@ -416,60 +773,43 @@ func (t *Transport) write(batch []*request, results []error, seqs []uint64) (sto
 	// Seqs only ever grow at the end: pack their pages full instead of splitting them in
 	// halves (bbolt's default suits random inserts, such as the index's).
 	b.seqs.FillPercent = 1.0
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			results[i] = err
-			continue
-		}
-		id := []byte(r.u.ID)
-		if v := b.ids.Get(id); v != nil {
-			seq, err := keySeq(v)
-			if err != nil {
-				return 0, fmt.Errorf("index entry %q: %w", r.u.ID, err)
-			}
-			if seq >= t.st.first {
-				results[i] = fmt.Errorf("bolt: append %q: %w", r.u.ID, transport.ErrDuplicateID)
-				continue
-			}
+	for _, p := range ups {
+		if p.seq != t.st.head+1 {
+			return fmt.Errorf("%w: update %d follows %d", errCorrupt, p.seq, t.st.head)
 		}
 		t.st.head++
-		key := seqKey(t.st.head)
-		if err := b.seqs.Put(key, r.enc); err != nil {
-			return 0, fmt.Errorf("put update %d: %w", t.st.head, err)
+		key := seqKey(p.seq)
+		if err := b.seqs.Put(key, p.enc); err != nil {
+			return fmt.Errorf("put update %d: %w", p.seq, err)
 		}
-		if err := b.ids.Put(id, key); err != nil {
-			return 0, fmt.Errorf("put index entry %q: %w", r.u.ID, err)
+		if err := b.ids.Put([]byte(p.u.ID), key); err != nil {
+			return fmt.Errorf("put index entry %q: %w", p.u.ID, err)
 		}
-		t.st.bytes += r.cost
+		t.st.bytes += p.cost
 		if err := t.trim(b); err != nil {
-			return 0, err
+			return err
 		}
-		seqs[i] = t.st.head
-		stored++
-	}
-	if stored == 0 {
-		return 0, nil
 	}
 	if g := t.st.garbage(); g > 0 && (g >= forceCleanupCount ||
 		t.st.garbageBytes >= t.opts.MaxBytes/forceCleanupFraction ||
 		rand.Float64() < t.opts.CleanupFrequency) {
 		if err := t.cleanup(b); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	if err := b.top.Put(metaKey, t.st.encode()); err != nil {
-		return 0, fmt.Errorf("put meta: %w", err)
+		return fmt.Errorf("put meta: %w", err)
 	}
 	if t.beforeCommit != nil {
 		if err := t.beforeCommit(tx); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, err
+		return err
 	}
-	t.commits++
-	return stored, nil
+	t.applies++
+	return nil
 }
 
 // trim drops the oldest retained updates from the log (not yet from the file) until the bounds
@@ -527,17 +867,6 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// publish records the new head and wakes waiting readers.
-func (t *Transport) publish(head uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.head = head
-	if !t.closed { // Close already closed notify
-		close(t.notify)
-		t.notify = make(chan struct{})
-	}
-}
-
 // view runs fn in a read transaction, mapping a closed database to transport.ErrClosed.
 func (t *Transport) view(fn func(buckets) error) error {
 	err := t.db.View(func(tx *bbolt.Tx) error { return fn(t.buckets(tx)) })
@@ -547,8 +876,9 @@ func (t *Transport) view(fn func(buckets) error) error {
 	return err
 }
 
-// Read implements transport.Transport. It holds at most limit updates in memory, read with a
-// cursor from a read-only transaction that does not block appends.
+// Read implements transport.Transport. It holds at most limit updates in memory: those bbolt
+// holds are read with a cursor from a read-only transaction that does not block appends, the
+// newest ones from memory until the applier has committed them to bbolt.
 func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool) ([]*transport.Update, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("bolt: read: limit must be positive, got %d", limit)
@@ -559,10 +889,10 @@ func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool
 			t.mu.Unlock()
 			return nil, transport.ErrClosed
 		}
-		head, woken := t.head, t.notify
+		head, first, applied, pend, woken := t.head, t.first, t.applied, t.pend, t.notify
 		t.mu.Unlock()
 		if after < head {
-			out, err := t.read(after, limit)
+			out, err := t.readFrom(max(after+1, first), limit, applied, pend)
 			if err != nil || len(out) > 0 {
 				return out, err
 			}
@@ -576,6 +906,38 @@ func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool
 		case <-woken:
 		}
 	}
+}
+
+// readFrom returns up to limit updates from Seq start on: from bbolt up to applied (or
+// further: bbolt only grows), then from pend, which holds every later acknowledged update.
+func (t *Transport) readFrom(start uint64, limit int, applied uint64, pend []*pendingUpdate) ([]*transport.Update, error) {
+	var out []*transport.Update
+	if start <= applied {
+		var err error
+		if out, err = t.read(start-1, limit); err != nil {
+			return nil, err
+		}
+		if len(out) == limit {
+			return out, nil
+		}
+		if len(out) > 0 {
+			start = out[len(out)-1].Seq + 1
+		}
+	}
+	if len(pend) == 0 || start > pend[len(pend)-1].seq {
+		return out, nil
+	}
+	if start > pend[0].seq {
+		pend = pend[start-pend[0].seq:]
+	}
+	pend = pend[:min(len(pend), limit-len(out))]
+	if out == nil {
+		out = make([]*transport.Update, 0, len(pend))
+	}
+	for _, p := range pend {
+		out = append(out, p.u)
+	}
+	return out, nil
 }
 
 // read returns up to limit retained updates after the given Seq.
@@ -611,34 +973,34 @@ func (t *Transport) read(after uint64, limit int) ([]*transport.Update, error) {
 	return out, nil
 }
 
-// Lookup implements transport.Transport with one index lookup.
+// Lookup implements transport.Transport with one map or index lookup.
 func (t *Transport) Lookup(_ context.Context, id string) (uint64, error) {
-	if err := t.checkOpen(); err != nil {
-		return 0, err
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return 0, transport.ErrClosed
 	}
+	first := t.first
+	s, pending := t.pendIDs[id]
+	t.mu.Unlock()
 	var seq uint64
-	err := t.view(func(b buckets) error {
-		v := b.ids.Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		m, err := b.meta()
-		if err != nil {
+	if pending {
+		seq = s
+	} else {
+		err := t.view(func(b buckets) error {
+			v := b.ids.Get([]byte(id))
+			if v == nil {
+				return nil
+			}
+			var err error
+			seq, err = keySeq(v)
 			return err
-		}
-		s, err := keySeq(v)
+		})
 		if err != nil {
-			return err
+			return 0, fmt.Errorf("bolt: lookup %q: %w", id, err)
 		}
-		if s >= m.first {
-			seq = s
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("bolt: lookup %q: %w", id, err)
 	}
-	if seq == 0 {
+	if seq == 0 || seq < first {
 		return 0, fmt.Errorf("bolt: lookup %q: %w", id, transport.ErrUnknownID)
 	}
 	return seq, nil
@@ -664,10 +1026,11 @@ func (t *Transport) checkOpen() error {
 }
 
 // Backup writes a consistent copy of the whole file to w while the hub keeps running (a bbolt
-// hot backup from a read transaction; appends are not blocked). The copy is itself a bbolt
-// file that Open accepts.
+// hot backup from a read transaction; appends are not blocked). It first waits until bbolt
+// holds every update acknowledged when it was called. The copy is itself a bbolt file that Open
+// accepts.
 func (t *Transport) Backup(w io.Writer) error {
-	if err := t.checkOpen(); err != nil {
+	if err := t.flush(); err != nil {
 		return err
 	}
 	err := t.db.View(func(tx *bbolt.Tx) error {
@@ -683,9 +1046,34 @@ func (t *Transport) Backup(w io.Writer) error {
 	return nil
 }
 
+// flush waits until bbolt holds every update acknowledged so far.
+func (t *Transport) flush() error {
+	t.mu.Lock()
+	head := t.head
+	t.mu.Unlock()
+	select {
+	case t.applyPoke <- struct{}{}:
+	default:
+	}
+	for {
+		t.mu.Lock()
+		closed, applied, applyErr, ch := t.closed, t.applied, t.applyErr, t.appliedCh
+		t.mu.Unlock()
+		switch {
+		case closed:
+			return transport.ErrClosed
+		case applied >= head:
+			return nil
+		case applyErr != nil:
+			return fmt.Errorf("bolt: %s refuses commits: %w: %w", t.path, transport.ErrUnavailable, applyErr)
+		}
+		<-ch
+	}
+}
+
 // Close implements transport.Transport: waiting readers return ErrClosed, appends already
-// queued are committed, then the file is closed and its lock released. Later calls return the
-// first call's result.
+// queued are committed, what waits for bbolt is committed to it, then the files are closed and
+// the lock released. Later calls return the first call's result.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.mu.Lock()
@@ -695,7 +1083,24 @@ func (t *Transport) Close() error {
 		t.inflight.Wait()
 		close(t.quit)
 		<-t.done
+		close(t.applyQuit)
+		<-t.applyDone
+		var errs []error
+		t.mu.Lock()
+		clean := len(t.pend) == 0
+		t.mu.Unlock()
+		if clean {
+			if err := t.wal.truncate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := t.wal.close(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := t.db.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
 			t.closeErr = fmt.Errorf("bolt: close %s: %w", t.path, err)
 		}
 	})

@@ -71,8 +71,9 @@ func tempPath(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "herald.db")
 }
 
-// bulkAppend stores ups through the committer's own path, in transactions far larger than the
-// committer's, to build a large history quickly. No Append may run concurrently.
+// bulkAppend stores ups through the committer's own path, in batches far larger than the
+// committer's, to build a large history quickly, and waits until bbolt holds them. No Append
+// may run concurrently.
 func bulkAppend(t testing.TB, tr *Transport, ups []*transport.Update) {
 	t.Helper()
 	for len(ups) > 0 {
@@ -89,11 +90,18 @@ func bulkAppend(t testing.TB, tr *Transport, ups []*transport.Update) {
 		}
 		ups = ups[n:]
 	}
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// stored counts the records physically present in the file: updates and index entries.
+// stored counts the records physically present in the file, once the applier has committed
+// every acknowledged update: updates and index entries.
 func stored(t testing.TB, tr *Transport) (updates, ids int) {
 	t.Helper()
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
 	err := tr.view(func(b buckets) error {
 		updates = b.seqs.Stats().KeyN
 		ids = b.ids.Stats().KeyN
@@ -414,7 +422,9 @@ func TestCleanup(t *testing.T) {
 	if n, _ := stored(t, tr); n <= 10 {
 		t.Fatal("dropped records were deleted before the forced threshold")
 	}
-	tr.st.garbageBytes = tr.opts.MaxBytes // force the next commit to clean up (no Append runs)
+	// Force the next bbolt commit to clean up. The applier is idle: stored waited for it, and
+	// no Append runs.
+	tr.st.garbageBytes = tr.opts.MaxBytes
 	bulkAppend(t, tr, ups[2005:2006])
 	if n, ids := stored(t, tr); n != 10 || ids != 10 {
 		t.Fatalf("after cleanup: %d records and %d index entries, want 10 of each", n, ids)
@@ -424,7 +434,8 @@ func TestCleanup(t *testing.T) {
 	}
 }
 
-func TestCommitFailure(t *testing.T) {
+// A failing write-ahead log sync fails the whole batch, and nothing of it is visible.
+func TestLogSyncFailure(t *testing.T) {
 	ctx := context.Background()
 	tr := openT(t, tempPath(t), Options{})
 	ok := logtest.Upd("f", 0)
@@ -433,7 +444,7 @@ func TestCommitFailure(t *testing.T) {
 	}
 	var fail sync.Mutex // held while commits must fail
 	failing := true
-	tr.beforeCommit = func(*bbolt.Tx) error {
+	tr.beforeSync = func() error {
 		fail.Lock()
 		defer fail.Unlock()
 		if failing {
@@ -479,13 +490,17 @@ func TestCommitFailure(t *testing.T) {
 	}
 }
 
-// A real failing commit: the file may not grow past MaxFileSize, as on a full disk.
+// A real failing bbolt commit: the file may not grow past MaxFileSize, as on a full disk.
+// Appends go on in the write-ahead log until the updates waiting for bbolt reach their bound,
+// then fail with the cause; every acknowledged update stays readable, and lands in bbolt once
+// the file may grow.
 func TestFileFull(t *testing.T) {
 	ctx := context.Background()
 	path := tempPath(t)
 	tr := openT(t, path, Options{MaxFileSize: 1 << 20})
+	tr.maxPendingBytes = 256 << 10
 	data := strings.Repeat("x", 16<<10)
-	var last *transport.Update
+	var acked []*transport.Update
 	var err error
 	for i := range 1000 {
 		u := logtest.Upd("full", i)
@@ -493,33 +508,49 @@ func TestFileFull(t *testing.T) {
 		if err = tr.Append(ctx, u); err != nil {
 			break
 		}
-		last = u
+		acked = append(acked, u)
 	}
 	if err == nil {
-		t.Fatal("1000 appends of 16 KiB fitted in a 1 MiB file")
+		t.Fatal("1000 appends of 16 KiB fitted in a 1 MiB file and 256 KiB of backlog")
 	}
 	if !errors.Is(err, transport.ErrUnavailable) || !errors.Is(err, berrors.ErrMaxSizeReached) {
 		t.Fatalf("append to a full file = %v, want ErrUnavailable wrapping bbolt's ErrMaxSizeReached", err)
 	}
-	if last == nil {
-		t.Fatal("no append fitted")
+	if len(acked) < 16 {
+		t.Fatalf("only %d appends fitted", len(acked))
 	}
+	last := acked[len(acked)-1]
 	if h := logtest.Head(t, tr); h != last.Seq {
 		t.Fatalf("Head = %d after a failed append, want %d", h, last.Seq)
 	}
-	got := logtest.ReadAll(t, tr)
-	if len(got) == 0 || got[len(got)-1].ID != last.ID {
-		t.Fatal("the acknowledged updates are not all readable")
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, acked) {
+		t.Fatalf("read %d updates, want the %d acknowledged ones", len(got), len(acked))
 	}
-	small := logtest.Upd("small", 0)
-	_ = tr.Append(ctx, small) // may fit in a free page or not; either way the file stays sound
+	if seq, err := tr.Lookup(ctx, last.ID); err != nil || seq != last.Seq {
+		t.Fatalf("Lookup of the last acknowledged update = %d, %v", seq, err)
+	}
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tr = openT(t, path, Options{})
-	if again := logtest.ReadAll(t, tr); len(again) < len(got) {
-		t.Fatalf("after reopening: %d updates, want at least %d", len(again), len(got))
+	tr = openT(t, path, Options{}) // the file may grow: Open commits the backlog to bbolt
+	if again := logtest.ReadAll(t, tr); !sameIDs(again, acked) {
+		t.Fatalf("after reopening: %d updates, want the %d acknowledged ones", len(again), len(acked))
 	}
+	if n, _ := stored(t, tr); n != len(acked) {
+		t.Fatalf("after reopening: %d records in bbolt, want %d", n, len(acked))
+	}
+}
+
+func sameIDs(got, want []*transport.Update) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID || got[i].Seq != want[i].Seq {
+			return false
+		}
+	}
+	return true
 }
 
 // A long history costs nothing to Open, read from near its end, or look up in: no scan.

@@ -1,0 +1,217 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/logtest"
+)
+
+var errCrashed = errors.New("injected: the process died")
+
+// stopApplying makes every later bbolt commit fail, as if the process had died before it: what
+// is appended from now on exists only in the write-ahead log. Close then leaves the files as a
+// killed process would.
+func stopApplying(t *testing.T, tr *Transport) {
+	t.Helper()
+	if err := tr.flush(); err != nil { // the applier is idle: its hook may change
+		t.Fatal(err)
+	}
+	tr.beforeCommit = func(*bbolt.Tx) error { return errCrashed }
+}
+
+// appendN appends n updates from 8 concurrent publishers and returns them in Seq order.
+func appendN(t *testing.T, tr *Transport, prefix string, from, n int, data string) []*transport.Update {
+	t.Helper()
+	ups := make([]*transport.Update, n)
+	for i := range ups {
+		ups[i] = logtest.Upd(prefix, from+i)
+		ups[i].Data = data
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				errs[i] = tr.Append(context.Background(), ups[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("append %q: %v", ups[i].ID, err)
+		}
+	}
+	sortBySeq(ups)
+	return ups
+}
+
+func sortBySeq(ups []*transport.Update) {
+	for i := 1; i < len(ups); i++ {
+		for j := i; j > 0 && ups[j].Seq < ups[j-1].Seq; j-- {
+			ups[j], ups[j-1] = ups[j-1], ups[j]
+		}
+	}
+}
+
+// Updates acknowledged but not yet in bbolt when the process dies are replayed from the
+// write-ahead log at the next Open, exactly once and in order, also across the two files.
+func TestCrashRecovery(t *testing.T) {
+	path := tempPath(t)
+	tr := openT(t, path, Options{})
+	data := strings.Repeat("d", 2048)
+	// More than walSwitchSize: appends move to the second file once bbolt has the first's.
+	all := appendN(t, tr, "a", 0, 2500, data)
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, appendN(t, tr, "b", 0, 200, data)...)
+	if tr.wal.cur != 1 {
+		t.Fatalf("still appending to the first file after %d updates", len(all))
+	}
+	stopApplying(t, tr)
+	all = append(all, appendN(t, tr, "c", 0, 300, data)...)
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, all) {
+		t.Fatalf("before the crash: %d updates, want %d", len(got), len(all))
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	tr = openT(t, path, Options{})
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, all) {
+		t.Fatalf("after the crash: %d updates, want the %d acknowledged ones", len(got), len(all))
+	}
+	if n, ids := stored(t, tr); n != len(all) || ids != len(all) {
+		t.Fatalf("after the crash: %d records and %d index entries in bbolt, want %d", n, ids, len(all))
+	}
+	// IDs replayed from the log are known: appending one again is refused.
+	if err := tr.Append(context.Background(), logtest.Upd("c", 299)); !errors.Is(err, transport.ErrDuplicateID) {
+		t.Fatalf("append of a replayed id = %v, want ErrDuplicateID", err)
+	}
+	more := appendN(t, tr, "d", 0, 10, "")
+	if more[0].Seq != all[len(all)-1].Seq+1 {
+		t.Fatalf("first Seq after recovery %d, want %d", more[0].Seq, all[len(all)-1].Seq+1)
+	}
+}
+
+// A write torn by the crash (its sync never returned, so it was never acknowledged) ends the
+// log: Open keeps the records before it and appends after them.
+func TestTornWrite(t *testing.T) {
+	path := tempPath(t)
+	tr := openT(t, path, Options{})
+	stopApplying(t, tr)
+	acked := appendN(t, tr, "t", 0, 50, "payload")
+	wf := tr.wal.files[tr.wal.cur]
+	name := wf.f.Name()
+	end := wf.off
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Half a record: a header announcing 100 bytes, then only some of them.
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := []byte{100, 0, 0, 0, 1, 2, 3, 4, 1, 0, 0, 0, 51, 0, 0, 0, 0, 0, 0, 0, 'x', 'y'}
+	if _, err := f.WriteAt(torn, end); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	tr = openT(t, path, Options{})
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, acked) {
+		t.Fatalf("after a torn write: %d updates, want the %d acknowledged ones", len(got), len(acked))
+	}
+	stopApplying(t, tr)
+	more := appendN(t, tr, "u", 0, 5, "")
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr = openT(t, path, Options{})
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, append(acked, more...)) {
+		t.Fatalf("after appending past the torn write: %d updates, want %d", len(got), len(acked)+len(more))
+	}
+}
+
+// A new database file starts with an empty log, whatever a write-ahead log of the same name
+// held: nothing of an earlier database comes back.
+func TestNewFileIgnoresOldLog(t *testing.T) {
+	path := tempPath(t)
+	tr := openT(t, path, Options{})
+	stopApplying(t, tr)
+	appendN(t, tr, "old", 0, 20, "")
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	tr = openT(t, path, Options{})
+	if h := logtest.Head(t, tr); h != 0 {
+		t.Fatalf("Head of a new file = %d, want 0", h)
+	}
+	stopApplying(t, tr)
+	fresh := appendN(t, tr, "new", 0, 3, "")
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr = openT(t, path, Options{})
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, fresh) {
+		t.Fatalf("read %d updates, want only the new file's %d", len(got), len(fresh))
+	}
+}
+
+// While bbolt refuses commits, appends are acknowledged from the log and readable; once bbolt
+// accepts them again the applier catches up by itself.
+func TestApplyRetries(t *testing.T) {
+	ctx := context.Background()
+	tr := openT(t, tempPath(t), Options{})
+	var mu sync.Mutex
+	failing := true
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
+	tr.beforeCommit = func(*bbolt.Tx) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return errors.New("injected: no space left on device")
+		}
+		return nil
+	}
+	ups := appendN(t, tr, "r", 0, 40, "")
+	if err := tr.flush(); !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("flush while bbolt fails = %v, want ErrUnavailable with the cause", err)
+	}
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, ups) {
+		t.Fatalf("read %d updates while bbolt fails, want %d", len(got), len(ups))
+	}
+	if seq, err := tr.Lookup(ctx, ups[7].ID); err != nil || seq != ups[7].Seq {
+		t.Fatalf("Lookup while bbolt fails = %d, %v; want %d", seq, err, ups[7].Seq)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for tr.flush() != nil { // the retry comes within maxRetry
+		if time.Now().After(deadline) {
+			t.Fatal("the applier did not retry within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, _ := stored(t, tr); n != len(ups) {
+		t.Fatalf("%d records in bbolt after it recovered, want %d", n, len(ups))
+	}
+}
