@@ -5,6 +5,10 @@
 #   scripts/perf.sh [OUTDIR]              Herald and the floor hub
 #   REF_HUB=/path/to/mercure scripts/perf.sh   also the reference hub (a Caddy build of
 #                                         dunglas/mercure, e.g. v0.24.2), run in memory
+#   SCENARIOS="C P" scripts/perf.sh       only these (default: A B C P idle curve replay)
+#
+# Each scenario runs on every hub in turn before the next scenario starts, so that a machine
+# that drifts over minutes moves every hub's figure of a scenario alike.
 #
 # Every hub listens on loopback only, every run is bounded (--timeout) and stops by itself.
 # Results: OUTDIR/*.json (one file per hub and scenario), OUTDIR/report.md, OUTDIR/perf.svg.
@@ -25,7 +29,7 @@ PID=""
 start() { # start HUB: starts it, sets PID and URL
   case $1 in
     herald)
-      rm -f "$OUT/herald.db"
+      rm -f "$OUT/herald.db" "$OUT/herald.db-wal0" "$OUT/herald.db-wal1"
       "$HERALD" serve --listen 127.0.0.1:$PORT_HERALD --metrics-addr off --anonymous \
         --transport-url "bolt://$OUT/herald.db" --log-level warn 2>>"$OUT/herald.log" &
       PID=$! URL=http://127.0.0.1:$PORT_HERALD/.well-known/mercure ;;
@@ -89,21 +93,30 @@ bench() { # bench NAME SCENARIO FLAGS...: one run, its JSON saved as OUT/HUB-NAM
 
 hubs=(herald floor)
 [[ -n ${REF_HUB:-} ]] && hubs+=(ref)
+SCENARIOS=${SCENARIOS:-A B C P idle curve replay}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
-for HUB in "${hubs[@]}"; do
-  echo "$HUB" >&2
-  # Each scenario on a fresh hub, so that one does not pay for the previous one.
-  start "$HUB"; bench A fanout --subscribers 1000 --topics 1 --updates 1000 --publishers 16 --timeout 3m; stop
-  start "$HUB"; bench B fanout --subscribers 10000 --topics 1 --updates 200 --publishers 16 --timeout 5m; stop
-  start "$HUB"; bench C fanout --subscribers 10000 --topics 1000 --updates 10000 --publishers 16 --timeout 5m; stop
-  start "$HUB"; bench P fanout --subscribers 1000 --topics 1 --rate 50 --duration 20s --updates 1000 --timeout 3m; stop
+each() { # each NAME SCENARIO FLAGS...: the run on every hub, each on a fresh hub process
+  for HUB in "${hubs[@]}"; do
+    start "$HUB"; bench "$@"; stop
+  done
+}
+want A && each A fanout --subscribers 1000 --topics 1 --updates 1000 --publishers 16 --timeout 3m
+want B && each B fanout --subscribers 10000 --topics 1 --updates 200 --publishers 16 --timeout 5m
+want C && each C fanout --subscribers 10000 --topics 1000 --updates 10000 --publishers 16 --timeout 5m
+want P && each P fanout --subscribers 1000 --topics 1 --rate 50 --duration 20s --updates 1000 --timeout 3m
+if want idle; then
   for n in 1000 10000 19500; do
-    start "$HUB"; bench idle-$n idle --connections $n --procs 2 --hold 3s --settle 5s --pid "$PID" --timeout 3m; stop
+    for HUB in "${hubs[@]}"; do
+      start "$HUB"; bench idle-$n idle --connections $n --procs 2 --hold 3s --settle 5s --pid "$PID" --timeout 3m; stop
+    done
   done
+fi
+if want curve; then
   for s in 100 1000 5000 10000 19500; do
-    start "$HUB"; bench curve-$s fanout --subscribers $s --topics 1 --updates $((2000000 / s < 2000 ? 2000000 / s : 2000)) --publishers 16 --procs 2 --timeout 5m; stop
+    each curve-$s fanout --subscribers $s --topics 1 --updates $((2000000 / s < 2000 ? 2000000 / s : 2000)) --publishers 16 --procs 2 --timeout 5m
   done
-done
+fi
 
 # Replay of missed updates after a restart, on the persistent stores.
 replay() { # replay HUB START RESTART
@@ -118,8 +131,10 @@ replay() { # replay HUB START RESTART
   stop
   printf '{"scenario":"replay","updates":%d,"received":%d,"seconds":%.3f}\n' $n "$got" "$(echo "$t1 - $t0" | bc -l)" >"$OUT/$HUB-replay.json"
 }
-echo "replay after restart" >&2
-replay herald herald herald-restart
-[[ -n ${REF_HUB:-} ]] && replay ref ref-bolt ref-bolt-restart
+if want replay; then
+  echo "replay after restart" >&2
+  replay herald herald herald-restart
+  [[ -n ${REF_HUB:-} ]] && replay ref ref-bolt ref-bolt-restart
+fi
 
 go run ./scripts/perfreport "$OUT"

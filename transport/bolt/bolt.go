@@ -70,10 +70,12 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to release the file lock before
 	// failing. Default 1 s.
 	LockTimeout time.Duration
-	// MaxFileSize caps the size of the file in bytes; commits that would grow it further fail
-	// with transport.ErrUnavailable until the bounds free space. Zero means no cap.
+	// MaxFileSize caps the size of the bbolt file in bytes. bbolt commits that would grow it
+	// further fail; the updates they carry wait in the write-ahead log, and appends fail with
+	// transport.ErrUnavailable once the waiting ones reach their bound, until the bounds free
+	// space. Zero means no cap; the write-ahead log is not counted.
 	MaxFileSize int64
-	// Logger receives warnings about failed commits. Nil discards them.
+	// Logger receives warnings about failed writes and commits. Nil discards them.
 	Logger *slog.Logger
 }
 

@@ -12,27 +12,33 @@
 // The meta record keeps Head (and so Seq numbering) across restarts even when every update was
 // dropped, and keeps the bounds' tallies so that Open never scans the log.
 //
-// # Durability and group commit
+// # Durability: a write-ahead log, then bbolt
 //
-// Append returns nil only once its update is committed and fsynced. A single committer
-// goroutine owns all writes: it takes every append queued while the previous commit was
-// syncing and stores them in one transaction, so N concurrent publishers share one fsync. IDs
-// are checked for duplicates inside that transaction, including against earlier appends of the
-// same batch, and each Append gets its own result. If the commit fails (disk full, I/O error,
-// Options.MaxFileSize reached) every Append of the batch returns an error wrapping
-// transport.ErrUnavailable and none of them is visible.
+// Append returns nil only once its update is in the write-ahead log (two files beside the bbolt
+// file, see wal.go) and the log is synced. A single committer goroutine writes the log: it
+// takes every append queued while the previous sync ran, checks IDs for duplicates (including
+// against earlier appends of the same batch), assigns Seqs and syncs them together (group
+// commit), and each Append gets its own result. If the write fails every Append of the batch
+// returns an error wrapping transport.ErrUnavailable and none of them is visible.
+//
+// An applier goroutine then commits the acknowledged updates to bbolt, many per transaction;
+// until it has, Read, Lookup and the duplicate check find them in memory. While bbolt refuses
+// commits (disk full, Options.MaxFileSize) the applier retries and appends go on in the log,
+// up to a bound past which they fail with the cause. Open commits to bbolt what the log holds
+// beyond bbolt's head (updates acknowledged before a crash), then starts the log over.
 //
 // # Bounds
 //
 // After every append the log holds at most Options.Size updates whose summed memory.Cost is at
 // most Options.MaxBytes (the newest update is always kept). Dropped updates are unreadable at
-// once; deleting their records is done in the same commit with probability
+// once; deleting their records is done in the same bbolt commit with probability
 // Options.CleanupFrequency, and always once enough of them are waiting. bbolt reuses freed
 // pages but never shrinks the file: compact it offline with `bbolt compact` if needed.
 //
 // # Readers
 //
-// Read uses a read-only transaction and a cursor seek, holding at most limit updates; it does
-// not block appends. Waiting readers are woken in process when a commit lands. Only one process
+// Read uses a read-only transaction and a cursor seek for what bbolt holds, then the updates
+// waiting for bbolt in memory, holding at most limit updates; it does not block appends.
+// Waiting readers are woken in process when an append is acknowledged. Only one process
 // may open the file (bbolt's file lock); a second one fails after Options.LockTimeout.
 package bolt
