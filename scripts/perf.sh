@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 KEY='!ChangeThisMercureHubJWTSecretKey!'
 export MERCURE_PUBLISHER_JWT_KEY=$KEY
 HERALD=$OUT/herald
-go build -o "$HERALD" ./cmd/herald
+CGO_ENABLED=0 go build -trimpath -o "$HERALD" ./cmd/herald # as `make build` ships it
 ulimit -n "$(ulimit -Hn)"
 
 PORT_HERALD=4200 PORT_REF=4201 PORT_FLOOR=4202 PORT_REF_BOLT=4203
