@@ -680,11 +680,15 @@ func (t *Transport) applyLoop() {
 				return
 			}
 		}
-		for {
+		for first := true; ; first = false {
 			t.mu.Lock()
 			pend := t.pend
 			t.mu.Unlock()
-			if len(pend) == 0 {
+			// After a commit, go on at once only with a large transaction's worth waiting;
+			// fewer wait for the next delay (their appends poked the applier), or bbolt would
+			// commit the few that arrived during each commit, one small transaction after
+			// another.
+			if len(pend) == 0 || !first && len(pend) < applyMin {
 				retry = 0
 				break
 			}
