@@ -38,7 +38,7 @@ const (
 	forceCleanupFraction = 8
 )
 
-// maxBatch caps the appends committed in one bbolt transaction (and so one fsync).
+// maxBatch caps the appends written to the write-ahead log with one sync.
 const maxBatch = 1024
 
 // Names inside the top-level bucket (Options.BucketName).
@@ -57,13 +57,14 @@ type Options struct {
 	// BucketName is the top-level bbolt bucket holding the log, so that several logs can share a
 	// file one after the other. Default "updates".
 	BucketName string
-	// CleanupFrequency, in [0, 1], is the probability that a commit also deletes the records
-	// that the bounds have dropped (the reference hub's cleanup_frequency). The bounds hold
-	// after every commit whatever its value: dropped updates stop being readable at once, only
+	// CleanupFrequency, in [0, 1], is the probability that a bbolt commit also deletes the
+	// records that the bounds have dropped (the reference hub's cleanup_frequency). The bounds
+	// hold after every append whatever its value: dropped updates stop being readable at once, only
 	// their records are deleted later. Lower values delete in larger batches; cleanup is forced
 	// anyway once 1024 dropped records (or MaxBytes/8 worth of them) are waiting. Zero selects
 	// DefaultCleanupFrequency, 1: every commit deletes what it dropped, so the file holds
-	// exactly the retained log (with fsync dominating, lower values measured no faster). A
+	// exactly the retained log (lower values measured no faster: bbolt commits thousands of
+	// updates at once). A
 	// negative value leaves deletion to the forced runs only; ParseURL maps
 	// cleanup_frequency=0 to it.
 	CleanupFrequency float64
@@ -393,9 +394,9 @@ func (b buckets) meta() (meta, error) {
 	return decodeMeta(b.top.Get(metaKey))
 }
 
-// Append implements transport.Transport. It returns once the update is committed and fsynced,
-// together with the other appends that arrived while the previous commit was syncing (group
-// commit). Once queued, an Append waits for its commit even if ctx ends, so that a nil error
+// Append implements transport.Transport. It returns once the update is in the write-ahead log
+// and synced, together with the other appends that arrived while the previous sync ran (group
+// commit). Once queued, an Append waits for its batch even if ctx ends, so that a nil error
 // always means stored and an error always means not stored.
 func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 	if u.ID == "" {
