@@ -284,7 +284,10 @@ func (t *Transport) recover(fresh bool) error {
 	if t.applies > 0 {
 		t.log.Info("replayed the write-ahead log", "head", t.st.head)
 	}
-	w.restart()
+	if err := w.truncate(); err != nil {
+		_ = w.close()
+		return err
+	}
 	return nil
 }
 
@@ -530,6 +533,11 @@ func (t *Transport) commit(batch []*request) {
 		t.notify = make(chan struct{})
 	}
 	t.mu.Unlock()
+	t.poke()
+}
+
+// poke wakes the applier, or leaves it a token if it is busy.
+func (t *Transport) poke() {
 	select {
 	case t.applyPoke <- struct{}{}:
 	default:
@@ -549,6 +557,7 @@ func (t *Transport) waitForRoom() error {
 		case applyErr != nil:
 			return fmt.Errorf("bolt: %d updates wait for %s, which refuses them: %w: %w", n, t.path, transport.ErrUnavailable, applyErr)
 		}
+		t.poke() // no append pokes the applier while this one waits
 		<-ch
 	}
 }
@@ -654,11 +663,14 @@ func (t *Transport) trimmed(first, head uint64, bytes int64, applied uint64, pen
 func (t *Transport) applyLoop() {
 	defer close(t.applyDone)
 	chunk, retry := maxApply, time.Duration(0)
+	leftover := false // updates were left for the next delay: wait for it without a poke
 	for {
 		wait := applyDelay
-		if retry > 0 {
+		switch {
+		case retry > 0:
 			wait = retry
-		} else {
+		case leftover:
+		default:
 			select {
 			case <-t.applyPoke:
 			case <-t.applyQuit:
@@ -690,7 +702,7 @@ func (t *Transport) applyLoop() {
 			// commit the few that arrived during each commit, one small transaction after
 			// another.
 			if len(pend) == 0 || !first && len(pend) < applyMin {
-				retry = 0
+				retry, leftover = 0, len(pend) > 0
 				break
 			}
 			n := min(len(pend), chunk)
@@ -719,6 +731,7 @@ func (t *Transport) drain() {
 		n := min(len(pend), maxApply)
 		if err := t.apply(pend[:n]); err != nil {
 			t.log.Warn("updates left in the write-ahead log at close; the next open replays them", "updates", len(pend), "err", err)
+			t.setApplyErr(err) // wakes a flush waiting for them
 			return
 		}
 		t.landed(pend[:n])
@@ -727,6 +740,11 @@ func (t *Transport) drain() {
 
 func (t *Transport) applyFailed(n int, err error) {
 	t.log.Warn("commit to bbolt failed; appends go on in the write-ahead log and are retried", "updates", n, "err", err)
+	t.setApplyErr(err)
+}
+
+// setApplyErr records why bbolt refuses commits and wakes those waiting for the applier.
+func (t *Transport) setApplyErr(err error) {
 	t.mu.Lock()
 	t.applyErr = err
 	close(t.appliedCh)
@@ -1058,10 +1076,7 @@ func (t *Transport) flush() error {
 	t.mu.Lock()
 	head := t.head
 	t.mu.Unlock()
-	select {
-	case t.applyPoke <- struct{}{}:
-	default:
-	}
+	t.poke()
 	for {
 		t.mu.Lock()
 		closed, applied, applyErr, ch := t.closed, t.applied, t.applyErr, t.appliedCh

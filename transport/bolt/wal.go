@@ -73,16 +73,19 @@ type wal struct {
 	gen   uint32 // generation of the records being written
 	buf   []byte // the batch being written
 	zeros []byte
+	// broken is set when the records of a failed write could not be erased: a later scan
+	// could take them for acknowledged ones, so nothing more is written until a restart.
+	broken error
 }
 
 // openWAL opens (creating them if needed) the two files and returns the records they hold
 // with Seq greater than applied, in order. When fresh is true the files belong to no earlier
 // log (the bbolt file was just created) and their content is ignored.
-func openWAL(paths [2]string, applied uint64, fresh bool) (w *wal, pending []walRecord, err error) {
-	w = &wal{gen: 1}
+func openWAL(paths [2]string, applied uint64, fresh bool) (_ *wal, pending []walRecord, err error) {
+	w := &wal{gen: 1}
 	defer func() {
 		if err != nil {
-			w.close()
+			_ = w.close()
 		}
 	}()
 	created := false
@@ -154,8 +157,8 @@ func openWAL(paths [2]string, applied uint64, fresh bool) (w *wal, pending []wal
 			next++
 		}
 	}
-	// Everything found is replayed into bbolt before the first append, so both files are free
-	// and writing starts over at the beginning of the first.
+	// Everything found is replayed into bbolt before the first append; then both files are
+	// emptied (truncate) and writing starts over at the beginning of the first.
 	return w, pending, nil
 }
 
@@ -210,15 +213,6 @@ func (w *wal) room(applied uint64) {
 	}
 }
 
-// restart makes the next batch go to the beginning of the first file: Open uses it once every
-// record of both files is in bbolt.
-func (w *wal) restart() {
-	for i := range w.files {
-		w.files[i].off, w.files[i].maxSeq = 0, 0
-	}
-	w.cur = 0
-}
-
 // commit writes the prepared batch, whose last record has Seq last, and waits until it is on
 // disk. On failure the space is zeroed where possible and reused by the next batch with a
 // higher generation, so that a scan never takes the failed records for acknowledged ones.
@@ -226,12 +220,20 @@ func (w *wal) commit(last uint64, beforeSync func() error) error {
 	defer w.reset()
 	wf := &w.files[w.cur]
 	end := wf.off + int64(len(w.buf))
+	if w.broken != nil {
+		return w.broken
+	}
 	err := w.write(wf, end, beforeSync)
 	if err != nil {
 		w.gen++
 		clear(w.buf)
-		if _, zerr := wf.f.WriteAt(w.buf, wf.off); zerr == nil {
-			_ = unix.Fdatasync(int(wf.f.Fd()))
+		_, zerr := wf.f.WriteAt(w.buf, wf.off)
+		if zerr == nil {
+			zerr = unix.Fdatasync(int(wf.f.Fd()))
+		}
+		if zerr != nil {
+			w.broken = fmt.Errorf("write-ahead log unusable until the hub restarts: a failed write could not be erased (%w) after: %w", zerr, err)
+			return w.broken
 		}
 		return err
 	}
@@ -270,8 +272,9 @@ func (w *wal) write(wf *walFile, end int64, beforeSync func() error) error {
 	return nil
 }
 
-// truncate empties both files, once bbolt holds every update they have: the next Open then
-// has nothing to scan.
+// truncate empties both files, once bbolt holds every update they have: Open does it after
+// replaying them, Close after its last commit to bbolt (the next Open then has nothing to
+// scan). Appends start over at the beginning of the first file.
 func (w *wal) truncate() error {
 	for i := range w.files {
 		wf := &w.files[i]
@@ -283,6 +286,7 @@ func (w *wal) truncate() error {
 		}
 		wf.off, wf.size, wf.maxSeq = 0, 0, 0
 	}
+	w.cur = 0
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/internal/logtest"
+	"github.com/heraldhub/herald/transport/memory"
 )
 
 var errCrashed = errors.New("injected: the process died")
@@ -276,4 +277,126 @@ func FuzzScanWAL(f *testing.F) {
 			t.Fatalf("records re-encode to other bytes")
 		}
 	})
+}
+
+// A log that cannot be opened or read fails Open with an error, and leaves nothing held: the
+// file opens again once the cause is gone.
+func TestOpenWALErrors(t *testing.T) {
+	path := tempPath(t)
+	tr := openT(t, path, Options{})
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs := walPaths(path, DefaultBucketName)
+	if err := os.Remove(logs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(logs[0], 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "write-ahead log") {
+		t.Fatalf("Open with a directory for a log file = %v, want an error naming the write-ahead log", err)
+	}
+	if err := os.Remove(logs[0]); err != nil {
+		t.Fatal(err)
+	}
+	// A log whose first update is not the one after bbolt's head lost updates: refuse it.
+	if err := os.WriteFile(logs[0], walBytes(1, 5, "x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "lacks update 1") {
+		t.Fatalf("Open of a log with a gap = %v, want an error naming update 1", err)
+	}
+	if err := os.Remove(logs[0]); err != nil {
+		t.Fatal(err)
+	}
+	tr = openT(t, path, Options{LockTimeout: 100 * time.Millisecond}) // the lock was released
+	if h := logtest.Head(t, tr); h != 0 {
+		t.Fatalf("Head = %d, want 0", h)
+	}
+}
+
+// The applier goes back to a backlog left after a failed and then a smaller successful
+// commit even when no new append pokes it (appends wait for room meanwhile).
+func TestApplierResumesAfterRetry(t *testing.T) {
+	tr := openT(t, tempPath(t), Options{})
+	tr.maxPending = 4
+	var mu sync.Mutex
+	calls := 0
+	retried := make(chan struct{})
+	tr.beforeCommit = func(*bbolt.Tx) error {
+		mu.Lock()
+		defer mu.Unlock()
+		switch calls++; calls {
+		case 1:
+			return errors.New("injected: transient failure")
+		case 2:
+			close(retried)
+		}
+		return nil
+	}
+	batch := make([]*request, 40)
+	for i := range batch {
+		u := logtest.Upd("w", i)
+		batch[i] = &request{ctx: context.Background(), u: u, enc: encodeUpdate(u), cost: memory.Cost(u), done: make(chan error, 1)}
+	}
+	tr.commit(batch) // one batch, one poke; the first bbolt commit fails, the retry takes 20
+	for _, r := range batch {
+		if err := <-r.done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-retried
+	time.Sleep(100 * time.Millisecond) // the retry has landed: 20 updates still wait
+	res := make(chan error, 1)
+	go func() { res <- tr.Append(context.Background(), logtest.Upd("late", 0)) }()
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatalf("append after the backlog = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("append waited 10 s for a backlog that the applier left alone")
+	}
+}
+
+// Close's last commit to bbolt failing wakes a Backup waiting for it, with an error.
+func TestFlushDuringFailingClose(t *testing.T) {
+	tr := openT(t, tempPath(t), Options{})
+	stopApplying(t, tr)
+	appendN(t, tr, "x", 0, 3, "")
+	res := make(chan error, 1)
+	go func() { res <- tr.flush() }()
+	time.Sleep(20 * time.Millisecond) // flush is waiting (or has returned the commit's error)
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		if err == nil {
+			t.Fatal("flush succeeded although bbolt refused every commit")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("flush still waiting 5 s after Close")
+	}
+}
+
+// When the records of a failed write cannot be erased either, the log refuses every later
+// append until the hub restarts: a later write could otherwise make them look acknowledged.
+func TestUnerasableFailedWrite(t *testing.T) {
+	tr := openT(t, tempPath(t), Options{})
+	appendN(t, tr, "a", 0, 3, "")
+	tr.beforeSync = func() error {
+		_ = tr.wal.files[tr.wal.cur].f.Close() // the erasing write and sync fail too
+		return errors.New("injected: input/output error")
+	}
+	err := tr.Append(context.Background(), logtest.Upd("failed", 0))
+	if !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "input/output error") {
+		t.Fatalf("append whose sync fails = %v, want ErrUnavailable with the cause", err)
+	}
+	tr.beforeSync = nil
+	err = tr.Append(context.Background(), logtest.Upd("later", 0))
+	if !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "until the hub restarts") {
+		t.Fatalf("append after an unerasable failed write = %v, want ErrUnavailable saying a restart is needed", err)
+	}
 }
