@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heraldhub/herald/auth"
+	"github.com/heraldhub/herald/sse"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -381,5 +383,136 @@ func TestRestartKeepsHistory(t *testing.T) {
 	got := make([]byte, want.Len())
 	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != want.String() {
 		t.Fatalf("after the restart the stream gave %q, %v; want %q", got, err, want.String())
+	}
+}
+
+// TestKillKeepsAcknowledged kills the real binary (SIGKILL) while 16 publishers are publishing
+// on the default bolt store, then starts it again on the same file: every publish that got its
+// 200 is in the history exactly once, those the bbolt applier had not committed yet replayed
+// from the write-ahead log.
+func TestKillKeepsAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "herald")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	db := filepath.Join(dir, "herald.db")
+	start := func() (*exec.Cmd, string, *syncBuffer) {
+		addr := freeAddr(t)
+		cmd := exec.Command(bin, "serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", "bolt://"+db)
+		cmd.Env = append(os.Environ(), "MERCURE_PUBLISHER_JWT_KEY="+key)
+		stderr := &syncBuffer{}
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitUp(t, addr)
+		return cmd, "http://" + addr + "/.well-known/mercure", stderr
+	}
+
+	cmd, hubURL, _ := start()
+	pub := mint(t, []string{"*"}, nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{}
+		wg    sync.WaitGroup
+		stop  atomic.Bool
+	)
+	for p := range 16 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				id := fmt.Sprintf("k-%d-%d", p, i)
+				form := url.Values{"topic": {"t"}, "id": {id}, "data": {id}}
+				req, _ := http.NewRequest(http.MethodPost, hubURL, strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Authorization", "Bearer "+pub)
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the hub was killed
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	// Kill once a good part of the history can only be in the write-ahead log: the applier
+	// waits up to 50 ms or 1024 updates before committing to bbolt.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 3000 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	stop.Store(true)
+	wg.Wait()
+	client.CloseIdleConnections()
+	mu.Lock()
+	want := len(acked)
+	mu.Unlock()
+	if want < 100 {
+		t.Fatalf("only %d publishes acknowledged before the kill", want)
+	}
+
+	cmd, hubURL, stderr := start()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=t&lastEventID=earliest", nil)
+	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"*"}))
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The end of the history: one more update, published now.
+	client2 := &http.Client{Transport: &http.Transport{}}
+	defer client2.CloseIdleConnections()
+	if c, body := post(t, client2, hubURL, pub, url.Values{"topic": {"t"}, "id": {"end"}, "data": {"end"}}); c != 200 {
+		t.Fatalf("publish after the restart: %d %s", c, body)
+	}
+	seen := map[string]bool{}
+	r := sse.NewReader(resp.Body)
+	for {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatalf("reading the history after %d events: %v\n%s", len(seen), err, stderr.String())
+		}
+		if m.ID == "end" {
+			break
+		}
+		if seen[m.ID] {
+			t.Fatalf("%s replayed twice", m.ID)
+		}
+		seen[m.ID] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id := range acked {
+		if !seen[id] {
+			t.Errorf("acknowledged publish %s is missing after the kill", id)
+		}
+	}
+	t.Logf("%d publishes acknowledged before SIGKILL, %d in the history after the restart", len(acked), len(seen))
+	if !strings.Contains(stderr.String(), "replayed the write-ahead log") {
+		t.Logf("the kill came when bbolt held everything (no replay logged)")
 	}
 }
