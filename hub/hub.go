@@ -288,8 +288,15 @@ type SubscribeOptions struct {
 	// Notify, when set, is called instead of signalling the Ready channel: when the queue
 	// goes from empty to non-empty, and when the hub closes the subscriber. It runs on the
 	// hub's goroutines and must not block. It lets one pool of writers serve many
-	// subscribers instead of one goroutine each.
-	Notify func()
+	// subscribers instead of one goroutine each. Such a subscriber has no Ready or Done
+	// channel: an interface rather than a func, and no channels, keep an idle subscriber to
+	// the few allocations that tens of thousands of them can afford.
+	Notify Notifier
+}
+
+// Notifier is told when a subscriber's queue or state changes: see SubscribeOptions.Notify.
+type Notifier interface {
+	Notify()
 }
 
 // Subscribe registers a subscriber for live updates and, with Config.Subscriptions, announces
@@ -304,11 +311,11 @@ func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber
 		maxQueue:      h.cfg.QueueSize,
 		maxQueueBytes: h.cfg.QueueBytes,
 		replaying:     opts.Replay,
-		done:          make(chan struct{}),
 		notify:        opts.Notify,
 	}
 	if s.notify == nil {
 		s.ready = make(chan struct{}, 1)
+		s.done = make(chan struct{})
 	}
 	allExact := true
 	for _, sel := range s.Selectors {
@@ -472,10 +479,8 @@ func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write fun
 				return err
 			}
 		}
-		select {
-		case <-s.done:
-			return s.Err()
-		default:
+		if err := s.Err(); err != nil {
+			return err
 		}
 	}
 }

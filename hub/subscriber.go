@@ -51,8 +51,8 @@ type Subscriber struct {
 	overflowed bool          // the queue was dropped during replay; replay must read further
 	err        error         // why the hub closed the subscriber; nil while open
 	ready      chan struct{} // capacity 1: a token means "the queue has something"; nil with notify
-	done       chan struct{} // closed when the hub closes the subscriber
-	notify     func()        // replaces ready when set: see SubscribeOptions.Notify
+	done       chan struct{} // closed when the hub closes the subscriber; nil with notify
+	notify     Notifier      // replaces ready and done when set: see SubscribeOptions.Notify
 }
 
 // Ready returns a channel that receives a value when events may be waiting in the queue. It is
@@ -62,7 +62,7 @@ func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
 // signal tells the owner that the queue or the state changed. s.mu must not be held.
 func (s *Subscriber) signal() {
 	if s.notify != nil {
-		s.notify()
+		s.notify.Notify()
 		return
 	}
 	select {
@@ -71,7 +71,8 @@ func (s *Subscriber) signal() {
 	}
 }
 
-// Done returns a channel closed when the hub has closed the subscriber (see Err).
+// Done returns a channel closed when the hub has closed the subscriber (see Err). It is nil
+// for a subscriber created with SubscribeOptions.Notify, which learns of it through Notify.
 func (s *Subscriber) Done() <-chan struct{} { return s.done }
 
 // Err returns why the hub closed the subscriber, or nil while it is open.
@@ -153,6 +154,8 @@ func (s *Subscriber) close(reason error) {
 func (s *Subscriber) closeLocked(reason error) {
 	if s.err == nil {
 		s.err = reason
-		close(s.done)
+		if s.done != nil {
+			close(s.done)
+		}
 	}
 }

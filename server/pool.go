@@ -32,6 +32,7 @@ import (
 
 // rawStream is one hijacked HTTP/1.1 stream, written with chunked transfer encoding.
 type rawStream struct {
+	p    *pool
 	conn net.Conn // nil once raw
 	sub  *hub.Subscriber
 	// end is when the stream's lifetime ends, in unix nanoseconds; 0 means never.
@@ -172,10 +173,10 @@ func (p *pool) attach(rs *rawStream) {
 	p.schedule(rs) // send what was queued while the stream was being set up
 }
 
-// notify is the subscriber's Notify callback: it schedules rs once the pool owns it.
-func (p *pool) notify(rs *rawStream) {
+// Notify is the subscriber's hub.Notifier: it schedules rs once the pool owns it.
+func (rs *rawStream) Notify() {
 	if rs.attached.Load() {
-		p.schedule(rs)
+		rs.p.schedule(rs)
 	}
 }
 

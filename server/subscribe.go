@@ -64,9 +64,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	// and HEAD stay on this goroutine.
 	var rs *rawStream
 	if _, ok := w.(http.Hijacker); ok && !s.cfg.DisableHijack && r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
-		rs = &rawStream{}
-		p := s.pool()
-		opts.Notify = func() { p.notify(rs) }
+		rs = &rawStream{p: s.pool()}
+		opts.Notify = rs
 	}
 	sub, err := s.hub.Subscribe(r.Context(), opts)
 	if err != nil {
