@@ -341,11 +341,13 @@ func (h *Hub) register(s *Subscriber, allExact bool) error {
 		return ErrShutdown
 	}
 	if allExact {
-		for _, sel := range s.Selectors {
+		for i, sel := range s.Selectors {
 			set := h.exact[sel.Raw()]
 			if set == nil {
 				set = make(map[*Subscriber]struct{})
 				h.exact[sel.Raw()] = set
+			} else if shared := sharedSelector(set, sel.Raw()); shared != nil {
+				s.Selectors[i] = shared
 			}
 			set[s] = struct{}{}
 		}
@@ -353,6 +355,22 @@ func (h *Hub) register(s *Subscriber, allExact bool) error {
 		h.wild[s] = struct{}{}
 	}
 	h.count++
+	return nil
+}
+
+// sharedSelector returns the selector raw of one of the subscribers in set, all of
+// which have it. Subscribers of a topic then hold one compiled selector between them rather
+// than one each: with tens of thousands of idle subscribers, that is a good part of what each
+// one costs. Its lifetime stays that of the subscribers, unlike a cache's.
+func sharedSelector(set map[*Subscriber]struct{}, raw string) *topic.Selector {
+	for other := range set {
+		for _, sel := range other.Selectors {
+			if sel.Raw() == raw {
+				return sel
+			}
+		}
+		return nil
+	}
 	return nil
 }
 

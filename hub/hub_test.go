@@ -305,3 +305,47 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("%d subscribers left", n)
 	}
 }
+
+// TestExactSubscribersShareSelectors checks that subscribers of the same exact topics end up
+// holding one compiled selector between them, and that sharing changes nothing they receive.
+func TestExactSubscribersShareSelectors(t *testing.T) {
+	h, _ := newHub(t, Config{}, true)
+	sub := func(selectors ...string) *Subscriber {
+		// topic.Compile, not the matcher: each subscriber starts with selectors of its own.
+		ss := make([]*topic.Selector, len(selectors))
+		for i, raw := range selectors {
+			ss[i] = topic.Compile(raw)
+		}
+		s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: ss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Unsubscribe(s) })
+		return s
+	}
+	first := sub("a", "b")
+	second := sub("b", "c", "a")
+	if second.Selectors[0] != first.Selectors[1] || second.Selectors[2] != first.Selectors[0] {
+		t.Error("the second subscriber of a and b holds selectors of its own")
+	}
+	if raws := []string{second.Selectors[0].Raw(), second.Selectors[1].Raw(), second.Selectors[2].Raw()}; fmt.Sprint(raws) != "[b c a]" {
+		t.Errorf("second subscriber's selectors: %v", raws)
+	}
+	// A subscriber with a template selector is not in the exact index and keeps its own.
+	mixed := sub("a", "/books/{id}")
+	if mixed.Selectors[0] == first.Selectors[0] {
+		t.Error("a subscriber outside the exact index shares a selector")
+	}
+	// Once the first leaves, a newcomer shares the second's.
+	h.Unsubscribe(first)
+	third := sub("a")
+	if third.Selectors[0] != second.Selectors[2] {
+		t.Error("the third subscriber of a holds a selector of its own")
+	}
+	publish(t, h, "1", false, "a")
+	publish(t, h, "2", false, "c")
+	publish(t, h, "3", false, "b")
+	equal(t, collect(t, second, 3), "1", "2", "3")
+	equal(t, collect(t, third, 1), "1")
+	equal(t, collect(t, mixed, 1), "1")
+}

@@ -9,8 +9,8 @@ import (
 // and would make each cache entry expensive to hold; they are matched without the cache.
 const maxCachedTopicLen = 4096
 
-// Matcher matches topics against selectors with two bounded caches: compiled selectors by their
-// string, and the result of matching a template selector against a topic. Regular
+// Matcher matches topics against selectors with two bounded caches: compiled template selectors
+// by their string, and the result of matching a template selector against a topic. Regular
 // expressions are only run on a cache miss, which matters because the hub matches every update
 // against the selectors of every subscriber. A Matcher is safe for concurrent use.
 type Matcher struct {
@@ -35,13 +35,12 @@ func hashMatchKey(seed maphash.Seed, k matchKey) uint64 {
 	return maphash.String(seed, k.topic) ^ maphash.String(seed, k.selector)*0x9e3779b97f4a7c15
 }
 
-// Compile returns the compiled selector for raw. Selectors no longer than MaxTemplateLen are
-// cached, so the same *Selector is shared by every caller while it stays in the cache: templates
-// are costly to compile, and sharing exact selectors keeps tens of thousands of subscribers of
-// one topic from holding a copy each. Longer selectors are built afresh, which keeps huge ones
-// out of the cache.
+// Compile returns the compiled selector for raw. Selectors containing "{" and no longer than
+// MaxTemplateLen (templates and invalid templates, the ones costly to compile) are cached, so the
+// same *Selector is shared by every caller while it stays in the cache; other selectors are
+// cheap to build and are built afresh, which also keeps huge selectors out of the cache.
 func (m *Matcher) Compile(raw string) *Selector {
-	if len(raw) > MaxTemplateLen {
+	if len(raw) > MaxTemplateLen || !strings.Contains(raw, "{") {
 		return Compile(raw)
 	}
 	if s, ok := m.selectors.get(raw); ok {
