@@ -13,7 +13,7 @@ import (
 	"github.com/heraldhub/herald/server"
 )
 
-// TestIdleStreamHeap holds 2 000 idle anonymous subscribers of one topic and checks how much
+// TestIdleStreamHeap holds 1 000 idle anonymous subscribers of one topic and checks how much
 // heap each keeps. An idle hijacked stream must keep no read or write buffer, no goroutine and
 // no channel, and share its compiled selector with the other subscribers of its topic. The
 // figure counts both ends of each connection, as the client runs in this process: about 890
@@ -24,7 +24,7 @@ func TestIdleStreamHeap(t *testing.T) {
 	if os.Getenv("HERALD_TEST_NO_HIJACK") != "" {
 		t.Skip("measures hijacked streams; net/http's path keeps a goroutine per stream")
 	}
-	const n = 2000
+	const n = 1000
 	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
 	u, err := url.Parse(th.URL)
 	if err != nil {
