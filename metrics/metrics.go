@@ -27,6 +27,8 @@ type Metrics struct {
 	disconnects     *prometheus.CounterVec
 	connections     prometheus.Counter
 	transportErrors *prometheus.CounterVec
+	matchDuration   prometheus.Histogram
+	matchCandidates prometheus.Histogram
 }
 
 // New creates the instruments and registers them with the Go and process collectors.
@@ -76,9 +78,19 @@ func New() *Metrics {
 			Name: "herald_transport_errors_total",
 			Help: "Failed transport operations, by operation.",
 		}, []string{"op"}),
+		matchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_template_match_duration_seconds",
+			Help:    "Time to find the template subscribers of one update (matching and queueing), for updates with candidate templates.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		matchCandidates: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_template_match_candidates",
+			Help:    "(template, topic) pairs evaluated for one update, after the prefix index.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
 	}
 	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
-		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors,
+		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.matchDuration, m.matchCandidates,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -164,6 +176,17 @@ func (m *Metrics) Disconnected(reason string) {
 }
 
 // TransportError records a failed transport operation ("append", "read", "lookup").
+// Matched records the template matching done for one update by the loop that serves wild
+// subscribers: how many (template, topic) pairs were candidates, and how long the update took.
+func (m *Metrics) Matched(candidates int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.matchCandidates.Observe(float64(candidates))
+	m.matchDuration.Observe(d.Seconds())
+}
+
+// TransportError counts a failed transport operation.
 func (m *Metrics) TransportError(op string) {
 	if m == nil {
 		return

@@ -80,32 +80,34 @@ type template struct {
 }
 
 // Compile compiles raw. It never fails: a selector that is not a valid template becomes
-// KindInvalid, which still matches the identical topic.
+// KindInvalid, which still matches the identical topic. A template's regular expression is
+// not built here: most of the cost of a template is there, and many templates are never
+// matched against a topic that has their literal text (see Matcher).
 func Compile(raw string) *Selector {
-	s, _ := compile(raw)
-	return s
-}
-
-// compile is Compile, also returning the regular expression of a template selector (nil for
-// the other kinds), which it had to build to know that the template is usable.
-func compile(raw string) (*Selector, *regexp.Regexp) {
 	s := &Selector{raw: raw}
 	switch {
 	case raw == "*":
 		s.kind = KindAny
 	case !strings.Contains(raw, "{"):
 		s.kind = KindExact
-	default:
-		re := compileTemplate(raw)
-		if re == nil {
-			s.kind = KindInvalid
-			return s, nil
-		}
+	case validTemplate(raw):
 		s.kind = KindTemplate
 		s.tpl = parseTemplate(raw)
-		return s, re
+	default:
+		s.kind = KindInvalid
 	}
-	return s, nil
+	return s
+}
+
+// validTemplate reports whether raw is a URI template that is short enough and has few enough
+// variables to be matched as one. Such a template always has a usable regular expression: the
+// fuzz test of Compile checks it.
+func validTemplate(raw string) bool {
+	if len(raw) > MaxTemplateLen || countVars(raw) > MaxTemplateVars {
+		return false
+	}
+	_, err := uritemplate.New(raw)
+	return err == nil
 }
 
 // parseTemplate splits raw, a valid URI template, into its literal runs and computes its shape.
@@ -179,13 +181,14 @@ func (t *template) mayMatch(topic string) bool {
 }
 
 // compileTemplate returns the anchored regular expression matching the expansions of the URI
-// template raw, or nil if raw is too long, has too many variables or is not a valid template.
+// template raw, or nil if raw is not a valid template (see validTemplate) or its expression
+// cannot be compiled.
 func compileTemplate(raw string) (re *regexp.Regexp) {
-	if len(raw) > MaxTemplateLen {
+	if !validTemplate(raw) {
 		return nil
 	}
 	tpl, err := uritemplate.New(raw)
-	if err != nil || countVars(raw) > MaxTemplateVars {
+	if err != nil {
 		return nil
 	}
 	// Regexp uses regexp.MustCompile: a template that parses but yields an expression the regexp
@@ -218,6 +221,15 @@ func (s *Selector) Prefix() string {
 		return ""
 	}
 	return s.tpl.prefix
+}
+
+// Suffix returns the literal text a template selector's topics end with, and "" for the other
+// kinds.
+func (s *Selector) Suffix() string {
+	if s.tpl == nil {
+		return ""
+	}
+	return s.tpl.suffix
 }
 
 // Match reports whether the selector matches topic, without any caching: a template selector

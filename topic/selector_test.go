@@ -291,12 +291,14 @@ func TestTemplateParts(t *testing.T) {
 		if tp.shape != c.shape || tp.prefix != c.prefix || tp.suffix != c.suffix || strings.Join(tp.middle, "|") != strings.Join(c.middle, "|") {
 			t.Errorf("%q: shape %q prefix %q suffix %q middle %q; want %q %q %q %q", c.raw, tp.shape, tp.prefix, tp.suffix, tp.middle, c.shape, c.prefix, c.suffix, c.middle)
 		}
-		if s.Prefix() != c.prefix {
-			t.Errorf("%q: Prefix() = %q", c.raw, s.Prefix())
+		if s.Prefix() != c.prefix || s.Suffix() != c.suffix {
+			t.Errorf("%q: Prefix() = %q, Suffix() = %q", c.raw, s.Prefix(), s.Suffix())
 		}
 	}
-	if Compile("https://example.com/x").Prefix() != "" || Compile("*").Prefix() != "" {
-		t.Error("non-template selectors have a prefix")
+	for _, raw := range []string{"https://example.com/x", "*", "https://example.com/{"} {
+		if s := Compile(raw); s.Prefix() != "" || s.Suffix() != "" {
+			t.Errorf("%v selector %q has a prefix or a suffix", s.Kind(), raw)
+		}
 	}
 }
 
