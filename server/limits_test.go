@@ -414,3 +414,60 @@ func counter(t testing.TB, m *metrics.Metrics, name string, labels ...string) fl
 	}
 	return 0
 }
+
+// Over HTTP/2 the deadline is the stalled stream's alone: it gets 408, and a subscription and
+// a publish on the same connection go on.
+func TestHTTP2StalledBody(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	th := newTestHub(t, func(c *server.Config) {
+		c.Anonymous = true
+		c.ReadTimeout = timeout
+	})
+	hubURL, client := serveTLS(t, th, true)
+	tok := mercureToken(t, []string{"*"}, nil)
+
+	sub, err := client.Get(hubURL + "?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Body.Close()
+	if sub.ProtoMajor != 2 || sub.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: %s %d", sub.Proto, sub.StatusCode)
+	}
+	if got := readN(t, sub.Body, 2); got != ":\n" {
+		t.Fatalf("stream opens with %q", got)
+	}
+
+	post := func(body io.Reader, length int64) (proto string, code int, answer string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, hubURL, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		req.Header.Set("Content-Type", form)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Proto, resp.StatusCode, string(b)
+	}
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte("topic=a&data=")) }() // then nothing
+	proto, code, body := post(pr, 1000)
+	if want := fmt.Sprintf("the body did not arrive within %s\n", timeout); proto != "HTTP/2.0" || code != http.StatusRequestTimeout || body != want {
+		t.Fatalf("stalled publish: %s %d %q, want HTTP/2.0 408 %q", proto, code, body, want)
+	}
+	next := "topic=a&id=h2&data=after"
+	if _, code, body := post(strings.NewReader(next), int64(len(next))); code != http.StatusOK || body != "h2" {
+		t.Fatalf("publish after the stalled one: %d %q, want 200 h2", code, body)
+	}
+	if want := "id: h2\ndata: after\n\n"; readN(t, sub.Body, len(want)) != want {
+		t.Fatal("the subscription on the same connection did not get the update")
+	}
+}
