@@ -19,6 +19,7 @@ type Metrics struct {
 
 	published       *prometheus.CounterVec
 	publishRefused  *prometheus.CounterVec
+	refused         *prometheus.CounterVec
 	publishDuration prometheus.Histogram
 	delivered       prometheus.Counter
 	bytesWritten    prometheus.Counter
@@ -44,6 +45,10 @@ func New() *Metrics {
 			Name: "herald_publish_refused_total",
 			Help: "Publish requests refused, by HTTP status code.",
 		}, []string{"code"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_requests_refused_total",
+			Help: "Requests refused, by HTTP status code and reason category (missing_token, invalid_token, forbidden_topic, bad_request, body_too_large, body_timeout, busy...).",
+		}, []string{"code", "reason"}),
 		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_publish_duration_seconds",
 			Help:    "Time to authorise, validate and store one update.",
@@ -89,7 +94,7 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}),
 	}
-	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
+	reg.MustRegister(m.published, m.publishRefused, m.refused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
 		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.matchDuration, m.matchCandidates,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -141,6 +146,28 @@ func (m *Metrics) PublishRefused(code int) {
 		return
 	}
 	m.publishRefused.WithLabelValues(itoa(code)).Inc()
+}
+
+// Refused records a refused request of any endpoint by status code and reason category. The
+// category comes from a fixed set, never from the request, so that clients cannot grow the
+// number of series.
+func (m *Metrics) Refused(code int, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(itoa(code), reason).Inc()
+}
+
+// BodyBytes registers a gauge of the bytes reserved by publish bodies being read, read at
+// scrape time.
+func (m *Metrics) BodyBytes(inflight func() float64) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_publish_body_bytes_inflight",
+		Help: "Bytes reserved by publish bodies being read; at max_inflight_body_bytes further publishes get 503.",
+	}, inflight))
 }
 
 // Written records one write to a subscriber: events, bytes, and the dispatch time of the
