@@ -54,6 +54,7 @@ type Config struct {
 	// MaxInflightBodyBytes bounds the bytes of publish bodies being read at once.
 	MaxInflightBodyBytes int64
 	MaxTopics            int
+	MaxSelectors         int
 	QueueSize            int
 	TopicSelectorCache   int
 
@@ -227,7 +228,8 @@ func directives() []directive {
 		{"node_heartbeat", "DURATION", "with a shared transport (redis, nats): how often a node says it is alive; a node silent for 3 heartbeats has its subscriptions expire (default 5s)", dur(func(c *Config) *time.Duration { return &c.NodeHeartbeat })},
 		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", size(func(c *Config) *int64 { return &c.MaxBodyBytes })},
 		{"max_inflight_body_bytes", "N", "bytes of publish bodies being read at once, over all requests; a publish past it gets 503 with Retry-After (default 67108864, at least max_body_bytes)", size(func(c *Config) *int64 { return &c.MaxInflightBodyBytes })},
-		{"max_topics", "N", "most topics per publish and selectors per subscribe (default 1000)", num(func(c *Config) *int { return &c.MaxTopics })},
+		{"max_topics", "N", "most topics per publish (default 1000)", num(func(c *Config) *int { return &c.MaxTopics })},
+		{"max_selectors", "N", "most topic selectors per subscription (default 100)", num(func(c *Config) *int { return &c.MaxSelectors })},
 		{"queue_size", "N", "events queued per subscriber before it is dropped as too slow (default 1000)", num(func(c *Config) *int { return &c.QueueSize })},
 		{"topic_selector_cache", "N", "entries in the selector match cache (default 100000, 0 = off)", num(func(c *Config) *int { return &c.TopicSelectorCache })},
 		{"metrics_addr", "ADDR", "address of /metrics, /healthz and /readyz (default localhost:2019, as the reference hub's admin endpoint; off to disable)", str(func(c *Config) *string { return &c.MetricsAddr })},

@@ -29,6 +29,7 @@ const (
 	// room for 64 bodies of the default max_body_bytes.
 	DefaultMaxInflightBodyBytes = 64 << 20
 	DefaultMaxTopics            = 1000
+	DefaultMaxSelectors         = 100
 	DefaultCookieName           = "mercureAuthorization"
 )
 
@@ -67,8 +68,12 @@ type Config struct {
 	// summed over all requests; a publish that does not fit gets 503 with Retry-After before
 	// its body is read. It must be at least MaxBodyBytes. Default DefaultMaxInflightBodyBytes.
 	MaxInflightBodyBytes int64
-	// MaxTopics bounds topics per publish and selectors per subscribe. Default DefaultMaxTopics.
+	// MaxTopics bounds topics per publish. Default DefaultMaxTopics.
 	MaxTopics int
+	// MaxSelectors bounds topic selectors per subscription: each costs the hub memory and
+	// matching time for as long as the stream lasts, and anyone may subscribe. Default
+	// DefaultMaxSelectors, the limit of the Mercure draft.
+	MaxSelectors int
 	// Subscriptions serves the active subscriptions API (the hub must publish subscription
 	// events: hub.Config.Subscriptions).
 	Subscriptions bool
@@ -119,6 +124,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = DefaultMaxTopics
+	}
+	if cfg.MaxSelectors <= 0 {
+		cfg.MaxSelectors = DefaultMaxSelectors
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

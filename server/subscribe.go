@@ -30,8 +30,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, badRequest(`Missing "topic" parameter`))
 		return
 	}
-	if len(raw) > s.cfg.MaxTopics {
-		s.refuse(w, r, badRequest("too many topic selectors: %d, at most %d", len(raw), s.cfg.MaxTopics))
+	if len(raw) > s.cfg.MaxSelectors {
+		s.refuse(w, r, badRequest("too many topic selectors: %d, at most %d", len(raw), s.cfg.MaxSelectors))
 		return
 	}
 	m := s.hub.Matcher()

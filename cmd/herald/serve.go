@@ -118,6 +118,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ReadTimeout:          cfg.ReadTimeout,
 		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
 		MaxTopics:            cfg.MaxTopics,
+		MaxSelectors:         cfg.MaxSelectors,
 		Subscriptions:        cfg.Subscriptions,
 		Metrics:              m,
 		Logger:               log,
