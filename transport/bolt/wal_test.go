@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,5 +402,171 @@ func TestUnerasableFailedWrite(t *testing.T) {
 	err = tr.Append(context.Background(), logtest.Upd("later", 0))
 	if !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "until the hub restarts") {
 		t.Fatalf("append after an unerasable failed write = %v, want ErrUnavailable saying a restart is needed", err)
+	}
+}
+
+// copyFiles copies the named files from one directory to another.
+func copyFiles(t *testing.T, from, to string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(from, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// With a sync interval, a power loss keeps of the file being appended to only what the kernel
+// happened to write: any prefix of it, or a prefix with pages lost after it. Whatever is
+// lost, Open succeeds and the log is a prefix of the acknowledged updates, with every update
+// bbolt or the older (synced) file holds, and appends go on after it.
+func TestSyncIntervalPowerLoss(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herald.db")
+	// The interval never passes during the test: only the switch of files syncs.
+	tr := openT(t, path, Options{SyncInterval: time.Hour})
+	data := strings.Repeat("d", 2048)
+	all := appendN(t, tr, "a", 0, 2500, data) // past walSwitchSize in the first file
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, appendN(t, tr, "b", 0, 200, data)...)
+	if tr.wal.cur != 1 {
+		t.Fatalf("still appending to the first file after %d updates", len(all))
+	}
+	stopApplying(t, tr) // bbolt holds a and b; the second file holds b and c, never synced
+	kept := len(all)
+	all = append(all, appendN(t, tr, "c", 0, 300, data)...)
+	cur := tr.wal.files[1]
+	end := cur.off
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs := walPaths(path, DefaultBucketName)
+	names := []string{filepath.Base(path), filepath.Base(logs[0]), filepath.Base(logs[1])}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	type loss struct {
+		name string
+		cut  int64 // the file is truncated there
+		hole int64 // if positive, a page of zeros there
+	}
+	losses := []loss{{"everything survived", end, 0}, {"nothing survived", 0, 0}, {"half a record survived", walHeaderLen + 100, 0}}
+	for range 8 {
+		c := rng.Int64N(end)
+		losses = append(losses, loss{fmt.Sprintf("cut at %d", c), c, 0})
+	}
+	for range 4 {
+		h := rng.Int64N(end/4096) * 4096
+		losses = append(losses, loss{fmt.Sprintf("page at %d lost", h), end, h})
+	}
+	for _, l := range losses {
+		t.Run(l.name, func(t *testing.T) {
+			crashed := t.TempDir()
+			copyFiles(t, dir, crashed, names...)
+			f, err := os.OpenFile(filepath.Join(crashed, names[2]), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(l.cut); err != nil {
+				t.Fatal(err)
+			}
+			if l.hole > 0 {
+				if _, err := f.WriteAt(make([]byte, 4096), l.hole); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			tr := openT(t, filepath.Join(crashed, names[0]), Options{SyncInterval: time.Hour})
+			got := logtest.ReadAll(t, tr)
+			if len(got) < kept || len(got) > len(all) || !sameIDs(got, all[:len(got)]) {
+				t.Fatalf("after the power loss: %d updates, want a prefix of the %d acknowledged with at least %d", len(got), len(all), kept)
+			}
+			if l.cut == end && l.hole == 0 && len(got) != len(all) {
+				t.Fatalf("nothing lost, yet %d updates of %d came back", len(got), len(all))
+			}
+			more := appendN(t, tr, "d", 0, 3, "")
+			if more[0].Seq != uint64(len(got))+1 {
+				t.Fatalf("first Seq after the power loss %d, want %d", more[0].Seq, len(got)+1)
+			}
+			t.Logf("%d of %d acknowledged updates survived", len(got), len(all))
+		})
+	}
+}
+
+// With a sync interval an append returns before any sync; the log is synced once the interval
+// has passed after a write, and by Close. The sync takes every write made since the last one.
+func TestSyncIntervalSyncsLater(t *testing.T) {
+	ctx := context.Background()
+	const interval = 200 * time.Millisecond
+	tr := openT(t, tempPath(t), Options{SyncInterval: interval})
+	synced := make(chan time.Time, 10)
+	tr.beforeSync = func() error { synced <- time.Now(); return nil }
+	start := time.Now()
+	appendN(t, tr, "s", 0, 20, "")
+	if len(synced) != 0 {
+		t.Fatal("an append waited for a sync")
+	}
+	select {
+	case at := <-synced:
+		if d := at.Sub(start); d < interval {
+			t.Fatalf("synced %v after the first append, before the interval of %v", d, interval)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync 10 s after the appends")
+	}
+	// Nothing written: no sync.
+	time.Sleep(2 * interval)
+	if len(synced) != 0 {
+		t.Fatal("synced with nothing written")
+	}
+
+	tr = openT(t, tempPath(t), Options{SyncInterval: time.Hour}) // only Close syncs
+	tr.beforeSync = func() error { synced <- time.Now(); return nil }
+	if err := tr.Append(ctx, logtest.Upd("s", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(synced) != 1 {
+		t.Fatalf("%d syncs at Close, want 1", len(synced))
+	}
+}
+
+// A failing background sync leaves the kernel's copy of the log in doubt: every later append
+// fails until a restart, while the updates already acknowledged stay readable and reach bbolt.
+func TestSyncIntervalSyncFailure(t *testing.T) {
+	ctx := context.Background()
+	tr := openT(t, tempPath(t), Options{SyncInterval: 10 * time.Millisecond})
+	var failing atomic.Bool
+	failed := make(chan struct{})
+	tr.beforeSync = func() error {
+		if !failing.Load() {
+			return nil
+		}
+		close(failed) // once: the log syncs nothing more
+		return errors.New("injected: input/output error")
+	}
+	acked := appendN(t, tr, "a", 0, 10, "")
+	failing.Store(true)
+	acked = append(acked, appendN(t, tr, "b", 0, 1, "")...) // to be synced
+	<-failed                                                // the committer goes on only once the failure is recorded
+	err := tr.Append(ctx, logtest.Upd("later", 0))
+	if !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "until the hub restarts") ||
+		!strings.Contains(err.Error(), "input/output error") {
+		t.Fatalf("append after a failed sync = %v, want ErrUnavailable saying a restart is needed, with the cause", err)
+	}
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, acked) {
+		t.Fatalf("read %d updates after the failed sync, want the %d acknowledged", len(got), len(acked))
+	}
+	if n, _ := stored(t, tr); n != len(acked) {
+		t.Fatalf("%d updates in bbolt, want the %d acknowledged", n, len(acked))
 	}
 }
