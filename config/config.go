@@ -44,6 +44,11 @@ type Config struct {
 	DispatchTimeout time.Duration
 
 	TransportURL string
+	// SyncInterval, with the bolt transport, acknowledges a publish once it is written to the
+	// write-ahead log and syncs the log at most this long after: a power loss may then lose
+	// the publishes of the last interval. Zero (unset) and -1 (an explicit 0) sync before
+	// acknowledging; transport_url's sync_interval sets it too.
+	SyncInterval time.Duration
 	// NodeHeartbeat is how often a node of a cluster says it is alive; a node silent for three
 	// heartbeats is taken for dead and its subscriptions expire. Zero takes the default (5s).
 	NodeHeartbeat time.Duration
@@ -209,6 +214,7 @@ func directives() []directive {
 			}
 			return nil
 		}},
+		{"sync_interval", "DURATION", "bolt transport: acknowledge a publish once it is written to the write-ahead log and sync the log every DURATION, so that a power loss may lose the last DURATION of publishes (default 0 = sync before acknowledging)", dur(func(c *Config) *time.Duration { return &c.SyncInterval })},
 		{"node_heartbeat", "DURATION", "with a shared transport (redis, nats): how often a node says it is alive; a node silent for 3 heartbeats has its subscriptions expire (default 5s)", dur(func(c *Config) *time.Duration { return &c.NodeHeartbeat })},
 		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", func(c *Config, a []string) error {
 			var n int
