@@ -420,67 +420,92 @@ func copyFiles(t *testing.T, from, to string, names ...string) {
 }
 
 // With a sync interval, a power loss keeps of the file being appended to only what the kernel
-// happened to write: any prefix of it, or a prefix with pages lost after it. Whatever is
-// lost, Open succeeds and the log is a prefix of the acknowledged updates, with every update
-// bbolt or the older (synced) file holds, and appends go on after it.
+// happened to write: from some point on, or in some pages, it holds what it held before (here
+// the records of its previous use), or it is cut short. Whatever is lost, Open succeeds and
+// the log is a prefix of the acknowledged updates, with every update bbolt or the older
+// (synced) file holds, and appends go on after it.
 func TestSyncIntervalPowerLoss(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "herald.db")
-	// The interval never passes during the test: only the switch of files syncs.
+	// The interval never passes during the test: only the switches of files sync.
 	tr := openT(t, path, Options{SyncInterval: time.Hour})
-	data := strings.Repeat("d", 2048)
-	all := appendN(t, tr, "a", 0, 2500, data) // past walSwitchSize in the first file
+	var syncs atomic.Int32
+	tr.beforeSync = func() error { syncs.Add(1); return nil }
+	logs := walPaths(path, DefaultBucketName)
+	data := strings.Repeat("d", 8192) // few updates fill a file
+	switched := func(all []*transport.Update, cur int, n int32) {
+		t.Helper()
+		if tr.wal.cur != cur || syncs.Load() != n {
+			t.Fatalf("after %d updates: appending to file %d after %d syncs, want file %d after %d (one per switch)",
+				len(all), tr.wal.cur, syncs.Load(), cur, n)
+		}
+	}
+	all := appendN(t, tr, "a", 0, 650, data) // past walSwitchSize in the first file
+	switched(all, 1, 1)
+	before, err := os.ReadFile(logs[0]) // what the first file holds when it is reused
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := tr.flush(); err != nil {
 		t.Fatal(err)
 	}
-	all = append(all, appendN(t, tr, "b", 0, 200, data)...)
-	if tr.wal.cur != 1 {
-		t.Fatalf("still appending to the first file after %d updates", len(all))
+	all = append(all, appendN(t, tr, "b", 0, 500, data)...) // past walSwitchSize in the second
+	switched(all, 0, 2)
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
 	}
-	stopApplying(t, tr) // bbolt holds a and b; the second file holds b and c, never synced
+	all = append(all, appendN(t, tr, "c", 0, 50, data)...)
+	stopApplying(t, tr) // bbolt holds a, b and c; the first file holds b's end, c and d, not synced
 	kept := len(all)
-	all = append(all, appendN(t, tr, "c", 0, 300, data)...)
-	cur := tr.wal.files[1]
-	end := cur.off
+	all = append(all, appendN(t, tr, "d", 0, 80, data)...)
+	end := tr.wal.files[0].off
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
-	logs := walPaths(path, DefaultBucketName)
+	written, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := []string{filepath.Base(path), filepath.Base(logs[0]), filepath.Base(logs[1])}
 
-	rng := rand.New(rand.NewPCG(3, 4))
 	type loss struct {
-		name string
-		cut  int64 // the file is truncated there
-		hole int64 // if positive, a page of zeros there
+		name       string
+		from, to   int64 // the bytes in [from, to) hold what they held before the reuse
+		truncateAt int64 // if positive, the file ends there
 	}
-	losses := []loss{{"everything survived", end, 0}, {"nothing survived", 0, 0}, {"half a record survived", walHeaderLen + 100, 0}}
-	for range 5 {
+	losses := []loss{
+		{name: "everything survived"},
+		{name: "nothing survived", from: 0, to: end},
+		{name: "half a record survived", from: walHeaderLen + 100, to: end},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 4 {
 		c := rng.Int64N(end)
-		losses = append(losses, loss{fmt.Sprintf("cut at %d", c), c, 0})
+		losses = append(losses, loss{name: fmt.Sprintf("lost from %d", c), from: c, to: end})
 	}
 	for range 3 {
 		h := rng.Int64N(end/4096) * 4096
-		losses = append(losses, loss{fmt.Sprintf("page at %d lost", h), end, h})
+		losses = append(losses, loss{name: fmt.Sprintf("page at %d lost", h), from: h, to: h + 4096})
+	}
+	for range 2 {
+		c := 1 + rng.Int64N(end)
+		losses = append(losses, loss{name: fmt.Sprintf("cut at %d", c), truncateAt: c})
 	}
 	for _, l := range losses {
 		t.Run(l.name, func(t *testing.T) {
 			t.Parallel() // each on its own copy of the files
 			crashed := t.TempDir()
 			copyFiles(t, dir, crashed, names...)
-			f, err := os.OpenFile(filepath.Join(crashed, names[2]), os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
+			old := make([]byte, l.to-l.from) // zeros where the file was shorter
+			if l.from < int64(len(before)) {
+				copy(old, before[l.from:min(l.to, int64(len(before)))])
 			}
-			if err := f.Truncate(l.cut); err != nil {
-				t.Fatal(err)
+			b := bytes.Clone(written)
+			copy(b[l.from:l.to], old)
+			if l.truncateAt > 0 {
+				b = b[:l.truncateAt]
 			}
-			if l.hole > 0 {
-				if _, err := f.WriteAt(make([]byte, 4096), l.hole); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := f.Close(); err != nil {
+			if err := os.WriteFile(filepath.Join(crashed, names[1]), b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 
@@ -489,10 +514,13 @@ func TestSyncIntervalPowerLoss(t *testing.T) {
 			if len(got) < kept || len(got) > len(all) || !sameIDs(got, all[:len(got)]) {
 				t.Fatalf("after the power loss: %d updates, want a prefix of the %d acknowledged with at least %d", len(got), len(all), kept)
 			}
-			if l.cut == end && l.hole == 0 && len(got) != len(all) {
+			switch {
+			case l.from == l.to && l.truncateAt == 0 && len(got) != len(all):
 				t.Fatalf("nothing lost, yet %d updates of %d came back", len(got), len(all))
+			case l.from == 0 && l.to == end && len(got) != kept:
+				t.Fatalf("the whole file lost, yet %d updates came back, want the %d in bbolt", len(got), kept)
 			}
-			more := appendN(t, tr, "d", 0, 3, "")
+			more := appendN(t, tr, "e", 0, 3, "")
 			if more[0].Seq != uint64(len(got))+1 {
 				t.Fatalf("first Seq after the power loss %d, want %d", more[0].Seq, len(got)+1)
 			}
