@@ -599,3 +599,44 @@ func TestSyncIntervalSyncFailure(t *testing.T) {
 		t.Fatalf("%d updates in bbolt, want the %d acknowledged", n, len(acked))
 	}
 }
+
+// An append that must wait for bbolt to catch up syncs the log first: the wait may outlast the
+// interval, and the committer cannot sync while it waits.
+func TestSyncIntervalSyncsBeforeWaiting(t *testing.T) {
+	ctx := context.Background()
+	tr := openT(t, tempPath(t), Options{SyncInterval: time.Hour})
+	tr.maxPending = 4
+	var syncs atomic.Int32
+	tr.beforeSync = func() error { syncs.Add(1); return nil }
+	if err := tr.flush(); err != nil { // the applier is idle: its hook may change
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	tr.beforeCommit = func(*bbolt.Tx) error { <-release; return nil }
+	for i := range 4 {
+		if err := tr.Append(ctx, logtest.Upd("w", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d syncs before the backlog bound, want none", n)
+	}
+	res := make(chan error, 1)
+	go func() { res <- tr.Append(ctx, logtest.Upd("w", 4)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync 10 s after an append started waiting for bbolt")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-res:
+		t.Fatalf("append returned %v while bbolt held none of the backlog", err)
+	default:
+	}
+	close(release)
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+}
