@@ -177,6 +177,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("sync_interval applies to the bolt transport only, and transport_url's scheme is %q", u.Scheme))
 		}
 	}
+	if c.MaxInflightBodyBytes > 0 && c.MaxBodyBytes > c.MaxInflightBodyBytes {
+		errs = append(errs, fmt.Errorf("max_inflight_body_bytes %d is smaller than max_body_bytes %d: no body that large could ever be read", c.MaxInflightBodyBytes, c.MaxBodyBytes))
+	}
 	if !c.Dev && c.PublisherKey == "" && c.PublisherJWKS == "" {
 		errs = append(errs, fmt.Errorf("no publisher key: set %s (or %s), use --publisher-jwt-key, or run with --dev", EnvPublisherKey, EnvJWTKey))
 	}

@@ -29,6 +29,7 @@ type testHub struct {
 	URL       string // the hub endpoint: http://127.0.0.1:port/.well-known/mercure
 	Hub       *hub.Hub
 	Transport transport.Transport
+	Server    *server.Server
 	Client    *http.Client
 	handler   http.Handler
 }
@@ -61,7 +62,7 @@ func newTestHubWith(t testing.TB, configureHub func(*hub.Config), configure func
 	})
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
-	return &testHub{URL: th.URL, Hub: th.Hub, Transport: th.Transport, Client: client, handler: th.Handler}
+	return &testHub{URL: th.URL, Hub: th.Hub, Transport: th.Transport, Server: th.Server, Client: client, handler: th.Handler}
 }
 
 // token signs an HS256 JWT with the test key.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/loglimit"
 	"github.com/heraldhub/herald/metrics"
 )
 
@@ -22,8 +24,13 @@ const (
 	DefaultWriteTimeout    = 600 * time.Second
 	DefaultDispatchTimeout = 5 * time.Second
 	DefaultMaxBodyBytes    = 1 << 20
-	DefaultMaxTopics       = 1000
-	DefaultCookieName      = "mercureAuthorization"
+	DefaultReadTimeout     = 10 * time.Second
+	// DefaultMaxInflightBodyBytes bounds the publish bodies being read at once: 64 MiB, the
+	// room for 64 bodies of the default max_body_bytes.
+	DefaultMaxInflightBodyBytes = 64 << 20
+	DefaultMaxTopics            = 1000
+	DefaultMaxSelectors         = 100
+	DefaultCookieName           = "mercureAuthorization"
 )
 
 // Config is the HTTP layer's configuration. Durations follow the reference hub: a negative
@@ -53,8 +60,20 @@ type Config struct {
 	DispatchTimeout time.Duration
 	// MaxBodyBytes bounds a publish request's body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// MaxTopics bounds topics per publish and selectors per subscribe. Default DefaultMaxTopics.
+	// ReadTimeout is how long, from its start, a publish (or any request but a subscribe) has
+	// to send its whole body; a late publish gets 408 and its connection is closed. Default
+	// DefaultReadTimeout. Subscriptions are not affected.
+	ReadTimeout time.Duration
+	// MaxInflightBodyBytes bounds the bytes held by publish bodies being read and parsed,
+	// summed over all requests; a publish that does not fit gets 503 with Retry-After before
+	// its body is read. It must be at least MaxBodyBytes. Default DefaultMaxInflightBodyBytes.
+	MaxInflightBodyBytes int64
+	// MaxTopics bounds topics per publish. Default DefaultMaxTopics.
 	MaxTopics int
+	// MaxSelectors bounds topic selectors per subscription: each costs the hub memory and
+	// matching time for as long as the stream lasts, and anyone may subscribe. Default
+	// DefaultMaxSelectors, the limit of the Mercure draft.
+	MaxSelectors int
 	// Subscriptions serves the active subscriptions API (the hub must publish subscription
 	// events: hub.Config.Subscriptions).
 	Subscriptions bool
@@ -75,6 +94,9 @@ type Server struct {
 	log *slog.Logger
 	hub *hub.Hub
 
+	bodies   bodyBudget        // bytes of publish bodies being read
+	refusals *loglimit.Limiter // logs refused requests, once a second per reason category
+
 	poolOnce sync.Once
 	streams  *pool // writer pool of hijacked HTTP/1.1 streams; nil until the first one
 }
@@ -93,8 +115,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, DefaultReadTimeout)
+	if cfg.MaxInflightBodyBytes <= 0 {
+		cfg.MaxInflightBodyBytes = DefaultMaxInflightBodyBytes
+	}
+	if cfg.MaxInflightBodyBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("server: max_inflight_body_bytes (%d) is smaller than max_body_bytes (%d): no large publish could ever be read", cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes)
+	}
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = DefaultMaxTopics
+	}
+	if cfg.MaxSelectors <= 0 {
+		cfg.MaxSelectors = DefaultMaxSelectors
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -104,7 +136,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("server: cors_origins entries are exact origins or a lone *")
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub}
+	s.bodies.limit = cfg.MaxInflightBodyBytes
+	s.refusals = loglimit.New(loglimit.Config{Logger: cfg.Logger, Every: time.Second})
+	return s, nil
 }
 
 // orDefault maps zero to def and negative to 0 (off).
@@ -119,14 +154,15 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Handler returns the routes: the hub endpoint (GET/HEAD subscribe, POST publish, OPTIONS
-// preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling.
+// preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling
+// and in the body's read deadline.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, s.subscribe) // GET patterns also match HEAD
 	mux.HandleFunc("POST "+Path, s.publish)
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+		s.refuse(w, r, &requestError{code: http.StatusMethodNotAllowed, category: reasonMethod, reason: "method not allowed"})
 	})
 	if s.cfg.Subscriptions {
 		sp := hub.SubscriptionsPath
@@ -138,7 +174,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET "+Path+"/ui/", s.cfg.UI)
 		mux.Handle("GET "+Path+"/ui", http.RedirectHandler(Path+"/ui/", http.StatusMovedPermanently))
 	}
-	return s.cors(mux)
+	return s.bodyDeadline(s.cors(mux))
 }
 
 // httpError answers with a short plain-text reason, as the reference hub does.
@@ -149,12 +185,6 @@ func httpError(w http.ResponseWriter, code int, reason string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(reason + "\n"))
-}
-
-// refuse logs a refused request at info level and answers it.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, reason string) {
-	s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "status", code, "reason", reason, "remote", r.RemoteAddr)
-	httpError(w, code, reason)
 }
 
 // discovery adds the Link header that advertises the hub, as the draft's examples do.

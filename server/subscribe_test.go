@@ -13,8 +13,9 @@ import (
 )
 
 func TestSubscribeRefusals(t *testing.T) {
-	th := newTestHub(t, func(c *server.Config) { c.MaxTopics = 3 })
+	th := newTestHub(t, func(c *server.Config) { c.MaxSelectors = 3 })
 	anon := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	hundredOne := strings.Repeat("topic=a&", 100) + "topic=b"
 	sub := bearer(mercureToken(t, nil, []string{"*"}))
 	expired := bearer(token(t, jwt.MapClaims{"mercure": map[string]any{"subscribe": []string{"*"}}, "exp": time.Now().Add(-time.Second).Unix()}))
 	tests := []struct {
@@ -27,6 +28,7 @@ func TestSubscribeRefusals(t *testing.T) {
 	}{
 		{"no topic", th, "", sub, 400, `Missing "topic" parameter`},
 		{"too many selectors", th, "topic=a&topic=b&topic=c&topic=d", sub, 400, "too many topic selectors: 4, at most 3"},
+		{"more than the default 100 selectors", anon, hundredOne, nil, 400, "too many topic selectors: 101, at most 100"},
 		{"control character", th, "topic=a%0Ab", sub, 400, "invalid topic selector"},
 		{"no token without anonymous", th, "topic=a", nil, 401, "missing JWT"},
 		{"expired token", th, "topic=a", expired, 401, "token expired"},

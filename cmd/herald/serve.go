@@ -104,26 +104,30 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg)})
 	}
 	srv, err := server.New(server.Config{
-		UI:              uiHandler,
-		Hub:             h,
-		Publisher:       pub,
-		Subscriber:      sub,
-		Anonymous:       cfg.Anonymous,
-		CookieName:      cfg.CookieName,
-		PublishOrigins:  cfg.PublishOrigins,
-		CORSOrigins:     cfg.CORSOrigins,
-		Heartbeat:       cfg.Heartbeat,
-		WriteTimeout:    cfg.WriteTimeout,
-		DispatchTimeout: cfg.DispatchTimeout,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		MaxTopics:       cfg.MaxTopics,
-		Subscriptions:   cfg.Subscriptions,
-		Metrics:         m,
-		Logger:          log,
+		UI:                   uiHandler,
+		Hub:                  h,
+		Publisher:            pub,
+		Subscriber:           sub,
+		Anonymous:            cfg.Anonymous,
+		CookieName:           cfg.CookieName,
+		PublishOrigins:       cfg.PublishOrigins,
+		CORSOrigins:          cfg.CORSOrigins,
+		Heartbeat:            cfg.Heartbeat,
+		WriteTimeout:         cfg.WriteTimeout,
+		DispatchTimeout:      cfg.DispatchTimeout,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		ReadTimeout:          cfg.ReadTimeout,
+		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
+		MaxTopics:            cfg.MaxTopics,
+		MaxSelectors:         cfg.MaxSelectors,
+		Subscriptions:        cfg.Subscriptions,
+		Metrics:              m,
+		Logger:               log,
 	})
 	if err != nil {
 		return err
 	}
+	m.BodyBytes(func() float64 { return float64(srv.InflightBodyBytes()) })
 	m.Gauges(
 		func() float64 { return float64(h.Subscribers()) },
 		h.SelectorKinds,
@@ -154,6 +158,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// No ReadTimeout here: it would stay on the connection for the whole request and end every
+	// subscription older than it. The handler bounds bodies per request instead (read_timeout).
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
