@@ -46,6 +46,11 @@ type Config struct {
 	ReadTimeout time.Duration
 
 	TransportURL string
+	// SyncInterval, with the bolt transport, acknowledges a publish once it is written to the
+	// write-ahead log and syncs the log at most this long after: a power loss may then lose
+	// the publishes of the last interval. Zero (unset) and -1 (an explicit 0) sync before
+	// acknowledging; transport_url's sync_interval sets it too.
+	SyncInterval time.Duration
 	// NodeHeartbeat is how often a node of a cluster says it is alive; a node silent for three
 	// heartbeats is taken for dead and its subscriptions expire. Zero takes the default (5s).
 	NodeHeartbeat time.Duration
@@ -225,6 +230,7 @@ func directives() []directive {
 			}
 			return nil
 		}},
+		{"sync_interval", "DURATION", "bolt transport: acknowledge a publish once it is written to the write-ahead log and sync the log every DURATION, so that a power loss may lose the last DURATION of publishes (default 0 = sync before acknowledging)", dur(func(c *Config) *time.Duration { return &c.SyncInterval })},
 		{"node_heartbeat", "DURATION", "with a shared transport (redis, nats): how often a node says it is alive; a node silent for 3 heartbeats has its subscriptions expire (default 5s)", dur(func(c *Config) *time.Duration { return &c.NodeHeartbeat })},
 		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", size(func(c *Config) *int64 { return &c.MaxBodyBytes })},
 		{"max_inflight_body_bytes", "N", "bytes of publish bodies being read at once, over all requests; a publish past it gets 503 with Retry-After (default 67108864, at least max_body_bytes)", size(func(c *Config) *int64 { return &c.MaxInflightBodyBytes })},

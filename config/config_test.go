@@ -65,6 +65,11 @@ func TestLoadErrors(t *testing.T) {
 		{"inflight below body", []string{"--max-body-bytes", "2000", "--max-inflight-body-bytes", "1000"}, map[string]string{EnvPublisherKey: "k"}, []string{"max_inflight_body_bytes 1000 is smaller than max_body_bytes 2000"}},
 		{"bad read timeout", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "read_timeout -1s"}, []string{`read_timeout: "-1s" is not a duration`}},
 		{"bad transport", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport redis"}, []string{`unknown transport "redis"`}},
+		{"sync_interval without bolt", []string{"--sync-interval", "100ms", "--transport-url", "redis://127.0.0.1:6379/0?stream=h"}, map[string]string{EnvPublisherKey: "k"},
+			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "redis"`}},
+		{"sync_interval in memory", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport local\nsync_interval 1s"},
+			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "local"`}},
+		{"bad sync_interval", []string{"--sync-interval", "often"}, map[string]string{EnvPublisherKey: "k"}, []string{`sync_interval: "often" is not a duration`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +83,29 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// sync_interval goes with the default (bolt) transport; 0 asks explicitly for a sync before
+// every acknowledgement, which the Config tells from "not given" as -1.
+func TestSyncInterval(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]string{"--sync-interval", "100ms"}, 100 * time.Millisecond},
+		{[]string{"--sync-interval", "2"}, 2 * time.Second},
+		{[]string{"--sync-interval", "0"}, -1},
+		{[]string{"--sync-interval", "50ms", "--transport-url", "bolt:///var/lib/herald/herald.db"}, 50 * time.Millisecond},
+	} {
+		c, err := Load(tc.args, env(map[string]string{EnvPublisherKey: "k"}), &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if c.SyncInterval != tc.want {
+			t.Errorf("%q: SyncInterval = %v, want %v", tc.args, c.SyncInterval, tc.want)
+		}
 	}
 }
 

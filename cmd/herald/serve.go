@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,7 +54,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	raiseFileLimit(log)
 
-	tr, shared, err := openTransport(cfg.TransportURL, log)
+	tr, shared, err := openTransport(cfg.TransportURL, cfg.SyncInterval, log)
 	if err != nil {
 		return err
 	}
@@ -223,8 +224,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // openTransport opens the update log named by rawURL: its scheme picks the implementation.
+// syncInterval is the sync_interval directive (config.Validate allows it with bolt only).
 // shared reports a log that other nodes may read too (a cluster transport).
-func openTransport(rawURL string, log *slog.Logger) (tr transport.Transport, shared bool, err error) {
+func openTransport(rawURL string, syncInterval time.Duration, log *slog.Logger) (tr transport.Transport, shared bool, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, false, fmt.Errorf("transport_url %q: %w", rawURL, err)
@@ -236,6 +238,12 @@ func openTransport(rawURL string, log *slog.Logger) (tr transport.Transport, sha
 			path, opts, err := bolt.ParseURL(u)
 			if err != nil {
 				return nil, err
+			}
+			if syncInterval != 0 {
+				if opts.SyncInterval != 0 {
+					return nil, errors.New("sync_interval is given both as a directive and in the URL: give it once")
+				}
+				opts.SyncInterval = syncInterval
 			}
 			opts.Logger = log
 			return bolt.Open(path, opts)

@@ -5,30 +5,38 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/internal/logtest"
 )
 
-// BenchmarkAppend measures durable appends (each one synced in the write-ahead log) at steady
-// state: the log is full, so every bbolt commit also drops the oldest updates. Concurrent
-// publishers share syncs.
+// BenchmarkAppend measures appends at steady state: the log is full, so every bbolt commit
+// also drops the oldest updates. By default each append is synced in the write-ahead log
+// before it returns, and concurrent publishers share syncs; the sync=100ms variants
+// acknowledge once the log is written and sync it every 100 ms (Options.SyncInterval).
 func BenchmarkAppend(b *testing.B) {
-	for _, cf := range []struct {
+	for _, v := range []struct {
 		name string
-		freq float64
-	}{{"", 0}, {"cleanup=0.3/", 0.3}, {"cleanup=forced/", -1}} { // "" is the default, 1
+		opts Options
+	}{
+		{"", Options{}}, // the default: sync before acknowledging, cleanup_frequency 1
+		{"sync=100ms/", Options{SyncInterval: 100 * time.Millisecond}},
+		{"cleanup=0.3/", Options{CleanupFrequency: 0.3}},
+		{"cleanup=forced/", Options{CleanupFrequency: -1}},
+	} {
 		for _, publishers := range []int{1, 8, 16, 64} {
-			b.Run(fmt.Sprintf("%spublishers=%d", cf.name, publishers), func(b *testing.B) {
-				benchmarkAppend(b, publishers, cf.freq)
+			b.Run(fmt.Sprintf("%spublishers=%d", v.name, publishers), func(b *testing.B) {
+				benchmarkAppend(b, publishers, v.opts)
 			})
 		}
 	}
 }
 
-func benchmarkAppend(b *testing.B, publishers int, freq float64) {
+func benchmarkAppend(b *testing.B, publishers int, opts Options) {
 	const size = 10_000
-	tr := openT(b, tempPath(b), Options{Size: size, CleanupFrequency: freq})
+	opts.Size = size
+	tr := openT(b, tempPath(b), opts)
 	rng := rand.New(rand.NewPCG(1, 2))
 	fill := make([]*transport.Update, size)
 	for i := range fill {

@@ -76,6 +76,14 @@ type Options struct {
 	// transport.ErrUnavailable once the waiting ones reach their bound, until the bounds free
 	// space. Zero means no cap; the write-ahead log is not counted.
 	MaxFileSize int64
+	// SyncInterval, when positive, acknowledges an append once it is written to the
+	// write-ahead log (in the page cache) and syncs the log at most SyncInterval later, as
+	// Redis's appendfsync everysec and NATS's sync_interval do. Appends then no longer wait
+	// for a sync each (one publisher gains the most), but a power loss or kernel crash may lose
+	// the updates acknowledged during the last interval; a crash of the process alone loses
+	// nothing. Zero (the default) and negative values sync every batch before acknowledging
+	// it; ParseURL maps sync_interval=0 to a negative value, to tell it from "not given".
+	SyncInterval time.Duration
 	// Logger receives warnings about failed writes and commits. Nil discards them.
 	Logger *slog.Logger
 }
@@ -142,6 +150,9 @@ type Transport struct {
 
 	st      meta   // what bbolt holds: owned by the applier goroutine (and Open before it starts)
 	commits uint64 // write-ahead log syncs, for benchmarks: owned by the committer
+	// syncErr is why Close's last sync of the write-ahead log failed: set by the committer
+	// before it returns.
+	syncErr error
 	applies uint64 // bbolt transactions, for benchmarks: owned by the applier
 
 	// Bounds of the updates waiting for bbolt: past them appends wait for the applier, or
@@ -157,8 +168,8 @@ type Transport struct {
 	applyQuit chan struct{} // closed by Close once the committer has returned
 	applyDone chan struct{} // closed when the applier has returned
 
-	// beforeSync, when set by tests, runs before each write-ahead log sync; an error fails the
-	// batch as a failing sync would.
+	// beforeSync, when set by tests, runs before each write-ahead log sync; an error fails as
+	// the sync would (the batch, or with a sync interval the log).
 	beforeSync func() error
 	// beforeCommit, when set by tests, runs inside each bbolt write transaction just before
 	// Commit; an error aborts it as a failing commit would.
@@ -399,8 +410,9 @@ func (b buckets) meta() (meta, error) {
 
 // Append implements transport.Transport. It returns once the update is in the write-ahead log
 // and synced, together with the other appends that arrived while the previous sync ran (group
-// commit). Once queued, an Append waits for its batch even if ctx ends, so that a nil error
-// always means stored and an error always means not stored.
+// commit); with Options.SyncInterval, once it is written to the log, before the sync. Once
+// queued, an Append waits for its batch even if ctx ends, so that a nil error always means
+// stored and an error always means not stored.
 func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 	if u.ID == "" {
 		return errors.New("bolt: append: the update has no id")
@@ -431,16 +443,28 @@ func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 }
 
 // commitLoop is the only writer: it takes whatever appends are queued, commits them in one
-// transaction and answers each. While it syncs, the next batch queues up.
+// transaction and answers each. While it syncs, the next batch queues up. With a sync
+// interval it also syncs the log once the interval has passed since its first write that is
+// not synced, and before it returns.
 func (t *Transport) commitLoop() {
 	defer close(t.done)
 	batch := make([]*request, 0, maxBatch)
+	syncTimer := time.NewTimer(time.Hour)
+	syncTimer.Stop()
+	var syncDue <-chan time.Time // syncTimer's channel while it runs
 	for {
 		select {
 		case r := <-t.reqs:
 			batch = append(batch, r)
+		case <-syncDue:
+			syncDue = nil
+			_ = t.syncLog()
+			continue
 		case <-t.quit:
-			return // Close waited for every in-flight Append: the queue is empty
+			// Close waited for every in-flight Append: the queue is empty.
+			syncTimer.Stop()
+			t.syncErr = t.syncLog()
+			return
 		}
 		// Let the publishers that are ready to append do so before the batch is taken:
 		// without this the committer takes only the first arrivals and the others wait a
@@ -455,23 +479,44 @@ func (t *Transport) commitLoop() {
 				break fill
 			}
 		}
-		t.commit(batch)
+		unsynced := t.commit(batch)
 		clear(batch)
 		batch = batch[:0]
+		if unsynced && syncDue == nil {
+			syncTimer.Reset(t.opts.SyncInterval)
+			syncDue = syncTimer.C
+		}
 	}
+}
+
+// syncLog syncs what the committer wrote to the write-ahead log without syncing (with a sync
+// interval). A failure is logged once: the log then refuses appends until a restart.
+func (t *Transport) syncLog() error {
+	synced, err := t.wal.sync(t.beforeSync)
+	switch {
+	case err != nil:
+		t.log.Error("write-ahead log sync failed; publishes fail until the hub restarts", "err", err)
+	case synced:
+		t.commits++
+	}
+	return err
 }
 
 // commit makes a batch of appends durable with one write-ahead log sync and answers every
 // request. Requests whose context ended while queued and duplicate IDs (against the log or an
 // earlier request of the batch) get their own error; if the write fails, every other request
-// gets an error wrapping transport.ErrUnavailable and nothing of the batch is visible.
-func (t *Transport) commit(batch []*request) {
+// gets an error wrapping transport.ErrUnavailable and nothing of the batch is visible. It
+// reports whether the log holds writes not yet synced (with a sync interval).
+func (t *Transport) commit(batch []*request) (unsynced bool) {
 	results := make([]error, len(batch))
 	defer func() {
 		for i, r := range batch {
 			r.done <- results[i]
 		}
 	}()
+	// Read before answering (deferred calls run last first): tests call commit themselves
+	// once their appends are answered.
+	defer func() { unsynced = t.wal.dirty }()
 	fail := func(err error) {
 		for i := range batch {
 			if !isContextErr(results[i]) { // a duplicate inside a failed batch may not be one
@@ -486,7 +531,10 @@ func (t *Transport) commit(batch []*request) {
 	t.mu.Lock()
 	pend, applied := t.pend, t.applied
 	t.mu.Unlock()
-	t.wal.room(applied)
+	if err := t.wal.room(applied, t.syncLog); err != nil {
+		fail(fmt.Errorf("bolt: append to %s: %w: %w", t.path, transport.ErrUnavailable, err))
+		return
+	}
 	if err := t.checkDuplicates(batch, results); err != nil {
 		fail(fmt.Errorf("bolt: append to %s: %w: %w", t.path, transport.ErrUnavailable, err))
 		return
@@ -507,8 +555,9 @@ func (t *Transport) commit(batch []*request) {
 		return
 	}
 	first, bytes, err := t.trimmed(t.first, head, bytes+addedBytes, applied, pend, added)
+	durable := t.opts.SyncInterval <= 0
 	if err == nil {
-		err = t.wal.commit(head, t.beforeSync)
+		err = t.wal.commit(head, durable, t.beforeSync)
 	}
 	if err != nil {
 		t.wal.reset()
@@ -516,7 +565,9 @@ func (t *Transport) commit(batch []*request) {
 		fail(fmt.Errorf("bolt: append %d updates to %s: %w: %w", len(added), t.path, transport.ErrUnavailable, err))
 		return
 	}
-	t.commits++
+	if durable {
+		t.commits++
+	}
 	for _, p := range added {
 		p.u.Seq = p.seq
 	}
@@ -534,6 +585,7 @@ func (t *Transport) commit(batch []*request) {
 	}
 	t.mu.Unlock()
 	t.poke()
+	return
 }
 
 // poke wakes the applier, or leaves it a token if it is busy.
@@ -556,6 +608,10 @@ func (t *Transport) waitForRoom() error {
 			return nil
 		case applyErr != nil:
 			return fmt.Errorf("bolt: %d updates wait for %s, which refuses them: %w: %w", n, t.path, transport.ErrUnavailable, applyErr)
+		}
+		// The wait may outlast the sync interval, and the timer cannot fire meanwhile.
+		if err := t.syncLog(); err != nil {
+			return fmt.Errorf("bolt: append to %s: %w: %w", t.path, transport.ErrUnavailable, err)
 		}
 		t.poke() // no append pokes the applier while this one waits
 		<-ch
@@ -1107,7 +1163,7 @@ func (t *Transport) Close() error {
 		<-t.done
 		close(t.applyQuit)
 		<-t.applyDone
-		var errs []error
+		errs := []error{t.syncErr}
 		t.mu.Lock()
 		clean := len(t.pend) == 0
 		t.mu.Unlock()

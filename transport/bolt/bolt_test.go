@@ -55,6 +55,14 @@ func TestConformanceForcedCleanupOnly(t *testing.T) {
 	transporttest.Run(t, factory(Options{CleanupFrequency: -1}))
 }
 
+// Acknowledging before the sync changes nothing that a reader or a restart can see.
+func TestConformanceSyncInterval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the default conformance run is enough with -short")
+	}
+	transporttest.Run(t, factory(Options{SyncInterval: 5 * time.Millisecond}))
+}
+
 // ---- helpers ----
 
 func openT(t testing.TB, path string, opts Options) *Transport {
@@ -135,6 +143,10 @@ func TestParseURL(t *testing.T) {
 		{url: "bolt://x.db?max_bytes=1048576&lock_timeout=250ms&max_file_size=1073741824", path: "x.db",
 			opts: Options{MaxBytes: 1 << 20, LockTimeout: 250 * time.Millisecond, MaxFileSize: 1 << 30}},
 		{url: "bolt://x.db?size=0", path: "x.db"},
+		{url: "bolt://x.db?sync_interval=100ms", path: "x.db", opts: Options{SyncInterval: 100 * time.Millisecond}},
+		{url: "bolt://x.db?sync_interval=0", path: "x.db", opts: Options{SyncInterval: -1}},
+		{url: "bolt://x.db?sync_interval=-1s", wantErr: "sync_interval"},
+		{url: "bolt://x.db?sync_interval=100", wantErr: "sync_interval"},
 		{url: "bolt://", wantErr: "no file path"},
 		{url: "bolt:///", path: "/"}, // a directory: Open reports it
 		{url: "redis://localhost/0", wantErr: `want "bolt"`},

@@ -21,6 +21,11 @@
 // commit), and each Append gets its own result. If the write fails every Append of the batch
 // returns an error wrapping transport.ErrUnavailable and none of them is visible.
 //
+// With Options.SyncInterval (sync_interval in the URL) Append returns once the batch is
+// written to the log, and the committer syncs it at most an interval later, before moving to
+// the other log file, and at Close: a power loss may then lose the last interval's updates,
+// never leaving a gap (wal.go explains why), and a crash of the process alone loses nothing.
+//
 // An applier goroutine then commits the acknowledged updates to bbolt, many per transaction;
 // until it has, Read, Lookup and the duplicate check find them in memory. While bbolt refuses
 // commits (disk full, Options.MaxFileSize) the applier retries and appends go on in the log,

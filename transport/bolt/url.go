@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/heraldhub/herald/transport/internal/urlopt"
 )
@@ -20,8 +21,9 @@ const Scheme = "bolt"
 //	bolt://data/herald.db               idem
 //
 // Query parameters: bucket_name, size and cleanup_frequency as in the reference hub, plus
-// max_bytes, lock_timeout (a Go duration such as 500ms) and max_file_size. A parameter given
-// twice, a value out of range and any other parameter are errors that name it.
+// max_bytes, lock_timeout (a Go duration such as 500ms), max_file_size and sync_interval (a
+// Go duration; 0, the default, syncs before acknowledging, see Options.SyncInterval). A
+// parameter given twice, a value out of range and any other parameter are errors that name it.
 //
 // Two values differ from the reference hub: size=0 selects DefaultSize (the log is always
 // bounded; use a large size to keep more), and cleanup_frequency=0 means that dropped
@@ -64,6 +66,18 @@ func ParseURL(u *url.URL) (path string, opts Options, err error) {
 		urlopt.Param{Name: "max_bytes", Set: urlopt.Set(&opts.MaxBytes, urlopt.Bytes)},
 		urlopt.Param{Name: "lock_timeout", Set: urlopt.Set(&opts.LockTimeout, urlopt.Duration)},
 		urlopt.Param{Name: "max_file_size", Set: urlopt.Set(&opts.MaxFileSize, urlopt.Bytes)},
+		urlopt.Param{Name: "sync_interval", Set: urlopt.Set(&opts.SyncInterval, func(v string) (time.Duration, error) {
+			d, err := time.ParseDuration(v)
+			switch {
+			case err != nil:
+				return 0, err
+			case d < 0:
+				return 0, fmt.Errorf("must not be negative")
+			case d == 0:
+				return -1, nil // sync before acknowledging, given explicitly
+			}
+			return d, nil
+		})},
 	)
 	if err != nil {
 		return "", Options{}, err

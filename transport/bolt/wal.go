@@ -30,6 +30,35 @@ import (
 // follow the new ones. A scan stops at the first record that is not the continuation of the
 // previous one (length zero, a bad checksum, a Seq that is not the previous one plus one, or a
 // lower generation): old records always have lower Seqs, a torn write has a bad checksum.
+//
+// # Syncing later (Options.SyncInterval)
+//
+// By default every batch is synced before it is acknowledged. With a sync interval a batch is
+// acknowledged once write(2) has put it in the page cache, and the committer syncs the file at
+// most an interval after the first write it has not synced. A process crash then loses
+// nothing (the kernel still writes the page cache out); a power loss or a kernel crash loses at
+// most the updates written since the last sync. Recovery still finds a prefix of the
+// acknowledged updates, with no gap, because:
+//
+//   - Only the file being appended to holds writes that are not synced: the committer syncs it
+//     before appends move to the other file. So the older file's records all survive.
+//   - In the file being appended to, whatever survives of the unsynced writes, in whatever
+//     order the kernel wrote its pages, a scan from the start stops at the first record that
+//     did not: what lies there is zeros, a torn record or a record of an earlier use of the
+//     file, with a lower Seq. The run a scan finds is a prefix of what was written.
+//   - bbolt may hold updates that the log lost: the applier commits acknowledged updates
+//     without waiting for the log's sync. That is safe, and better than waiting: a bbolt
+//     commit is durable by itself (it syncs), and Open skips the log's records up to bbolt's
+//     head. A file is reused only once bbolt holds every update in it, so a surviving run
+//     of an earlier use is skipped whole, and a run of the current use starts right after
+//     the older file's last record. After a power loss the store therefore holds every
+//     update up to the later of bbolt's head and the end of the log's surviving run, and
+//     nothing after it. Syncing the log before each bbolt commit would only delay the commit
+//     that makes those updates durable anyway.
+//
+// A sync that fails leaves the kernel's copy of the unsynced pages in doubt, so the log then
+// refuses every later append until a restart, as after a failed write it could not erase; the
+// acknowledged updates stay in memory and reach bbolt through the applier. Close syncs too.
 const (
 	walHeaderLen = 4 + 4 + 4 + 8
 	// walChunk is how far ahead of the write position the file is filled with zeros, so that
@@ -73,8 +102,11 @@ type wal struct {
 	gen   uint32 // generation of the records being written
 	buf   []byte // the batch being written
 	zeros []byte
-	// broken is set when the records of a failed write could not be erased: a later scan
-	// could take them for acknowledged ones, so nothing more is written until a restart.
+	// dirty is set when files[cur] holds writes not yet synced (only with a sync interval).
+	dirty bool
+	// broken is set when the records of a failed write could not be erased (a later scan
+	// could take them for acknowledged ones) or when a sync failed: nothing more is written
+	// until a restart.
 	broken error
 }
 
@@ -203,27 +235,55 @@ func (w *wal) add(seq uint64, payload []byte) {
 func (w *wal) reset() { w.buf = w.buf[:0] }
 
 // room moves appends to the other file when the current one is large and every record of the
-// other one is in bbolt (Seq at most applied).
-func (w *wal) room(applied uint64) {
+// other one is in bbolt (Seq at most applied). It syncs the current file first, so that a
+// power loss cannot leave a gap between the two files' records: sync is the owner's wrapper
+// of w.sync.
+func (w *wal) room(applied uint64, sync func() error) error {
 	cur := &w.files[w.cur]
 	other := &w.files[1-w.cur]
 	if cur.off >= walSwitchSize && other.maxSeq <= applied {
+		if err := sync(); err != nil {
+			return err
+		}
 		other.off, other.maxSeq = 0, 0
 		w.cur = 1 - w.cur
 	}
+	return nil
 }
 
-// commit writes the prepared batch, whose last record has Seq last, and waits until it is on
-// disk. On failure the space is zeroed where possible and reused by the next batch with a
+// sync makes the writes not yet synced durable, and reports whether there were any. A failure
+// breaks the log: the kernel may have dropped the pages it could not write.
+func (w *wal) sync(beforeSync func() error) (bool, error) {
+	if !w.dirty || w.broken != nil {
+		return false, nil
+	}
+	w.dirty = false
+	err := error(nil)
+	if beforeSync != nil {
+		err = beforeSync()
+	}
+	if err == nil {
+		err = unix.Fdatasync(int(w.files[w.cur].f.Fd()))
+	}
+	if err != nil {
+		w.broken = fmt.Errorf("write-ahead log unusable until the hub restarts: a sync failed, acknowledged updates written since the previous one may not be on disk: %w", err)
+		return false, w.broken
+	}
+	return true, nil
+}
+
+// commit writes the prepared batch, whose last record has Seq last. With durable set it waits
+// until the batch is on disk; otherwise the batch is in the page cache and a later sync takes
+// it there. On failure the space is zeroed where possible and reused by the next batch with a
 // higher generation, so that a scan never takes the failed records for acknowledged ones.
-func (w *wal) commit(last uint64, beforeSync func() error) error {
+func (w *wal) commit(last uint64, durable bool, beforeSync func() error) error {
 	defer w.reset()
 	wf := &w.files[w.cur]
 	end := wf.off + int64(len(w.buf))
 	if w.broken != nil {
 		return w.broken
 	}
-	err := w.write(wf, end, beforeSync)
+	err := w.write(wf, end, durable, beforeSync)
 	if err != nil {
 		w.gen++
 		clear(w.buf)
@@ -235,14 +295,18 @@ func (w *wal) commit(last uint64, beforeSync func() error) error {
 			w.broken = fmt.Errorf("write-ahead log unusable until the hub restarts: a failed write could not be erased (%w) after: %w", zerr, err)
 			return w.broken
 		}
+		w.dirty = false // the erasing sync took the earlier writes to disk too
 		return err
 	}
 	wf.off = end
 	wf.maxSeq = last
+	if !durable {
+		w.dirty = true
+	}
 	return nil
 }
 
-func (w *wal) write(wf *walFile, end int64, beforeSync func() error) error {
+func (w *wal) write(wf *walFile, end int64, durable bool, beforeSync func() error) error {
 	if end > wf.size {
 		// Extend with zeros a chunk ahead, in the same fdatasync as the records.
 		size := (end/walChunk + 1) * walChunk
@@ -260,6 +324,9 @@ func (w *wal) write(wf *walFile, end int64, beforeSync func() error) error {
 	}
 	if _, err := wf.f.WriteAt(w.buf, wf.off); err != nil {
 		return fmt.Errorf("write to write-ahead log: %w", err)
+	}
+	if !durable {
+		return nil
 	}
 	if beforeSync != nil {
 		if err := beforeSync(); err != nil {
@@ -286,7 +353,7 @@ func (w *wal) truncate() error {
 		}
 		wf.off, wf.size, wf.maxSeq = 0, 0, 0
 	}
-	w.cur = 0
+	w.cur, w.dirty = 0, false
 	return nil
 }
 

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,5 +402,243 @@ func TestUnerasableFailedWrite(t *testing.T) {
 	err = tr.Append(context.Background(), logtest.Upd("later", 0))
 	if !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "until the hub restarts") {
 		t.Fatalf("append after an unerasable failed write = %v, want ErrUnavailable saying a restart is needed", err)
+	}
+}
+
+// copyFiles copies the named files from one directory to another.
+func copyFiles(t *testing.T, from, to string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(from, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// With a sync interval, a power loss keeps of the file being appended to only what the kernel
+// happened to write: from some point on, or in some pages, it holds what it held before (here
+// the records of its previous use), or it is cut short. Whatever is lost, Open succeeds and
+// the log is a prefix of the acknowledged updates, with every update bbolt or the older
+// (synced) file holds, and appends go on after it.
+func TestSyncIntervalPowerLoss(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herald.db")
+	// The interval never passes during the test: only the switches of files sync.
+	tr := openT(t, path, Options{SyncInterval: time.Hour})
+	var syncs atomic.Int32
+	tr.beforeSync = func() error { syncs.Add(1); return nil }
+	logs := walPaths(path, DefaultBucketName)
+	data := strings.Repeat("d", 8192) // few updates fill a file
+	switched := func(all []*transport.Update, cur int, n int32) {
+		t.Helper()
+		if tr.wal.cur != cur || syncs.Load() != n {
+			t.Fatalf("after %d updates: appending to file %d after %d syncs, want file %d after %d (one per switch)",
+				len(all), tr.wal.cur, syncs.Load(), cur, n)
+		}
+	}
+	all := appendN(t, tr, "a", 0, 650, data) // past walSwitchSize in the first file
+	switched(all, 1, 1)
+	before, err := os.ReadFile(logs[0]) // what the first file holds when it is reused
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, appendN(t, tr, "b", 0, 500, data)...) // past walSwitchSize in the second
+	switched(all, 0, 2)
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, appendN(t, tr, "c", 0, 50, data)...)
+	stopApplying(t, tr) // bbolt holds a, b and c; the first file holds b's end, c and d, not synced
+	kept := len(all)
+	all = append(all, appendN(t, tr, "d", 0, 80, data)...)
+	end := tr.wal.files[0].off
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{filepath.Base(path), filepath.Base(logs[0]), filepath.Base(logs[1])}
+
+	type loss struct {
+		name       string
+		from, to   int64 // the bytes in [from, to) hold what they held before the reuse
+		truncateAt int64 // if positive, the file ends there
+	}
+	losses := []loss{
+		{name: "everything survived"},
+		{name: "nothing survived", from: 0, to: end},
+		{name: "half a record survived", from: walHeaderLen + 100, to: end},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 4 {
+		c := rng.Int64N(end)
+		losses = append(losses, loss{name: fmt.Sprintf("lost from %d", c), from: c, to: end})
+	}
+	for range 3 {
+		h := rng.Int64N(end/4096) * 4096
+		losses = append(losses, loss{name: fmt.Sprintf("page at %d lost", h), from: h, to: h + 4096})
+	}
+	for range 2 {
+		c := 1 + rng.Int64N(end)
+		losses = append(losses, loss{name: fmt.Sprintf("cut at %d", c), truncateAt: c})
+	}
+	for _, l := range losses {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel() // each on its own copy of the files
+			crashed := t.TempDir()
+			copyFiles(t, dir, crashed, names...)
+			old := make([]byte, l.to-l.from) // zeros where the file was shorter
+			if l.from < int64(len(before)) {
+				copy(old, before[l.from:min(l.to, int64(len(before)))])
+			}
+			b := bytes.Clone(written)
+			copy(b[l.from:l.to], old)
+			if l.truncateAt > 0 {
+				b = b[:l.truncateAt]
+			}
+			if err := os.WriteFile(filepath.Join(crashed, names[1]), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			tr := openT(t, filepath.Join(crashed, names[0]), Options{SyncInterval: time.Hour})
+			got := logtest.ReadAll(t, tr)
+			if len(got) < kept || len(got) > len(all) || !sameIDs(got, all[:len(got)]) {
+				t.Fatalf("after the power loss: %d updates, want a prefix of the %d acknowledged with at least %d", len(got), len(all), kept)
+			}
+			switch {
+			case l.from == l.to && l.truncateAt == 0 && len(got) != len(all):
+				t.Fatalf("nothing lost, yet %d updates of %d came back", len(got), len(all))
+			case l.from == 0 && l.to == end && len(got) != kept:
+				t.Fatalf("the whole file lost, yet %d updates came back, want the %d in bbolt", len(got), kept)
+			}
+			more := appendN(t, tr, "e", 0, 3, "")
+			if more[0].Seq != uint64(len(got))+1 {
+				t.Fatalf("first Seq after the power loss %d, want %d", more[0].Seq, len(got)+1)
+			}
+			t.Logf("%d of %d acknowledged updates survived", len(got), len(all))
+		})
+	}
+}
+
+// With a sync interval an append returns before any sync; the log is synced once the interval
+// has passed after a write, and by Close. The sync takes every write made since the last one.
+func TestSyncIntervalSyncsLater(t *testing.T) {
+	ctx := context.Background()
+	const interval = 200 * time.Millisecond
+	tr := openT(t, tempPath(t), Options{SyncInterval: interval})
+	synced := make(chan time.Time, 10)
+	tr.beforeSync = func() error { synced <- time.Now(); return nil }
+	start := time.Now()
+	if err := tr.Append(ctx, logtest.Upd("s", 0)); err != nil { // one write: one sync
+		t.Fatal(err)
+	}
+	if time.Since(start) < interval && len(synced) != 0 {
+		t.Fatal("an append waited for a sync")
+	}
+	select {
+	case at := <-synced:
+		if d := at.Sub(start); d < interval {
+			t.Fatalf("synced %v after the append, before the interval of %v", d, interval)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sync 10 s after the append")
+	}
+	// Nothing written: no sync.
+	time.Sleep(2 * interval)
+	if len(synced) != 0 {
+		t.Fatal("synced with nothing written")
+	}
+
+	tr = openT(t, tempPath(t), Options{SyncInterval: time.Hour}) // only Close syncs
+	tr.beforeSync = func() error { synced <- time.Now(); return nil }
+	if err := tr.Append(ctx, logtest.Upd("s", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(synced) != 1 {
+		t.Fatalf("%d syncs at Close, want 1", len(synced))
+	}
+}
+
+// A failing background sync leaves the kernel's copy of the log in doubt: every later append
+// fails until a restart, while the updates already acknowledged stay readable and reach bbolt.
+func TestSyncIntervalSyncFailure(t *testing.T) {
+	ctx := context.Background()
+	tr := openT(t, tempPath(t), Options{SyncInterval: 10 * time.Millisecond})
+	var failing atomic.Bool
+	failed := make(chan struct{})
+	tr.beforeSync = func() error {
+		if !failing.Load() {
+			return nil
+		}
+		close(failed) // once: the log syncs nothing more
+		return errors.New("injected: input/output error")
+	}
+	acked := appendN(t, tr, "a", 0, 10, "")
+	failing.Store(true)
+	acked = append(acked, appendN(t, tr, "b", 0, 1, "")...) // to be synced
+	<-failed                                                // the committer goes on only once the failure is recorded
+	err := tr.Append(ctx, logtest.Upd("later", 0))
+	if !errors.Is(err, transport.ErrUnavailable) || !strings.Contains(err.Error(), "until the hub restarts") ||
+		!strings.Contains(err.Error(), "input/output error") {
+		t.Fatalf("append after a failed sync = %v, want ErrUnavailable saying a restart is needed, with the cause", err)
+	}
+	if got := logtest.ReadAll(t, tr); !sameIDs(got, acked) {
+		t.Fatalf("read %d updates after the failed sync, want the %d acknowledged", len(got), len(acked))
+	}
+	if n, _ := stored(t, tr); n != len(acked) {
+		t.Fatalf("%d updates in bbolt, want the %d acknowledged", n, len(acked))
+	}
+}
+
+// An append that must wait for bbolt to catch up syncs the log first: the wait may outlast the
+// interval, and the committer cannot sync while it waits.
+func TestSyncIntervalSyncsBeforeWaiting(t *testing.T) {
+	ctx := context.Background()
+	tr := openT(t, tempPath(t), Options{SyncInterval: time.Hour})
+	tr.maxPending = 4
+	var syncs atomic.Int32
+	tr.beforeSync = func() error { syncs.Add(1); return nil }
+	if err := tr.flush(); err != nil { // the applier is idle: its hook may change
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	tr.beforeCommit = func(*bbolt.Tx) error { <-release; return nil }
+	for i := range 4 {
+		if err := tr.Append(ctx, logtest.Upd("w", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d syncs before the backlog bound, want none", n)
+	}
+	res := make(chan error, 1)
+	go func() { res <- tr.Append(ctx, logtest.Upd("w", 4)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync 10 s after an append started waiting for bbolt")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-res:
+		t.Fatalf("append returned %v while bbolt held none of the backlog", err)
+	default:
+	}
+	close(release)
+	if err := <-res; err != nil {
+		t.Fatal(err)
 	}
 }
