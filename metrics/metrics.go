@@ -27,6 +27,8 @@ type Metrics struct {
 	disconnects     *prometheus.CounterVec
 	connections     prometheus.Counter
 	transportErrors *prometheus.CounterVec
+	refused         *prometheus.CounterVec
+	acceptErrors    prometheus.Counter
 }
 
 // New creates the instruments and registers them with the Go and process collectors.
@@ -76,9 +78,17 @@ func New() *Metrics {
 			Name: "herald_transport_errors_total",
 			Help: "Failed transport operations, by operation.",
 		}, []string{"op"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_connections_refused_total",
+			Help: "Connections and requests turned away by a connection cap, by reason: max_connections (a subscription, 503), per_ip (429), reserve_exhausted and file_limit (a connection closed at once).",
+		}, []string{"reason"}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_accept_errors_total",
+			Help: "Failed accepts on the hub's listeners, such as running out of open files.",
+		}),
 	}
 	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
-		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors,
+		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.refused, m.acceptErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,6 +104,15 @@ func (m *Metrics) Gauges(subscribers func() float64, byKind func() map[string]fl
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_transport_lag", Help: "Updates stored but not yet dispatched by this node."}, lag),
 		&kindCollector{desc: prometheus.NewDesc("herald_subscriptions", "Subscriptions (selectors of connected subscribers) by selector kind.", []string{"kind"}, nil), read: byKind},
 	)
+}
+
+// OpenConnections registers a gauge read at scrape time: connections open on the hub's
+// listener, hijacked streams included.
+func (m *Metrics) OpenConnections(open func() float64) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_connections_open", Help: "Connections open on the hub's listener, streams included."}, open))
 }
 
 // kindCollector exports a map read at scrape time as one gauge per kind.
@@ -169,6 +188,22 @@ func (m *Metrics) TransportError(op string) {
 		return
 	}
 	m.transportErrors.WithLabelValues(op).Inc()
+}
+
+// ConnectionRefused records a connection or request turned away by a connection cap.
+func (m *Metrics) ConnectionRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(reason).Inc()
+}
+
+// AcceptError records a failed accept.
+func (m *Metrics) AcceptError() {
+	if m == nil {
+		return
+	}
+	m.acceptErrors.Inc()
 }
 
 // itoa formats small non-negative numbers such as status codes without fmt.

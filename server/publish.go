@@ -34,6 +34,13 @@ func badRequest(format string, args ...any) error {
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	discovery(w)
+	release, ok := s.ips.acquire(r.RemoteAddr)
+	if !ok {
+		s.cfg.Metrics.PublishRefused(http.StatusTooManyRequests)
+		s.refuseCapped(w, r, http.StatusTooManyRequests, "per_ip", "too many connections from this address")
+		return
+	}
+	defer release()
 	refuse := func(code int, reason string) {
 		s.cfg.Metrics.PublishRefused(code)
 		s.refuse(w, r, code, reason)

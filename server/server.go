@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhub/herald/auth"
@@ -58,6 +59,17 @@ type Config struct {
 	// Subscriptions serves the active subscriptions API (the hub must publish subscription
 	// events: hub.Config.Subscriptions).
 	Subscriptions bool
+	// MaxConnections caps the connections open on the listener made by Server.Listener that
+	// may carry a subscription: a subscription that arrives while more are open, its own
+	// counted, gets 503 with Retry-After at once. Zero is no cap. See conns.go.
+	MaxConnections int
+	// ConnectionReserve is how many connections beyond MaxConnections the listener still
+	// accepts, for publishes and the subscriptions API; past MaxConnections+ConnectionReserve a
+	// new connection gets a canned 503 and is closed. Zero takes DefaultConnectionReserve.
+	ConnectionReserve int
+	// MaxConnectionsPerIP caps the subscriptions and publishes in progress from one remote
+	// address (the peer's, not X-Forwarded-For): past it, 429 with Retry-After. Zero is no cap.
+	MaxConnectionsPerIP int
 	// Metrics records requests and deliveries; nil records nothing.
 	Metrics *metrics.Metrics
 	// DisableHijack keeps HTTP/1.1 streams on net/http's goroutine per connection instead
@@ -77,6 +89,10 @@ type Server struct {
 
 	poolOnce sync.Once
 	streams  *pool // writer pool of hijacked HTTP/1.1 streams; nil until the first one
+
+	open   atomic.Int64 // connections open on Listener's listener, hijacked streams included
+	ips    perIP        // requests in progress by remote address
+	capLog everySecond  // refusals by a cap, logged at most once a second
 }
 
 // New checks cfg, applies defaults and returns a Server.
@@ -96,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = DefaultMaxTopics
 	}
+	if cfg.ConnectionReserve <= 0 {
+		cfg.ConnectionReserve = DefaultConnectionReserve
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("server: cors_origins entries are exact origins or a lone *")
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub, ips: perIP{max: cfg.MaxConnectionsPerIP}}, nil
 }
 
 // orDefault maps zero to def and negative to 0 (off).
