@@ -512,6 +512,9 @@ func (p *pool) close(grace time.Duration) {
 		left = append(left, rs)
 	}
 	p.mu.Unlock()
+	if len(left) > 0 {
+		p.s.log.Warn("grace period over: hanging up the streams still open", "streams", len(left))
+	}
 	for _, rs := range left {
 		if !rs.raw {
 			// Unblocks a worker stuck writing, which then ends the stream. Not Close: the
