@@ -80,7 +80,7 @@ func New() *Metrics {
 		}, []string{"op"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_connections_refused_total",
-			Help: "Connections and requests turned away by a connection cap, by reason: max_connections (a subscription, 503), per_ip (429), reserve_exhausted and file_limit (a connection closed at once).",
+			Help: "Connections and requests turned away by a connection cap, by reason: max_connections (a subscription, 503), per_ip (429), reserve_exhausted, operations_full and file_limit (a connection closed at once).",
 		}, []string{"reason"}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_accept_errors_total",

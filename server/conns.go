@@ -46,7 +46,7 @@ const RetryAfter = "5"
 // is then closed without the canned 503, which it could not read.
 func (s *Server) Listener(ln net.Listener, tls bool) net.Listener {
 	l := newListener(ln, "hub", s.log, s.cfg.Metrics)
-	l.open = &s.open
+	l.open, l.full = &s.open, "reserve_exhausted"
 	if s.cfg.MaxConnections > 0 {
 		l.hardCap = int64(s.cfg.MaxConnections + s.cfg.ConnectionReserve)
 	}
@@ -61,15 +61,18 @@ func (s *Server) Listener(ln net.Listener, tls bool) net.Listener {
 // hijacked streams included.
 func (s *Server) OpenConnections() int { return int(s.open.Load()) }
 
-// OpsListener wraps the operations endpoint's listener: its failed accepts are logged at warn
-// level at most once a second, and when the process runs out of descriptors the waiting
-// connection is closed at once (see Listener). It caps nothing: the operations endpoint is
-// served out of the descriptors the hub's listener leaves.
-func OpsListener(ln net.Listener, log *slog.Logger, m *metrics.Metrics) net.Listener {
+// OpsListener wraps the operations endpoint's listener, which is served out of the
+// descriptors the hub's listener leaves: past maxConns open connections (0 = no cap), a new
+// one is closed as it is accepted, so that a flood of it cannot take the descriptors of the
+// store; its failed accepts are logged at warn level at most once a second, and when the
+// process runs out of descriptors the waiting connection is closed at once (see Listener).
+func OpsListener(ln net.Listener, maxConns int, log *slog.Logger, m *metrics.Metrics) net.Listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return newListener(ln, "operations", log, m)
+	l := newListener(ln, "operations", log, m)
+	l.hardCap, l.full = int64(maxConns), "operations_full"
+	return l
 }
 
 // listener counts, caps and refuses the connections it accepts.
@@ -78,6 +81,7 @@ type listener struct {
 	name    string        // for logs: "hub" or "operations"
 	open    *atomic.Int64 // connections open; shared with the Server for the hub listener
 	hardCap int64         // most connections open; past it they are refused at accept; 0 = no cap
+	full    string        // the metrics reason of a refusal by hardCap
 	canned  []byte        // the answer of a connection refused at accept; nil closes it only
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -112,7 +116,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		if n := l.open.Add(1); l.hardCap > 0 && n > l.hardCap {
 			l.open.Add(-1)
-			l.refuse(c, "reserve_exhausted")
+			l.refuse(c, l.full)
 			continue
 		}
 		return &trackedConn{Conn: c, open: l.open}, nil

@@ -239,6 +239,52 @@ func TestFileLimitKeepsAnswering(t *testing.T) {
 		c.Close()
 	}
 	waitMetric(t, opsAddr, "herald_connections_open", 192)
+
+	// The operations address holds 8 connections (an eighth of the reserve) and closes more
+	// as it accepts them. One of the 8 may be metric's, kept alive.
+	ops := make([]net.Conn, 10)
+	for i := range ops {
+		c, err := net.Dial("tcp", opsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ops[i] = c
+	}
+	closed, waiting := 0, 0
+	for _, c := range ops {
+		wg.Go(func() {
+			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			n, err := c.Read(make([]byte, 1))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case n == 0 && err == io.EOF:
+				closed++
+			case os.IsTimeout(err):
+				waiting++
+			default:
+				t.Errorf("a connection to the operations address: %d bytes, %v", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	if waiting < 7 || waiting > 8 || closed != 10-waiting {
+		t.Fatalf("of 10 connections to the operations address, %d were closed and %d held; want 8 held, or 7 and metric's", closed, waiting)
+	}
+	for _, c := range ops {
+		c.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) { // until the hub has seen them go
+		resp, err := quick.Get("http://" + opsAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz after the operations connections closed: %v", err)
+		}
+	}
 	answers(http.StatusOK)
 	for _, c := range conns {
 		c.Close()

@@ -173,7 +173,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: h.Ready, Draining: &draining, Pprof: cfg.Pprof}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
-		go func() { _ = opsSrv.Serve(server.OpsListener(opsLn, log, m)) }()
+		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
+		go func() { _ = opsSrv.Serve(server.OpsListener(opsLn, max(reserve/8, 8), log, m)) }()
 		defer opsSrv.Close()
 		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
 	}
