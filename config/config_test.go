@@ -142,6 +142,11 @@ func TestConnectionAndShutdownDirectives(t *testing.T) {
 	if c.GracePeriod != -1 || c.MaxConnections != 0 || c.MaxConnectionsPerIP != 0 {
 		t.Fatalf("grace_period 0 gave %v; defaults max_connections %d, max_connections_per_ip %d", c.GracePeriod, c.MaxConnections, c.MaxConnectionsPerIP)
 	}
+	// The reference image's Caddy global option has the same name and meaning.
+	c, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvGlobalOptions: "grace_period 25s"}), &bytes.Buffer{})
+	if err != nil || c.GracePeriod != 25*time.Second || len(c.Notes) != 0 {
+		t.Fatalf("GLOBAL_OPTIONS grace_period: %v, %v, notes %q", err, c.GracePeriod, c.Notes)
+	}
 	_, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "max_connections -1\ngrace_period soon"}), &bytes.Buffer{})
 	for _, w := range []string{`max_connections: "-1" is not a non-negative whole number`, `grace_period: "soon" is not a duration`} {
 		if err == nil || !strings.Contains(err.Error(), w) {
