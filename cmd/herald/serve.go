@@ -241,10 +241,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	streamsDone := make(chan struct{})
 	go func() {
 		defer close(streamsDone)
-		// The streams get what is queued for them, then end; nothing new is dispatched, so
-		// the dispatch loop may stop at once whatever backlog it has.
-		h.Shutdown()
+		// The streams get what is queued for them, then end. Nothing new is dispatched to
+		// them, so the dispatch loop stops first, whatever backlog it has: a busy loop must
+		// not hold the hub up (the backlog stays in the log for reconnecting clients).
 		stopRun()
+		h.Shutdown()
 		srv.Close(time.Until(deadline)) // hangs up the streams still open at the deadline
 	}()
 	if err := <-httpDone; err != nil { // Shutdown returns by the deadline
