@@ -123,23 +123,29 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// shed gives up the spare descriptor to accept the connection that could not be, refuses it,
-// and takes the spare back. It reports whether a connection was shed.
+// shed gives up the spare descriptor to accept a connection waiting in the backlog, refuses
+// it, and takes the spare back. It reports whether a connection was shed. The kernel reports
+// running out of descriptors whether or not a connection waits, so shed waits for one only
+// briefly: otherwise it would refuse the next client even if descriptors were free by then.
 func (l *listener) shed() bool {
+	dl, ok := l.Listener.(interface{ SetDeadline(time.Time) error })
+	if !ok {
+		return false
+	}
 	l.spareMu.Lock()
 	defer l.spareMu.Unlock()
 	if l.spare == nil {
 		return false
 	}
 	_ = l.spare.Close()
-	l.spare = nil
+	_ = dl.SetDeadline(time.Now().Add(5 * time.Millisecond))
 	c, err := l.Listener.Accept()
-	l.spare, _ = os.Open(os.DevNull)
-	if err != nil {
-		return false
+	_ = dl.SetDeadline(time.Time{})
+	if err == nil {
+		l.refuse(c, "file_limit")
 	}
-	l.refuse(c, "file_limit")
-	return true
+	l.spare, _ = os.Open(os.DevNull) // once c's descriptor is free again
+	return err == nil
 }
 
 // refuse answers c with the canned 503 if there is one, without waiting for it, and closes it.

@@ -410,3 +410,94 @@ func TestShutdownWithinGracePeriod(t *testing.T) {
 	}
 	t.Logf("%d publishes acknowledged, %d in the history after the restart", len(acked), len(seen))
 }
+
+// TestOutOfFilesShedsConnections starts the binary with 256 open files at most, 150 of them
+// taken already (inherited), so that it runs out of descriptors long before max_connections:
+// each connection it cannot take is still accepted, with a spare descriptor, answered with the
+// canned 503 and closed, never left in the backlog; the failed accepts are logged at warn level
+// and counted, and once the clients leave the hub answers again.
+func TestOutOfFilesShedsConnections(t *testing.T) {
+	bin := buildHerald(t)
+	addr, opsAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command("sh", "-c", `ulimit -n 256 && exec "$0" "$@"`, bin, "serve", "--listen", addr, "--metrics-addr", opsAddr,
+		"--transport-url", "bolt://"+filepath.Join(t.TempDir(), "h.db"), "--anonymous")
+	for range 150 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	stderr := startHerald(t, cmd, addr)
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	waitMetric(t, opsAddr, "herald_connections_open", 0)
+
+	conns := make([]net.Conn, 150)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var (
+		mu            sync.Mutex
+		refused, held int
+		wg            sync.WaitGroup
+	)
+	for _, c := range conns {
+		wg.Go(func() {
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			b, err := io.ReadAll(c)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && strings.HasPrefix(string(b), "HTTP/1.1 503 Service Unavailable\r\n"):
+				refused++
+			case len(b) == 0 && os.IsTimeout(err):
+				held++
+			default:
+				t.Errorf("a connection got %q, %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("of 150 connections, %d were held and %d answered 503 and closed", held, refused)
+	// About 90 descriptors are free: 256, less the 150 inherited and the hub's own.
+	if refused < 40 || held < 60 || held > 100 {
+		t.Fatalf("%d held, %d refused; want 60 to 100 held, the rest refused", held, refused)
+	}
+	if !strings.Contains(stderr.String(), `level=WARN msg="accepting a connection failed" listener=hub`) {
+		t.Fatalf("no warning about failed accepts:\n%s", stderr.String())
+	}
+
+	for _, c := range conns {
+		c.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get("http://" + opsAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz after the clients left: %v", err)
+		}
+	}
+	waitMetric(t, opsAddr, "herald_connections_open", 0)
+	if n := metric(t, opsAddr, `herald_connections_refused_total{reason="file_limit"}`); n != float64(refused) {
+		t.Errorf("herald_connections_refused_total{reason=\"file_limit\"} %v; want %d", n, refused)
+	}
+	if n := metric(t, opsAddr, "herald_accept_errors_total"); n < float64(refused) {
+		t.Errorf("herald_accept_errors_total %v; want at least %d", n, refused)
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	if c, body := post(t, client, "http://"+addr+"/.well-known/mercure", mint(t, []string{"*"}, nil), url.Values{"topic": {"t"}, "data": {"x"}}); c != 200 {
+		t.Fatalf("publish after the clients left: %d %q", c, body)
+	}
+}
