@@ -137,6 +137,61 @@ func openStream(t *testing.T, addr string, dialer *net.Dialer) (net.Conn, string
 	return c, string(head)
 }
 
+// flood dials n connections to addr that send nothing, and sorts them by what the hub does
+// within a second: close them at once, after the canned 503 if canned is set (refused), or hold
+// them, saying nothing (held). The connections are closed at cleanup, or earlier by the caller.
+func flood(t *testing.T, addr string, n int, canned bool) (conns []net.Conn, refused, held int) {
+	t.Helper()
+	conns = make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, c := range conns {
+		wg.Go(func() {
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			b, err := io.ReadAll(c)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && canned && strings.HasPrefix(string(b), "HTTP/1.1 503 Service Unavailable\r\n"),
+				err == nil && !canned && len(b) == 0:
+				refused++
+			case len(b) == 0 && os.IsTimeout(err):
+				held++
+			default:
+				t.Errorf("a connection got %q, %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	return conns, refused, held
+}
+
+// waitHealthy polls /healthz until it answers: connections just closed by the client may
+// still hold places on the hub's side for a moment.
+func waitHealthy(t *testing.T, opsAddr string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get("http://" + opsAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz: %v", err)
+		}
+	}
+}
+
 // TestFileLimitKeepsAnswering runs the binary with 256 open files at most. By default that
 // leaves 192 connections for subscriptions and a reserve of 64: the 193rd subscription gets
 // 503 at once while publishes and /healthz answer 200; 100 more connections than the hub
@@ -201,35 +256,7 @@ func TestFileLimitKeepsAnswering(t *testing.T) {
 	// 100 connections that send nothing: 32 fill the hub's half of the reserve, the other 68
 	// are answered and closed as they are accepted.
 	waitMetric(t, opsAddr, "herald_connections_open", 192)
-	extra := make([]net.Conn, 100)
-	for i := range extra {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		extra[i] = c
-		conns = append(conns, c)
-	}
-	var mu sync.Mutex
-	refused, held := 0, 0
-	var wg sync.WaitGroup
-	for _, c := range extra {
-		wg.Go(func() {
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			b, err := io.ReadAll(c)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil && strings.HasPrefix(string(b), "HTTP/1.1 503 Service Unavailable\r\n"):
-				refused++
-			case len(b) == 0 && os.IsTimeout(err):
-				held++
-			default:
-				t.Errorf("a connection past the cap got %q, %v", b, err)
-			}
-		})
-	}
-	wg.Wait()
+	extra, refused, held := flood(t, addr, 100, true)
 	if refused != 68 || held != 32 {
 		t.Fatalf("of 100 connections past max_connections, %d were refused and %d held; want 68 and 32", refused, held)
 	}
@@ -242,49 +269,14 @@ func TestFileLimitKeepsAnswering(t *testing.T) {
 
 	// The operations address holds 8 connections (an eighth of the reserve) and closes more
 	// as it accepts them. One of the 8 may be metric's, kept alive.
-	ops := make([]net.Conn, 10)
-	for i := range ops {
-		c, err := net.Dial("tcp", opsAddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		ops[i] = c
-	}
-	closed, waiting := 0, 0
-	for _, c := range ops {
-		wg.Go(func() {
-			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-			n, err := c.Read(make([]byte, 1))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case n == 0 && err == io.EOF:
-				closed++
-			case os.IsTimeout(err):
-				waiting++
-			default:
-				t.Errorf("a connection to the operations address: %d bytes, %v", n, err)
-			}
-		})
-	}
-	wg.Wait()
+	ops, closed, waiting := flood(t, opsAddr, 10, false)
 	if waiting < 7 || waiting > 8 || closed != 10-waiting {
 		t.Fatalf("of 10 connections to the operations address, %d were closed and %d held; want 8 held, or 7 and metric's", closed, waiting)
 	}
 	for _, c := range ops {
 		c.Close()
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) { // until the hub has seen them go
-		resp, err := quick.Get("http://" + opsAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz after the operations connections closed: %v", err)
-		}
-	}
+	waitHealthy(t, opsAddr)
 	answers(http.StatusOK)
 	for _, c := range conns {
 		c.Close()
@@ -435,37 +427,7 @@ func TestOutOfFilesShedsConnections(t *testing.T) {
 	}
 	waitMetric(t, opsAddr, "herald_connections_open", 0)
 
-	conns := make([]net.Conn, 150)
-	for i := range conns {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns[i] = c
-	}
-	var (
-		mu            sync.Mutex
-		refused, held int
-		wg            sync.WaitGroup
-	)
-	for _, c := range conns {
-		wg.Go(func() {
-			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			b, err := io.ReadAll(c)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil && strings.HasPrefix(string(b), "HTTP/1.1 503 Service Unavailable\r\n"):
-				refused++
-			case len(b) == 0 && os.IsTimeout(err):
-				held++
-			default:
-				t.Errorf("a connection got %q, %v", b, err)
-			}
-		})
-	}
-	wg.Wait()
+	conns, refused, held := flood(t, addr, 150, true)
 	t.Logf("of 150 connections, %d were held and %d answered 503 and closed", held, refused)
 	// About 90 descriptors are free: 256, less the 150 inherited and the hub's own.
 	if refused < 40 || held < 60 || held > 100 {
@@ -478,16 +440,7 @@ func TestOutOfFilesShedsConnections(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		resp, err := http.Get("http://" + opsAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz after the clients left: %v", err)
-		}
-	}
+	waitHealthy(t, opsAddr)
 	waitMetric(t, opsAddr, "herald_connections_open", 0)
 	if n := metric(t, opsAddr, `herald_connections_refused_total{reason="file_limit"}`); n != float64(refused) {
 		t.Errorf("herald_connections_refused_total{reason=\"file_limit\"} %v; want %d", n, refused)
