@@ -42,6 +42,8 @@ type Config struct {
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
 	DispatchTimeout time.Duration
+	// ReadTimeout is how long a publish has, from its start, to send its whole body.
+	ReadTimeout time.Duration
 
 	TransportURL string
 	// NodeHeartbeat is how often a node of a cluster says it is alive; a node silent for three
@@ -49,7 +51,9 @@ type Config struct {
 	NodeHeartbeat time.Duration
 
 	MaxBodyBytes int64
-	MaxTopics    int
+	// MaxInflightBodyBytes bounds the bytes of publish bodies being read at once.
+	MaxInflightBodyBytes int64
+	MaxTopics            int
 	// MaxConnections caps the hub listener's connections that may carry a subscription; zero
 	// takes the default, derived from the process's open-file limit (see cmd/herald).
 	MaxConnections int
@@ -141,6 +145,16 @@ func directives() []directive {
 			return nil
 		}
 	}
+	size := func(dst func(*Config) *int64) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			var n int
+			if err := num(func(*Config) *int { return &n })(c, a); err != nil {
+				return err
+			}
+			*dst(c) = int64(n)
+			return nil
+		}
+	}
 	flag := func(dst func(*Config) *bool) func(*Config, []string) error {
 		return func(c *Config, a []string) error {
 			if len(a) > 1 {
@@ -199,6 +213,7 @@ func directives() []directive {
 		{"heartbeat", "DURATION", "comment sent on idle streams (default 40s, 0 = off)", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
 		{"write_timeout", "DURATION", "stream lifetime, jittered to 80-100% (default 600s, 0 = unbounded)", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},
 		{"dispatch_timeout", "DURATION", "how long a subscriber's socket may refuse data before it is dropped as slow (default 5s, 0 = no limit)", dur(func(c *Config) *time.Duration { return &c.DispatchTimeout })},
+		{"read_timeout", "DURATION", "how long a publish has, from its start, to send its whole body before it gets 408; subscriptions are not affected (default 10s, 0 = no limit)", dur(func(c *Config) *time.Duration { return &c.ReadTimeout })},
 		{"transport_url", "URL", "the update log: bolt://PATH (default bolt://herald.db), local:// or memory:// (?size=N), or a cluster transport: redis://HOST:PORT/DB?stream=NAME, nats://HOST:PORT?stream=NAME", str(func(c *Config) *string { return &c.TransportURL })},
 		{"transport", "local|bolt", "the update log by name (local = in memory); transport_url gives options", func(c *Config, a []string) error {
 			if len(a) > 1 && a[1] == "{" {
@@ -218,14 +233,8 @@ func directives() []directive {
 			return nil
 		}},
 		{"node_heartbeat", "DURATION", "with a shared transport (redis, nats): how often a node says it is alive; a node silent for 3 heartbeats has its subscriptions expire (default 5s)", dur(func(c *Config) *time.Duration { return &c.NodeHeartbeat })},
-		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", func(c *Config, a []string) error {
-			var n int
-			if err := num(func(*Config) *int { return &n })(c, a); err != nil {
-				return err
-			}
-			c.MaxBodyBytes = int64(n)
-			return nil
-		}},
+		{"max_body_bytes", "N", "largest publish body in bytes (default 1048576)", size(func(c *Config) *int64 { return &c.MaxBodyBytes })},
+		{"max_inflight_body_bytes", "N", "bytes of publish bodies being read at once, over all requests; a publish past it gets 503 with Retry-After (default 67108864, at least max_body_bytes)", size(func(c *Config) *int64 { return &c.MaxInflightBodyBytes })},
 		{"max_topics", "N", "most topics per publish and selectors per subscribe (default 1000)", num(func(c *Config) *int { return &c.MaxTopics })},
 		{"max_connections", "N", "most connections that may carry subscriptions; past it a new subscription gets 503 (default 0 = the open-file limit less a reserve)", num(func(c *Config) *int { return &c.MaxConnections })},
 		{"max_connections_per_ip", "N", "most subscriptions and publishes in progress from one remote address; past it 429 (default 0 = no cap)", num(func(c *Config) *int { return &c.MaxConnectionsPerIP })},

@@ -62,6 +62,8 @@ func TestLoadErrors(t *testing.T) {
 		{"tls needs both", []string{"--tls", "cert.pem"}, map[string]string{EnvPublisherKey: "k"}, []string{"takes a certificate file and a key file"}},
 		{"stray argument", []string{"extra"}, map[string]string{EnvPublisherKey: "k"}, []string{`unexpected argument "extra"`}},
 		{"missing config file", []string{"--config", "/nonexistent/herald.conf"}, map[string]string{EnvPublisherKey: "k"}, []string{"reading configuration file"}},
+		{"inflight below body", []string{"--max-body-bytes", "2000", "--max-inflight-body-bytes", "1000"}, map[string]string{EnvPublisherKey: "k"}, []string{"max_inflight_body_bytes 1000 is smaller than max_body_bytes 2000"}},
+		{"bad read timeout", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "read_timeout -1s"}, []string{`read_timeout: "-1s" is not a duration`}},
 		{"bad transport", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport redis"}, []string{`unknown transport "redis"`}},
 	}
 	for _, tc := range tests {
@@ -74,6 +76,35 @@ func TestLoadErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+// The body limits: read_timeout is a duration whose 0 turns it off, max_inflight_body_bytes a
+// number of bytes; a flag overrides MERCURE_EXTRA_DIRECTIVES.
+func TestBodyLimits(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		extra    string
+		timeout  time.Duration
+		inflight int64
+	}{
+		{"defaults", nil, "", 0, 0},
+		{"directives", nil, "read_timeout 3s\nmax_inflight_body_bytes 8388608", 3 * time.Second, 8 << 20},
+		{"zero is off", nil, "read_timeout 0", -1, 0},
+		{"bare seconds", nil, "read_timeout 30", 30 * time.Second, 0},
+		{"flags over env", []string{"--read-timeout", "500ms", "--max-inflight-body-bytes", "2097152"}, "read_timeout 3s\nmax_inflight_body_bytes 8388608", 500 * time.Millisecond, 2 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(tc.args, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: tc.extra}), &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ReadTimeout != tc.timeout || c.MaxInflightBodyBytes != tc.inflight {
+				t.Errorf("ReadTimeout %v, MaxInflightBodyBytes %d; want %v, %d", c.ReadTimeout, c.MaxInflightBodyBytes, tc.timeout, tc.inflight)
 			}
 		})
 	}

@@ -200,6 +200,9 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
 	}
+	if c.MaxInflightBodyBytes > 0 && c.MaxBodyBytes > c.MaxInflightBodyBytes {
+		errs = append(errs, fmt.Errorf("max_inflight_body_bytes %d is smaller than max_body_bytes %d: no body that large could ever be read", c.MaxInflightBodyBytes, c.MaxBodyBytes))
+	}
 	if !c.Dev && c.PublisherKey == "" && c.PublisherJWKS == "" {
 		errs = append(errs, fmt.Errorf("no publisher key: set %s (or %s), use --publisher-jwt-key, or run with --dev", EnvPublisherKey, EnvJWTKey))
 	}

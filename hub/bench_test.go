@@ -40,7 +40,11 @@ func BenchmarkFanOut(b *testing.B) {
 				b.ResetTimer()
 				for i := range b.N {
 					u.Seq = uint64(i + 1)
-					h.dispatch(u)
+					if kind == "template" {
+						h.dispatchWild(context.Background(), u)
+					} else {
+						h.dispatch(u)
+					}
 					if i%64 == 63 {
 						b.StopTimer()
 						for _, s := range subs {

@@ -175,20 +175,7 @@ func (h *Hub) ownSubscriptions() []Subscription {
 			})
 		}
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for s := range h.wild {
-		add(s)
-	}
-	seen := map[*Subscriber]bool{}
-	for _, set := range h.exact {
-		for s := range set {
-			if !seen[s] {
-				seen[s] = true
-				add(s)
-			}
-		}
-	}
+	h.eachSubscriber(add)
 	return out
 }
 

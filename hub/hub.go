@@ -66,13 +66,22 @@ type Hub struct {
 	// helloSeen wakes the cluster loop when another node said hello (capacity 1).
 	helloSeen chan struct{}
 	start     uint64        // log head when the hub was created: Run dispatches what follows
-	done      atomic.Uint64 // Seq of the last dispatched update
+	done      atomic.Uint64 // Seq of the last update dispatched by the dispatch loop
+	wildDone  atomic.Uint64 // Seq of the last update the wild loop has gone past (wild.go)
+	// progress wakes the wild loop when the dispatch loop has moved on (capacity 1).
+	progress chan struct{}
+	// wildCands is the wild loop's scratch list of candidate templates.
+	wildCands []candidate
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
-	wild  map[*Subscriber]struct{}            // subscribers with a *, template or invalid selector
-	count int
+	count int                                 // subscribers in exact
 	shut  bool
+
+	// wmu guards wild, the subscribers with a "*" or a template selector, apart from mu so that
+	// the dispatch loop never waits for the wild loop (see wild.go). No code holds both.
+	wmu  sync.RWMutex
+	wild wildIndex
 }
 
 // New checks cfg and returns a Hub. Call Run to start dispatching.
@@ -118,8 +127,9 @@ func New(cfg Config) (*Hub, error) {
 		reg:       registry{subs: make(map[string]Subscription), seen: make(map[uint32]time.Time)},
 		node:      newNodeTag(),
 		helloSeen: make(chan struct{}, 1),
+		progress:  make(chan struct{}, 1),
 		exact:     make(map[string]map[*Subscriber]struct{}),
-		wild:      make(map[*Subscriber]struct{}),
+		wild:      newWildIndex(),
 	}, nil
 }
 
@@ -147,7 +157,8 @@ func (h *Hub) Publish(ctx context.Context, u *transport.Update) error {
 
 // Run tails the transport from where it was when New returned and dispatches every update, in
 // log order, until ctx ends or the transport closes. Read errors are logged and retried with
-// backoff. Call it once.
+// backoff. Call it once. It also runs the wild loop (wild.go), which serves the subscribers
+// with "*" or template selectors, and returns once that has stopped too.
 func (h *Hub) Run(ctx context.Context) error {
 	if h.cfg.Cluster && h.cfg.Subscriptions {
 		clusterCtx, stop := context.WithCancel(ctx)
@@ -155,6 +166,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		go func() { defer close(done); h.runCluster(clusterCtx) }()
 		defer func() { stop(); <-done }()
 	}
+	wildCtx, stopWild := context.WithCancel(ctx)
+	wildDone := make(chan struct{})
+	go func() { defer close(wildDone); h.runWild(wildCtx) }()
+	defer func() { stopWild(); <-wildDone }()
 	after := h.start
 	backoff := 10 * time.Millisecond
 	for {
@@ -177,10 +192,17 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		backoff = 10 * time.Millisecond
 		for _, u := range batch {
+			if ctx.Err() != nil {
+				return nil
+			}
 			h.dispatch(u)
 			after = u.Seq
 		}
 		h.done.Store(after)
+		select {
+		case h.progress <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -190,7 +212,7 @@ func (h *Hub) Lag(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	done := max(h.done.Load(), h.start)
+	done := max(min(h.done.Load(), h.wildDone.Load()), h.start)
 	if head < done {
 		return 0, nil
 	}
@@ -206,26 +228,36 @@ func (h *Hub) Ready(ctx context.Context) error {
 // SelectorKinds counts the selectors of registered subscribers by kind, for metrics.
 func (h *Hub) SelectorKinds() map[string]float64 {
 	out := map[string]float64{}
-	count := func(s *Subscriber) {
+	h.eachSubscriber(func(s *Subscriber) {
 		for _, sel := range s.Selectors {
 			out[sel.Kind().String()]++
 		}
-	}
+	})
+	return out
+}
+
+// eachSubscriber calls fn once for every registered subscriber, holding the lock of the index
+// that has it: fn must not call back into the hub.
+func (h *Hub) eachSubscriber(fn func(*Subscriber)) {
+	h.wmu.RLock()
+	h.wild.each(fn)
+	h.wmu.RUnlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.wild {
-		count(s)
-	}
-	seen := map[*Subscriber]bool{}
-	for _, set := range h.exact {
+	eachExact(h.exact, fn)
+}
+
+// eachExact calls fn once for every subscriber of idx.
+func eachExact(idx map[string]map[*Subscriber]struct{}, fn func(*Subscriber)) {
+	seen := make(map[*Subscriber]struct{})
+	for _, set := range idx {
 		for s := range set {
-			if !seen[s] {
-				seen[s] = true
-				count(s)
+			if _, ok := seen[s]; !ok {
+				seen[s] = struct{}{}
+				fn(s)
 			}
 		}
 	}
-	return out
 }
 
 // Encode returns the SSE frame of u.
@@ -243,26 +275,27 @@ func (h *Hub) dispatch(u *transport.Update) {
 	// Record it first, so that whoever has received it also finds it in LastEventID and the
 	// table of active subscriptions.
 	h.reg.apply(u)
-	ev := &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
+	var ev *Event
 	h.mu.RLock()
 	for _, t := range u.Topics {
 		for s := range h.exact[t] {
+			if ev == nil {
+				ev = &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
+			}
 			h.offer(s, ev)
 		}
-	}
-	for s := range h.wild {
-		h.offer(s, ev)
 	}
 	h.mu.RUnlock()
 }
 
-// offer enqueues ev for s when s may receive it, at most once per update.
+// offer enqueues ev for s, which asked for one of its topics, when s may receive it, at most
+// once per update. It runs on the loop that serves s.
 func (h *Hub) offer(s *Subscriber, ev *Event) {
 	if s.lastSeq == ev.Update.Seq {
 		return // already offered through another of the update's topics
 	}
 	s.lastSeq = ev.Update.Seq
-	if s.CanReceive(h.m, ev.Update) {
+	if s.MayReceive(h.m, ev.Update) {
 		s.enqueue(ev)
 	}
 }
@@ -317,14 +350,7 @@ func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber
 		s.ready = make(chan struct{}, 1)
 		s.done = make(chan struct{})
 	}
-	allExact := true
-	for _, sel := range s.Selectors {
-		if sel.Kind() != topic.KindExact {
-			allExact = false
-			break
-		}
-	}
-	if err := h.register(s, allExact); err != nil {
+	if err := h.register(s); err != nil {
 		return nil, err
 	}
 	if h.cfg.Subscriptions {
@@ -333,26 +359,25 @@ func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber
 	return s, nil
 }
 
-// register adds s to the index.
-func (h *Hub) register(s *Subscriber, allExact bool) error {
+// register adds s to the index of exact topics, or to the wild index when it has a "*" or a
+// template selector.
+func (h *Hub) register(s *Subscriber) error {
+	if s.wild = isWild(s.Selectors); s.wild {
+		h.wmu.Lock()
+		defer h.wmu.Unlock()
+		if h.wild.shut {
+			return ErrShutdown
+		}
+		h.wild.add(s)
+		return nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.shut {
 		return ErrShutdown
 	}
-	if allExact {
-		for i, sel := range s.Selectors {
-			set := h.exact[sel.Raw()]
-			if set == nil {
-				set = make(map[*Subscriber]struct{})
-				h.exact[sel.Raw()] = set
-			} else if shared := sharedSelector(set, sel.Raw()); shared != nil {
-				s.Selectors[i] = shared
-			}
-			set[s] = struct{}{}
-		}
-	} else {
-		h.wild[s] = struct{}{}
+	for i := range s.Selectors {
+		addExact(h.exact, s, i)
 	}
 	h.count++
 	return nil
@@ -376,28 +401,21 @@ func sharedSelector(set map[*Subscriber]struct{}, raw string) *topic.Selector {
 
 // Unsubscribe removes s from the hub. It is safe to call more than once.
 func (h *Hub) Unsubscribe(s *Subscriber) {
-	h.mu.Lock()
 	removed := false
-	if _, ok := h.wild[s]; ok {
-		delete(h.wild, s)
-		removed = true
+	if s.wild {
+		h.wmu.Lock()
+		removed = h.wild.remove(s)
+		h.wmu.Unlock()
 	} else {
+		h.mu.Lock()
 		for _, sel := range s.Selectors {
-			if set, ok := h.exact[sel.Raw()]; ok {
-				if _, in := set[s]; in {
-					delete(set, s)
-					removed = true
-					if len(set) == 0 {
-						delete(h.exact, sel.Raw())
-					}
-				}
-			}
+			removed = removeExact(h.exact, s, sel.Raw()) || removed
 		}
+		if removed {
+			h.count--
+		}
+		h.mu.Unlock()
 	}
-	if removed {
-		h.count--
-	}
-	h.mu.Unlock()
 	s.close(ErrShutdown)
 	if removed && h.cfg.Subscriptions {
 		ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
@@ -409,28 +427,24 @@ func (h *Hub) Unsubscribe(s *Subscriber) {
 // Subscribers returns the number of registered subscribers.
 func (h *Hub) Subscribers() int {
 	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.count
+	n := h.count
+	h.mu.RUnlock()
+	h.wmu.RLock()
+	defer h.wmu.RUnlock()
+	return n + h.wild.count
 }
 
 // Shutdown refuses new subscribers and closes every registered one with ErrShutdown; their
 // owners flush what is queued and end their streams.
 func (h *Hub) Shutdown() {
+	h.wmu.Lock()
+	h.wild.shut = true
+	var subs []*Subscriber
+	h.wild.each(func(s *Subscriber) { subs = append(subs, s) })
+	h.wmu.Unlock()
 	h.mu.Lock()
 	h.shut = true
-	subs := make([]*Subscriber, 0, h.count)
-	for s := range h.wild {
-		subs = append(subs, s)
-	}
-	seen := make(map[*Subscriber]struct{})
-	for _, set := range h.exact {
-		for s := range set {
-			if _, ok := seen[s]; !ok {
-				seen[s] = struct{}{}
-				subs = append(subs, s)
-			}
-		}
-	}
+	eachExact(h.exact, func(s *Subscriber) { subs = append(subs, s) })
 	h.mu.Unlock()
 	for _, s := range subs {
 		s.close(ErrShutdown)

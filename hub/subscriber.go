@@ -41,7 +41,8 @@ type Subscriber struct {
 
 	maxQueue      int
 	maxQueueBytes int
-	lastSeq       uint64 // Seq last offered by dispatch; touched by the dispatch goroutine only
+	lastSeq       uint64 // Seq last offered; touched only by the loop that serves the subscriber
+	wild          bool   // served by the wild loop (a "*" or template selector); set by register
 
 	mu         sync.Mutex
 	queue      []*Event
@@ -100,9 +101,12 @@ func (s *Subscriber) Drain(dst []*Event) []*Event {
 
 // CanReceive reports whether the subscriber asked for u and may see it.
 func (s *Subscriber) CanReceive(m *topic.Matcher, u *transport.Update) bool {
-	if !m.MatchAny(s.Selectors, u.Topics) {
-		return false
-	}
+	return m.MatchAny(s.Selectors, u.Topics) && s.MayReceive(m, u)
+}
+
+// MayReceive reports whether the subscriber may see u, which it asked for: u is public, or
+// its JWT allows one of u's topics.
+func (s *Subscriber) MayReceive(m *topic.Matcher, u *transport.Update) bool {
 	return !u.Private || m.MatchAny(s.Allowed, u.Topics)
 }
 

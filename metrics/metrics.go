@@ -19,6 +19,7 @@ type Metrics struct {
 
 	published       *prometheus.CounterVec
 	publishRefused  *prometheus.CounterVec
+	refused         *prometheus.CounterVec
 	publishDuration prometheus.Histogram
 	delivered       prometheus.Counter
 	bytesWritten    prometheus.Counter
@@ -27,7 +28,9 @@ type Metrics struct {
 	disconnects     *prometheus.CounterVec
 	connections     prometheus.Counter
 	transportErrors *prometheus.CounterVec
-	refused         *prometheus.CounterVec
+	matchDuration   prometheus.Histogram
+	matchCandidates prometheus.Histogram
+	connRefused     *prometheus.CounterVec
 	acceptErrors    prometheus.Counter
 }
 
@@ -44,6 +47,10 @@ func New() *Metrics {
 			Name: "herald_publish_refused_total",
 			Help: "Publish requests refused, by HTTP status code.",
 		}, []string{"code"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_requests_refused_total",
+			Help: "Requests refused, by HTTP status code and reason category (missing_token, invalid_token, forbidden_topic, bad_request, body_too_large, body_timeout, busy...).",
+		}, []string{"code", "reason"}),
 		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "herald_publish_duration_seconds",
 			Help:    "Time to authorise, validate and store one update.",
@@ -78,17 +85,28 @@ func New() *Metrics {
 			Name: "herald_transport_errors_total",
 			Help: "Failed transport operations, by operation.",
 		}, []string{"op"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		matchDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_template_match_duration_seconds",
+			Help:    "Time to find the template subscribers of one update (matching and queueing), for updates with candidate templates.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		matchCandidates: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "herald_template_match_candidates",
+			Help:    "(template, topic) pairs evaluated for one update, after the prefix index.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_connections_refused_total",
-			Help: "Connections and requests turned away by a connection cap, by reason: max_connections (a subscription, 503), per_ip (429), reserve_exhausted, operations_full and file_limit (a connection closed at once).",
+			Help: "Connections closed as they were accepted, by reason: reserve_exhausted (the hub's address is past max_connections and its reserve), operations_full (the operations address is at its cap), file_limit (the process was out of open files).",
 		}, []string{"reason"}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_accept_errors_total",
-			Help: "Failed accepts on the hub's listeners, such as running out of open files.",
+			Help: "Failed accepts on the hub's and the operations address, such as running out of open files.",
 		}),
 	}
-	reg.MustRegister(m.published, m.publishRefused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
-		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.refused, m.acceptErrors,
+	reg.MustRegister(m.published, m.publishRefused, m.refused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
+		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.matchDuration, m.matchCandidates,
+		m.connRefused, m.acceptErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -150,6 +168,28 @@ func (m *Metrics) PublishRefused(code int) {
 	m.publishRefused.WithLabelValues(itoa(code)).Inc()
 }
 
+// Refused records a refused request of any endpoint by status code and reason category. The
+// category comes from a fixed set, never from the request, so that clients cannot grow the
+// number of series.
+func (m *Metrics) Refused(code int, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(itoa(code), reason).Inc()
+}
+
+// BodyBytes registers a gauge of the bytes reserved by publish bodies being read, read at
+// scrape time.
+func (m *Metrics) BodyBytes(inflight func() float64) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "herald_publish_body_bytes_inflight",
+		Help: "Bytes reserved by publish bodies being read; at max_inflight_body_bytes further publishes get 503.",
+	}, inflight))
+}
+
 // Written records one write to a subscriber: events, bytes, and the dispatch time of the
 // oldest event in it (zero when unknown, e.g. for history).
 func (m *Metrics) Written(events, bytes int, oldest time.Time) {
@@ -183,6 +223,17 @@ func (m *Metrics) Disconnected(reason string) {
 }
 
 // TransportError records a failed transport operation ("append", "read", "lookup").
+// Matched records the template matching done for one update by the loop that serves wild
+// subscribers: how many (template, topic) pairs were candidates, and how long the update took.
+func (m *Metrics) Matched(candidates int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.matchCandidates.Observe(float64(candidates))
+	m.matchDuration.Observe(d.Seconds())
+}
+
+// TransportError counts a failed transport operation.
 func (m *Metrics) TransportError(op string) {
 	if m == nil {
 		return
@@ -190,12 +241,13 @@ func (m *Metrics) TransportError(op string) {
 	m.transportErrors.WithLabelValues(op).Inc()
 }
 
-// ConnectionRefused records a connection or request turned away by a connection cap.
+// ConnectionRefused records a connection closed as it was accepted, by a connection cap or
+// for want of open files.
 func (m *Metrics) ConnectionRefused(reason string) {
 	if m == nil {
 		return
 	}
-	m.refused.WithLabelValues(reason).Inc()
+	m.connRefused.WithLabelValues(reason).Inc()
 }
 
 // AcceptError records a failed accept.

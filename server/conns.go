@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heraldhub/herald/internal/loglimit"
 	"github.com/heraldhub/herald/metrics"
 )
 
@@ -45,7 +47,7 @@ const RetryAfter = "5"
 // the backlog. tls says that ln's connections will carry TLS: a connection refused at accept
 // is then closed without the canned 503, which it could not read.
 func (s *Server) Listener(ln net.Listener, tls bool) net.Listener {
-	l := newListener(ln, "hub", s.log, s.cfg.Metrics)
+	l := newListener(ln, "hub", s.accepts, s.cfg.Metrics)
 	l.open, l.full = &s.open, "reserve_exhausted"
 	if s.cfg.MaxConnections > 0 {
 		l.hardCap = int64(s.cfg.MaxConnections + s.cfg.ConnectionReserve)
@@ -67,10 +69,7 @@ func (s *Server) OpenConnections() int { return int(s.open.Load()) }
 // store; its failed accepts are logged at warn level at most once a second, and when the
 // process runs out of descriptors the waiting connection is closed at once (see Listener).
 func OpsListener(ln net.Listener, maxConns int, log *slog.Logger, m *metrics.Metrics) net.Listener {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	l := newListener(ln, "operations", log, m)
+	l := newListener(ln, "operations", loglimit.New(loglimit.Config{Logger: log, Every: time.Second}), m)
 	l.hardCap, l.full = int64(maxConns), "operations_full"
 	return l
 }
@@ -78,21 +77,19 @@ func OpsListener(ln net.Listener, maxConns int, log *slog.Logger, m *metrics.Met
 // listener counts, caps and refuses the connections it accepts.
 type listener struct {
 	net.Listener
-	name    string        // for logs: "hub" or "operations"
-	open    *atomic.Int64 // connections open; shared with the Server for the hub listener
-	hardCap int64         // most connections open; past it they are refused at accept; 0 = no cap
-	full    string        // the metrics reason of a refusal by hardCap
-	canned  []byte        // the answer of a connection refused at accept; nil closes it only
-	log     *slog.Logger
+	name    string            // for logs: "hub" or "operations"
+	open    *atomic.Int64     // connections open; shared with the Server for the hub listener
+	hardCap int64             // most connections open; past it they are refused at accept; 0 = no cap
+	full    string            // the metrics reason of a refusal by hardCap
+	canned  []byte            // the answer of a connection refused at accept; nil closes it only
+	log     *loglimit.Limiter // failed accepts and refusals, once a second each
 	metrics *metrics.Metrics
-	errs    everySecond // failed accepts
-	refused everySecond // connections refused at accept
 
 	spareMu sync.Mutex
 	spare   *os.File // a descriptor kept to be given up when the process runs out; nil if none
 }
 
-func newListener(ln net.Listener, name string, log *slog.Logger, m *metrics.Metrics) *listener {
+func newListener(ln net.Listener, name string, log *loglimit.Limiter, m *metrics.Metrics) *listener {
 	l := &listener{Listener: ln, name: name, open: new(atomic.Int64), log: log, metrics: m}
 	l.spare, _ = os.Open(os.DevNull) // without it, shedding is not possible: accepts back off
 	return l
@@ -108,7 +105,7 @@ func (l *listener) Accept() (net.Conn, error) {
 				return nil, err
 			}
 			l.metrics.AcceptError()
-			l.errs.warn(l.log, "accepting a connection failed", "listener", l.name, "err", err)
+			l.log.Log(context.Background(), slog.LevelWarn, "accept_error", "accepting a connection failed", "listener", l.name, "err", err)
 			if (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && l.shed() {
 				continue
 			}
@@ -151,7 +148,7 @@ func (l *listener) shed() bool {
 // refuse answers c with the canned 503 if there is one, without waiting for it, and closes it.
 func (l *listener) refuse(c net.Conn, reason string) {
 	l.metrics.ConnectionRefused(reason)
-	l.refused.warn(l.log, "connection refused at accept: the hub is at capacity", "listener", l.name, "reason", reason)
+	l.log.Log(context.Background(), slog.LevelWarn, "refused", "connection closed as it was accepted", "listener", l.name, "reason", reason)
 	if l.canned != nil {
 		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond)) // a new socket's buffer takes it at once
 		_, _ = c.Write(l.canned)
@@ -225,13 +222,16 @@ func (s *Server) atCapacity() bool {
 	return s.cfg.MaxConnections > 0 && s.open.Load() > int64(s.cfg.MaxConnections)
 }
 
-// refuseCapped answers a request refused by a cap with code, Retry-After and a short reason;
-// the log line is rate-limited, since a full hub refuses many.
-func (s *Server) refuseCapped(w http.ResponseWriter, r *http.Request, code int, metric, reason string) {
-	s.cfg.Metrics.ConnectionRefused(metric)
-	s.capLog.warn(s.log, "request refused: "+reason, "method", r.Method, "status", code, "remote", r.RemoteAddr)
+// capacityRefusal is the answer to a subscription past MaxConnections.
+func (s *Server) capacityRefusal(w http.ResponseWriter) *requestError {
 	w.Header().Set("Retry-After", RetryAfter)
-	httpError(w, code, reason)
+	return &requestError{code: http.StatusServiceUnavailable, category: reasonMaxConnections, reason: "the hub is at capacity"}
+}
+
+// perIPRefusal is the answer to a subscription or publish past MaxConnectionsPerIP.
+func (s *Server) perIPRefusal(w http.ResponseWriter) *requestError {
+	w.Header().Set("Retry-After", RetryAfter)
+	return &requestError{code: http.StatusTooManyRequests, category: reasonPerIP, reason: "too many connections from this address"}
 }
 
 // perIP counts the requests in progress (streams and publishes) of each remote address.
@@ -275,26 +275,4 @@ func (p *perIP) acquire(remote string) (release func(), ok bool) {
 			}
 		})
 	}, true
-}
-
-// everySecond lets a log line through at most once a second, with the number of events it
-// stands for (those held back since the last line, and this one).
-type everySecond struct {
-	mu   sync.Mutex
-	last time.Time
-	held int
-}
-
-func (e *everySecond) warn(log *slog.Logger, msg string, args ...any) {
-	e.mu.Lock()
-	now := time.Now()
-	if now.Sub(e.last) < time.Second {
-		e.held++
-		e.mu.Unlock()
-		return
-	}
-	n := e.held + 1
-	e.held, e.last = 0, now
-	e.mu.Unlock()
-	log.Warn(msg, append(args, "count", n)...)
 }

@@ -44,18 +44,18 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			return
 		}
 		if !allowed {
-			s.refuse(w, r, http.StatusForbidden, "origin not allowed by cors_origins")
+			s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenOrigin, reason: "origin not allowed by cors_origins"})
 			return
 		}
 		method := r.Header.Get("Access-Control-Request-Method")
 		if method != http.MethodGet && method != http.MethodPost && method != http.MethodHead {
-			s.refuse(w, r, http.StatusForbidden, "method "+method+" not allowed by CORS")
+			s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonCORS, reason: "method " + method + " not allowed by CORS"})
 			return
 		}
 		for _, name := range strings.Split(r.Header.Get("Access-Control-Request-Headers"), ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
 			if name != "" && !slices.Contains(corsAllowedHeaders, name) {
-				s.refuse(w, r, http.StatusForbidden, "header "+name+" not allowed by CORS")
+				s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonCORS, reason: "header " + name + " not allowed by CORS"})
 				return
 			}
 		}

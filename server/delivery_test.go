@@ -424,17 +424,25 @@ func TestHTTP1StreamOverTLS(t *testing.T) {
 	waitFor(t, "the subscriber to go", func() bool { return th.Hub.Subscribers() == 0 })
 }
 
-// subscribeOverTLS serves th's handler over TLS, with HTTP/2 or HTTP/1.1 only, and
-// subscribes to topic a there.
-func subscribeOverTLS(t *testing.T, th *testHub, http2 bool) *http.Response {
+// serveTLS serves th's handler over TLS too, with HTTP/2 or HTTP/1.1 only, until cleanup; it
+// returns the hub endpoint there and a client that trusts it.
+func serveTLS(t *testing.T, th *testHub, http2 bool) (hubURL string, client *http.Client) {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(th.handler)
 	ts.EnableHTTP2 = http2
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	client := ts.Client()
+	client = ts.Client()
 	t.Cleanup(client.CloseIdleConnections)
-	resp, err := client.Get(ts.URL + server.Path + "?topic=a")
+	return ts.URL + server.Path, client
+}
+
+// subscribeOverTLS serves th's handler over TLS, with HTTP/2 or HTTP/1.1 only, and
+// subscribes to topic a there.
+func subscribeOverTLS(t *testing.T, th *testHub, http2 bool) *http.Response {
+	t.Helper()
+	hubURL, client := serveTLS(t, th, http2)
+	resp, err := client.Get(hubURL + "?topic=a")
 	if err != nil {
 		t.Fatal(err)
 	}

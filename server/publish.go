@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,51 +18,44 @@ import (
 	"github.com/heraldhub/herald/transport"
 )
 
-// errBadRequest marks parse errors answered with 400; others are 413 or 415.
-type requestError struct {
-	code   int
-	reason string
-}
-
-func (e *requestError) Error() string { return e.reason }
-
-func badRequest(format string, args ...any) error {
-	return &requestError{code: http.StatusBadRequest, reason: fmt.Sprintf(format, args...)}
-}
-
 // publish handles POST /.well-known/mercure: authorise, parse, validate, then append to the log.
 // Nothing is stored unless every check passes.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	discovery(w)
+	refuse := func(e *requestError) {
+		s.cfg.Metrics.PublishRefused(e.code)
+		s.refuse(w, r, e)
+	}
 	release, ok := s.ips.acquire(r.RemoteAddr)
 	if !ok {
-		s.cfg.Metrics.PublishRefused(http.StatusTooManyRequests)
-		s.refuseCapped(w, r, http.StatusTooManyRequests, "per_ip", "too many connections from this address")
+		refuse(s.perIPRefusal(w))
 		return
 	}
 	defer release()
-	refuse := func(code int, reason string) {
-		s.cfg.Metrics.PublishRefused(code)
-		s.refuse(w, r, code, reason)
-	}
-	claims, code, reason := s.authorize(r, s.cfg.Publisher, true)
-	if code != 0 {
-		refuse(code, reason)
+	claims, rerr := s.authorize(r, s.cfg.Publisher, true)
+	if rerr != nil {
+		refuse(rerr)
 		return
 	}
 	if !claims.HasPublish {
-		refuse(http.StatusForbidden, "token has no mercure.publish claim")
+		refuse(&requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token has no mercure.publish claim"})
 		return
 	}
-	u, err := s.parseUpdate(w, r)
-	if err != nil {
-		var re *requestError
-		if errors.As(err, &re) {
-			refuse(re.code, re.reason)
-			return
-		}
-		refuse(http.StatusBadRequest, err.Error())
+	mt, rerr := mediaType(r)
+	if rerr != nil {
+		refuse(rerr)
+		return
+	}
+	body, release, rerr := s.readBody(w, r)
+	if rerr != nil {
+		refuse(rerr)
+		return
+	}
+	defer release()
+	u, rerr := s.parseUpdate(mt, body)
+	if rerr != nil {
+		refuse(rerr)
 		return
 	}
 	m := s.hub.Matcher()
@@ -76,14 +70,14 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if !ok {
-			refuse(http.StatusForbidden, fmt.Sprintf("token may not publish to topic %q", t))
+			refuse(&requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: fmt.Sprintf("token may not publish to topic %q", t)})
 			return
 		}
 	}
 	if err := s.hub.Publish(r.Context(), u); err != nil {
 		switch {
 		case errors.Is(err, transport.ErrDuplicateID):
-			refuse(http.StatusConflict, fmt.Sprintf("an update with id %q already exists", u.ID))
+			refuse(&requestError{code: http.StatusConflict, category: reasonDuplicateID, reason: fmt.Sprintf("an update with id %q already exists", u.ID)})
 		case r.Context().Err() != nil:
 			s.log.Debug("publisher went away before the update was stored", "id", u.ID, "err", err)
 		default:
@@ -99,34 +93,37 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, u.ID)
 }
 
-// authorize extracts and verifies the request's JWT. It returns zero code on success; claims is
+// authorize extracts and verifies the request's JWT. It returns a nil refusal on success; claims is
 // nil for an anonymous request (no token) when anonymous requests are allowed. For publishes
 // (publish true) a token is always required and a cookie-borne one must come from an allowed
 // origin.
-func (s *Server) authorize(r *http.Request, v *auth.Verifier, publish bool) (claims *auth.Claims, code int, reason string) {
+func (s *Server) authorize(r *http.Request, v *auth.Verifier, publish bool) (*auth.Claims, *requestError) {
+	unauthorized := func(category, reason string) *requestError {
+		return &requestError{code: http.StatusUnauthorized, category: category, reason: reason}
+	}
 	token, src, err := auth.FromRequest(r, s.cfg.CookieName)
 	if err != nil {
-		return nil, http.StatusUnauthorized, err.Error()
+		return nil, unauthorized(reasonInvalidToken, err.Error())
 	}
 	if src == auth.SourceNone {
 		if publish || !s.cfg.Anonymous {
-			return nil, http.StatusUnauthorized, "missing JWT: send it in the Authorization header, the authorization query parameter or the " + s.cfg.CookieName + " cookie"
+			return nil, unauthorized(reasonMissingToken, "missing JWT: send it in the Authorization header, the authorization query parameter or the "+s.cfg.CookieName+" cookie")
 		}
-		return nil, 0, ""
+		return nil, nil
 	}
 	if v == nil {
-		return nil, http.StatusUnauthorized, "no key is configured to verify this JWT"
+		return nil, unauthorized(reasonInvalidToken, "no key is configured to verify this JWT")
 	}
 	if publish && src == auth.SourceCookie {
 		if err := auth.CheckOrigin(r, s.cfg.PublishOrigins); err != nil {
-			return nil, http.StatusForbidden, err.Error()
+			return nil, &requestError{code: http.StatusForbidden, category: reasonForbiddenOrigin, reason: err.Error()}
 		}
 	}
-	claims, err = v.Verify(token)
+	claims, err := v.Verify(token)
 	if err != nil {
-		return nil, http.StatusUnauthorized, err.Error()
+		return nil, unauthorized(reasonInvalidToken, err.Error())
 	}
-	return claims, 0, ""
+	return claims, nil
 }
 
 // jsonUpdate is the JSON publish body. Topic takes a string or an array of strings.
@@ -139,25 +136,17 @@ type jsonUpdate struct {
 	Retry   *uint64         `json:"retry"`
 }
 
-// parseUpdate reads and validates the publish body: a form, as the draft requires, or a JSON
-// object with the same fields.
-func (s *Server) parseUpdate(w http.ResponseWriter, r *http.Request) (*transport.Update, error) {
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil {
-		mt = ""
+// mediaType returns the publish body's media type: a form, as the draft requires, or JSON.
+func mediaType(r *http.Request) (string, *requestError) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "application/json") {
+		return "", &requestError{code: http.StatusUnsupportedMediaType, category: reasonUnsupportedMedia, reason: "the body must be application/x-www-form-urlencoded or application/json"}
 	}
-	if mt != "application/x-www-form-urlencoded" && mt != "application/json" {
-		return nil, &requestError{code: http.StatusUnsupportedMediaType, reason: "the body must be application/x-www-form-urlencoded or application/json"}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &requestError{code: http.StatusRequestEntityTooLarge, reason: fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes)}
-		}
-		return nil, badRequest("reading the body: %v", err)
-	}
+	return mt, nil
+}
+
+// parseUpdate decodes and validates a publish body of media type mt.
+func (s *Server) parseUpdate(mt string, body []byte) (*transport.Update, *requestError) {
 	if mt == "application/json" {
 		return s.parseJSON(body)
 	}
@@ -166,7 +155,7 @@ func (s *Server) parseUpdate(w http.ResponseWriter, r *http.Request) (*transport
 
 // parseForm decodes an urlencoded publish body. Only the first value of data, id, type and
 // retry counts; every topic counts; private counts by its presence alone.
-func (s *Server) parseForm(body []byte) (*transport.Update, error) {
+func (s *Server) parseForm(body []byte) (*transport.Update, *requestError) {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, badRequest("malformed form body: %v", err)
@@ -184,8 +173,8 @@ func (s *Server) parseForm(body []byte) (*transport.Update, error) {
 }
 
 // parseJSON decodes a JSON publish body; unknown fields are refused so typos do not pass silently.
-func (s *Server) parseJSON(body []byte) (*transport.Update, error) {
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+func (s *Server) parseJSON(body []byte) (*transport.Update, *requestError) {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var j jsonUpdate
 	if err := dec.Decode(&j); err != nil {
@@ -210,7 +199,7 @@ func (s *Server) parseJSON(body []byte) (*transport.Update, error) {
 }
 
 // validate applies the checks common to both body formats.
-func (s *Server) validate(u *transport.Update) error {
+func (s *Server) validate(u *transport.Update) *requestError {
 	if len(u.Topics) == 0 {
 		return badRequest(`Missing "topic" parameter`)
 	}
@@ -222,7 +211,7 @@ func (s *Server) validate(u *transport.Update) error {
 			return err
 		}
 		if strings.Contains(t, Path) {
-			return &requestError{code: http.StatusForbidden, reason: fmt.Sprintf("topic %q is in the hub's reserved %s namespace", t, Path)}
+			return &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: fmt.Sprintf("topic %q is in the hub's reserved %s namespace", t, Path)}
 		}
 	}
 	if strings.ContainsAny(u.ID, "\r\n\x00") {
@@ -248,7 +237,7 @@ const MaxTopicLength = 4096
 
 // checkTopic refuses topics that are empty, too long, not UTF-8, or hold control characters
 // (the draft).
-func checkTopic(t string) error {
+func checkTopic(t string) *requestError {
 	if t == "" {
 		return badRequest("empty topic")
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/loglimit"
 	"github.com/heraldhub/herald/metrics"
 )
 
@@ -23,8 +25,12 @@ const (
 	DefaultWriteTimeout    = 600 * time.Second
 	DefaultDispatchTimeout = 5 * time.Second
 	DefaultMaxBodyBytes    = 1 << 20
-	DefaultMaxTopics       = 1000
-	DefaultCookieName      = "mercureAuthorization"
+	DefaultReadTimeout     = 10 * time.Second
+	// DefaultMaxInflightBodyBytes bounds the publish bodies being read at once: 64 MiB, the
+	// room for 64 bodies of the default max_body_bytes.
+	DefaultMaxInflightBodyBytes = 64 << 20
+	DefaultMaxTopics            = 1000
+	DefaultCookieName           = "mercureAuthorization"
 )
 
 // Config is the HTTP layer's configuration. Durations follow the reference hub: a negative
@@ -54,6 +60,14 @@ type Config struct {
 	DispatchTimeout time.Duration
 	// MaxBodyBytes bounds a publish request's body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// ReadTimeout is how long, from its start, a publish (or any request but a subscribe) has
+	// to send its whole body; a late publish gets 408 and its connection is closed. Default
+	// DefaultReadTimeout. Subscriptions are not affected.
+	ReadTimeout time.Duration
+	// MaxInflightBodyBytes bounds the bytes held by publish bodies being read and parsed,
+	// summed over all requests; a publish that does not fit gets 503 with Retry-After before
+	// its body is read. It must be at least MaxBodyBytes. Default DefaultMaxInflightBodyBytes.
+	MaxInflightBodyBytes int64
 	// MaxTopics bounds topics per publish and selectors per subscribe. Default DefaultMaxTopics.
 	MaxTopics int
 	// Subscriptions serves the active subscriptions API (the hub must publish subscription
@@ -87,12 +101,15 @@ type Server struct {
 	log *slog.Logger
 	hub *hub.Hub
 
+	bodies   bodyBudget        // bytes of publish bodies being read
+	refusals *loglimit.Limiter // logs refused requests, once a second per reason category
+
 	poolOnce sync.Once
 	streams  *pool // writer pool of hijacked HTTP/1.1 streams; nil until the first one
 
-	open   atomic.Int64 // connections open on Listener's listener, hijacked streams included
-	ips    perIP        // requests in progress by remote address
-	capLog everySecond  // refusals by a cap, logged at most once a second
+	open    atomic.Int64      // connections open on Listener's listener, hijacked streams included
+	ips     perIP             // requests in progress by remote address
+	accepts *loglimit.Limiter // logs failed accepts and connections refused at accept, once a second per kind
 }
 
 // New checks cfg, applies defaults and returns a Server.
@@ -109,6 +126,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, DefaultReadTimeout)
+	if cfg.MaxInflightBodyBytes <= 0 {
+		cfg.MaxInflightBodyBytes = DefaultMaxInflightBodyBytes
+	}
+	if cfg.MaxInflightBodyBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("server: max_inflight_body_bytes (%d) is smaller than max_body_bytes (%d): no large publish could ever be read", cfg.MaxInflightBodyBytes, cfg.MaxBodyBytes)
+	}
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = DefaultMaxTopics
 	}
@@ -123,7 +147,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("server: cors_origins entries are exact origins or a lone *")
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub, ips: perIP{max: cfg.MaxConnectionsPerIP}}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub, ips: perIP{max: cfg.MaxConnectionsPerIP}}
+	s.bodies.limit = cfg.MaxInflightBodyBytes
+	s.refusals = loglimit.New(loglimit.Config{Logger: cfg.Logger, Every: time.Second})
+	s.accepts = loglimit.New(loglimit.Config{Logger: cfg.Logger, Every: time.Second})
+	return s, nil
 }
 
 // orDefault maps zero to def and negative to 0 (off).
@@ -138,14 +166,15 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Handler returns the routes: the hub endpoint (GET/HEAD subscribe, POST publish, OPTIONS
-// preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling.
+// preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling
+// and in the body's read deadline.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, s.subscribe) // GET patterns also match HEAD
 	mux.HandleFunc("POST "+Path, s.publish)
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+		s.refuse(w, r, &requestError{code: http.StatusMethodNotAllowed, category: reasonMethod, reason: "method not allowed"})
 	})
 	if s.cfg.Subscriptions {
 		sp := hub.SubscriptionsPath
@@ -157,7 +186,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET "+Path+"/ui/", s.cfg.UI)
 		mux.Handle("GET "+Path+"/ui", http.RedirectHandler(Path+"/ui/", http.StatusMovedPermanently))
 	}
-	return s.cors(mux)
+	return s.bodyDeadline(s.cors(mux))
 }
 
 // httpError answers with a short plain-text reason, as the reference hub does.
@@ -168,12 +197,6 @@ func httpError(w http.ResponseWriter, code int, reason string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(reason + "\n"))
-}
-
-// refuse logs a refused request at info level and answers it.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, reason string) {
-	s.log.Info("request refused", "method", r.Method, "path", r.URL.Path, "status", code, "reason", reason, "remote", r.RemoteAddr)
-	httpError(w, code, reason)
 }
 
 // discovery adds the Link header that advertises the hub, as the draft's examples do.

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -21,12 +20,12 @@ import (
 // the stream's lifetime ends or the hub closes the subscriber.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if s.atCapacity() {
-		s.refuseCapped(w, r, http.StatusServiceUnavailable, "max_connections", "the hub is at capacity")
+		s.refuse(w, r, s.capacityRefusal(w))
 		return
 	}
 	releaseIP, ok := s.ips.acquire(r.RemoteAddr)
 	if !ok {
-		s.refuseCapped(w, r, http.StatusTooManyRequests, "per_ip", "too many connections from this address")
+		s.refuse(w, r, s.perIPRefusal(w))
 		return
 	}
 	handedOver := false // to the pool, which then releases what the stream holds
@@ -35,26 +34,26 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 			releaseIP()
 		}
 	}()
-	claims, code, reason := s.authorize(r, s.cfg.Subscriber, false)
-	if code != 0 {
-		s.refuse(w, r, code, reason)
+	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
 		return
 	}
 	q := r.URL.Query()
 	raw := q["topic"]
 	if len(raw) == 0 {
-		s.refuse(w, r, http.StatusBadRequest, `Missing "topic" parameter`)
+		s.refuse(w, r, badRequest(`Missing "topic" parameter`))
 		return
 	}
 	if len(raw) > s.cfg.MaxTopics {
-		s.refuse(w, r, http.StatusBadRequest, fmt.Sprintf("too many topic selectors: %d, at most %d", len(raw), s.cfg.MaxTopics))
+		s.refuse(w, r, badRequest("too many topic selectors: %d, at most %d", len(raw), s.cfg.MaxTopics))
 		return
 	}
 	m := s.hub.Matcher()
 	opts := hub.SubscribeOptions{Selectors: make([]*topic.Selector, len(raw))}
 	for i, sel := range raw {
 		if err := checkTopic(sel); err != nil {
-			s.refuse(w, r, http.StatusBadRequest, "invalid topic selector: "+err.Error())
+			s.refuse(w, r, badRequest("invalid topic selector: %s", err.reason))
 			return
 		}
 		opts.Selectors[i] = m.Compile(sel)

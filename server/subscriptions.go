@@ -27,12 +27,12 @@ type subscriptionsCollection struct {
 // mercure.subscribe claim must match the requested path, as subscription events' topics do.
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	discovery(w)
-	claims, code, reason := s.authorize(r, s.cfg.Subscriber, false)
-	if code == 0 && claims == nil {
-		code, reason = http.StatusUnauthorized, "the subscriptions API needs a JWT"
+	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
+	if rerr == nil && claims == nil {
+		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
 	}
-	if code != 0 {
-		s.refuse(w, r, code, reason)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
 		return
 	}
 	path := r.URL.EscapedPath()
@@ -45,7 +45,7 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !allowed {
-		s.refuse(w, r, http.StatusForbidden, "token's mercure.subscribe claim does not match "+path)
+		s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path})
 		return
 	}
 	selector, subscriber := r.PathValue("topic"), r.PathValue("subscriber")
@@ -62,7 +62,7 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	var doc any
 	if subscriber != "" {
 		if len(subs) == 0 {
-			s.refuse(w, r, http.StatusNotFound, "no such active subscription")
+			s.refuse(w, r, &requestError{code: http.StatusNotFound, category: reasonNotFound, reason: "no such active subscription"})
 			return
 		}
 		one := subs[0]

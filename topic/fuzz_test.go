@@ -42,6 +42,7 @@ func FuzzCompile(f *testing.F) {
 		}
 		if s.Kind() == KindTemplate {
 			checkExpansion(t, raw, s, topic)
+			checkShape(t, raw, s, topic)
 		}
 	})
 }
@@ -57,9 +58,9 @@ func checkKind(t *testing.T, s *Selector) {
 	case KindExact:
 		ok = raw != "*" && !strings.Contains(raw, "{")
 	case KindTemplate:
-		ok = strings.Contains(raw, "{") && len(raw) <= MaxTemplateLen && s.re != nil
+		ok = strings.Contains(raw, "{") && len(raw) <= MaxTemplateLen && s.tpl != nil && compileTemplate(raw) != nil
 	case KindInvalid:
-		ok = strings.Contains(raw, "{") && s.re == nil
+		ok = strings.Contains(raw, "{") && s.tpl == nil
 	}
 	if !ok {
 		t.Fatalf("Compile(%q).Kind() = %v", raw, s.Kind())
@@ -84,5 +85,22 @@ func checkExpansion(t *testing.T, raw string, s *Selector, value string) {
 	}
 	if !s.Match(expanded) {
 		t.Fatalf("%q does not match its expansion %q (value %q)", raw, expanded, value)
+	}
+}
+
+// checkShape checks what the Matcher relies on to skip regular expressions: that the template's
+// shape has the same regular expression as the template itself (so that templates of one shape
+// can share it and its results), and that a topic the template matches passes mayMatch.
+func checkShape(t *testing.T, raw string, s *Selector, topic string) {
+	t.Helper()
+	shaped := compileTemplate(s.tpl.shape)
+	if shaped == nil {
+		t.Fatalf("the shape %q of %q is not a usable template", s.tpl.shape, raw)
+	}
+	if got, want := shaped.String(), compileTemplate(raw).String(); got != want {
+		t.Fatalf("shape %q of %q: regexp %q, the template's is %q", s.tpl.shape, raw, got, want)
+	}
+	if compileTemplate(raw).MatchString(topic) && !s.tpl.mayMatch(topic) {
+		t.Fatalf("%q matches %q but mayMatch says it cannot", raw, topic)
 	}
 }

@@ -2,6 +2,7 @@ package topic
 
 import (
 	"hash/maphash"
+	"regexp"
 	"strings"
 )
 
@@ -9,30 +10,39 @@ import (
 // and would make each cache entry expensive to hold; they are matched without the cache.
 const maxCachedTopicLen = 4096
 
-// Matcher matches topics against selectors with two bounded caches: compiled template selectors
-// by their string, and the result of matching a template selector against a topic. Regular
-// expressions are only run on a cache miss, which matters because the hub matches every update
-// against the selectors of every subscriber. A Matcher is safe for concurrent use.
+// maxCachedRegexps bounds the compiled regular expressions a Matcher keeps, one per template
+// shape in use. Each costs about 4 KiB; beyond the bound they are compiled again when needed.
+const maxCachedRegexps = 4096
+
+// Matcher matches topics against selectors with bounded caches: compiled selectors by their
+// string, the regular expressions of template shapes, and the result of matching a template
+// shape against a topic. Regular expressions are only run (and compiled) on a cache miss, and
+// only for topics that have the template's literal text where it needs it, which matters
+// because the hub matches every update against the templates of its subscribers. A Matcher is
+// safe for concurrent use.
 type Matcher struct {
 	selectors *cache[string, *Selector]
+	regexps   *cache[string, *regexp.Regexp]
 	results   *cache[matchKey, bool]
 }
 
 type matchKey struct {
-	selector, topic string
+	shape, topic string
 }
 
-// NewMatcher returns a Matcher whose caches hold at most cacheSize entries each. A cacheSize of
-// zero (or less) disables caching: every call compiles or matches afresh.
+// NewMatcher returns a Matcher whose caches hold at most cacheSize entries each (the regular
+// expression cache at most maxCachedRegexps). A cacheSize of zero (or less) disables caching:
+// every call compiles or matches afresh.
 func NewMatcher(cacheSize int) *Matcher {
 	return &Matcher{
 		selectors: newCache[string, *Selector](cacheSize, maphash.String),
+		regexps:   newCache[string, *regexp.Regexp](min(cacheSize, maxCachedRegexps), maphash.String),
 		results:   newCache[matchKey, bool](cacheSize, hashMatchKey),
 	}
 }
 
 func hashMatchKey(seed maphash.Seed, k matchKey) uint64 {
-	return maphash.String(seed, k.topic) ^ maphash.String(seed, k.selector)*0x9e3779b97f4a7c15
+	return maphash.String(seed, k.topic) ^ maphash.String(seed, k.shape)*0x9e3779b97f4a7c15
 }
 
 // Compile returns the compiled selector for raw. Selectors containing "{" and no longer than
@@ -70,16 +80,32 @@ func (m *Matcher) Match(s *Selector, topic string) bool {
 
 // matchTemplate matches a template selector against a topic other than its raw string.
 func (m *Matcher) matchTemplate(s *Selector, topic string) bool {
-	if m.results == nil || len(topic) > maxCachedTopicLen {
-		return s.re.MatchString(topic)
+	if !s.tpl.mayMatch(topic) {
+		return false
 	}
-	k := matchKey{selector: s.raw, topic: topic}
+	if m.results == nil || len(topic) > maxCachedTopicLen {
+		re := m.regexp(s)
+		return re != nil && re.MatchString(topic)
+	}
+	k := matchKey{shape: s.tpl.shape, topic: topic}
 	if ok, hit := m.results.get(k); hit {
 		return ok
 	}
-	ok := s.re.MatchString(topic)
-	m.results.put(matchKey{selector: strings.Clone(s.raw), topic: strings.Clone(topic)}, ok)
+	re := m.regexp(s)
+	ok := re != nil && re.MatchString(topic)
+	m.results.put(matchKey{shape: s.tpl.shape, topic: strings.Clone(topic)}, ok)
 	return ok
+}
+
+// regexp returns the regular expression of s, a template selector, from the cache or compiled
+// afresh; nil (which matches nothing) would mean that a valid template has no usable
+// expression, which the fuzz test of Compile looks for.
+func (m *Matcher) regexp(s *Selector) *regexp.Regexp {
+	if re, ok := m.regexps.get(s.tpl.shape); ok {
+		return re
+	}
+	re := compileTemplate(s.raw)
+	return m.regexps.put(s.tpl.shape, re)
 }
 
 // MatchAny reports whether any of sels matches any of topics: whether an update with these

@@ -58,11 +58,31 @@ func (k Kind) String() string {
 type Selector struct {
 	raw  string
 	kind Kind
-	re   *regexp.Regexp // anchored; set only for KindTemplate
+	tpl  *template // set only for KindTemplate
+}
+
+// template is what a template selector keeps between matches. Its regular expression is not
+// kept: at about 4 KiB it would make each distinct template, which any subscriber may choose,
+// cost far more than its string. The Matcher compiles it when needed and caches it by shape,
+// so that templates that differ only in their variable names share one.
+type template struct {
+	// shape is the template with every variable name replaced by "v" and prefix modifiers
+	// (":3") removed: neither changes the regular expression, so templates of one shape match
+	// the same topics.
+	shape string
+	// prefix and suffix are the literal text before the first expression and after the last
+	// one (possibly empty); middle holds the literal runs between expressions, in order. Every
+	// matching topic starts with prefix, ends with suffix and holds the middle runs in order
+	// in between: a check that costs a few string comparisons and rejects most topics before
+	// any regular expression runs. All three are substrings of the selector's string.
+	prefix, suffix string
+	middle         []string
 }
 
 // Compile compiles raw. It never fails: a selector that is not a valid template becomes
-// KindInvalid, which still matches the identical topic.
+// KindInvalid, which still matches the identical topic. A template's regular expression is
+// not built here: most of the cost of a template is there, and many templates are never
+// matched against a topic that has their literal text (see Matcher).
 func Compile(raw string) *Selector {
 	s := &Selector{raw: raw}
 	switch {
@@ -70,24 +90,105 @@ func Compile(raw string) *Selector {
 		s.kind = KindAny
 	case !strings.Contains(raw, "{"):
 		s.kind = KindExact
+	case validTemplate(raw):
+		s.kind = KindTemplate
+		s.tpl = parseTemplate(raw)
 	default:
-		if s.re = compileTemplate(raw); s.re != nil {
-			s.kind = KindTemplate
-		} else {
-			s.kind = KindInvalid
-		}
+		s.kind = KindInvalid
 	}
 	return s
 }
 
+// validTemplate reports whether raw is a URI template that is short enough and has few enough
+// variables to be matched as one. Such a template always has a usable regular expression: the
+// fuzz test of Compile checks it.
+func validTemplate(raw string) bool {
+	if len(raw) > MaxTemplateLen || countVars(raw) > MaxTemplateVars {
+		return false
+	}
+	_, err := uritemplate.New(raw)
+	return err == nil
+}
+
+// parseTemplate splits raw, a valid URI template, into its literal runs and computes its shape.
+// Literals cannot hold braces, so each expression runs from a "{" to the next "}".
+func parseTemplate(raw string) *template {
+	t := &template{}
+	var shape strings.Builder
+	shape.Grow(len(raw))
+	first := true
+	lit := 0 // start of the current literal run
+	for i := 0; i < len(raw); {
+		if raw[i] != '{' {
+			i++
+			continue
+		}
+		end := i + strings.IndexByte(raw[i:], '}')
+		if first {
+			t.prefix = raw[:i]
+			first = false
+		} else if i > lit {
+			t.middle = append(t.middle, raw[lit:i])
+		}
+		shape.WriteString(raw[lit:i])
+		shape.WriteString(expressionShape(raw[i+1 : end]))
+		i = end + 1
+		lit = i
+	}
+	t.suffix = raw[lit:]
+	shape.WriteString(t.suffix)
+	t.shape = shape.String()
+	return t
+}
+
+// expressionShape returns "{" operator, then one "v" per variable (with "*" when exploded),
+// then "}": what an expression contributes to the template's regular expression.
+func expressionShape(expr string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	if expr != "" && strings.IndexByte("+#./;?&=,!@|", expr[0]) >= 0 {
+		b.WriteByte(expr[0])
+		expr = expr[1:]
+	}
+	for i, v := range strings.Split(expr, ",") {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('v')
+		if strings.HasSuffix(v, "*") {
+			b.WriteByte('*')
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// mayMatch reports whether topic has the template's literal runs where a match needs them: a
+// necessary condition, decided without the regular expression.
+func (t *template) mayMatch(topic string) bool {
+	if len(topic) < len(t.prefix)+len(t.suffix) || !strings.HasPrefix(topic, t.prefix) || !strings.HasSuffix(topic, t.suffix) {
+		return false
+	}
+	rest := topic[len(t.prefix) : len(topic)-len(t.suffix)]
+	for _, lit := range t.middle {
+		i := strings.Index(rest, lit)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(lit):]
+	}
+	return true
+}
+
 // compileTemplate returns the anchored regular expression matching the expansions of the URI
-// template raw, or nil if raw is too long, has too many variables or is not a valid template.
+// template raw, or nil if raw is not a valid template (see validTemplate) or its expression
+// cannot be compiled.
 func compileTemplate(raw string) (re *regexp.Regexp) {
-	if len(raw) > MaxTemplateLen {
+	if !validTemplate(raw) {
 		return nil
 	}
 	tpl, err := uritemplate.New(raw)
-	if err != nil || countVars(raw) > MaxTemplateVars {
+	if err != nil {
 		return nil
 	}
 	// Regexp uses regexp.MustCompile: a template that parses but yields an expression the regexp
@@ -113,8 +214,27 @@ func (s *Selector) Raw() string { return s.raw }
 // Kind returns how the selector matches.
 func (s *Selector) Kind() Kind { return s.kind }
 
-// Match reports whether the selector matches topic, without any caching. A nil Selector matches
-// nothing.
+// Prefix returns the literal text a template selector's topics start with, and "" for the
+// other kinds: an index of templates can look them up by it.
+func (s *Selector) Prefix() string {
+	if s.tpl == nil {
+		return ""
+	}
+	return s.tpl.prefix
+}
+
+// Suffix returns the literal text a template selector's topics end with, and "" for the other
+// kinds.
+func (s *Selector) Suffix() string {
+	if s.tpl == nil {
+		return ""
+	}
+	return s.tpl.suffix
+}
+
+// Match reports whether the selector matches topic, without any caching: a template selector
+// compiles its regular expression on each call. For repeated matching use a Matcher. A nil
+// Selector matches nothing.
 func (s *Selector) Match(topic string) bool {
 	if s == nil {
 		return false
@@ -122,7 +242,11 @@ func (s *Selector) Match(topic string) bool {
 	if s.kind == KindAny || s.raw == topic {
 		return true
 	}
-	return s.kind == KindTemplate && s.re.MatchString(topic)
+	if s.kind != KindTemplate || !s.tpl.mayMatch(topic) {
+		return false
+	}
+	re := compileTemplate(s.raw)
+	return re != nil && re.MatchString(topic)
 }
 
 // countVars returns the number of variables in raw, a valid URI template: literals cannot hold

@@ -1,6 +1,8 @@
 package topic
 
 import (
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -259,15 +261,86 @@ func TestTemplateRegexpAnchored(t *testing.T) {
 	for _, c := range matchCases {
 		s := Compile(c.selector)
 		if s.Kind() != KindTemplate {
-			if s.re != nil {
-				t.Errorf("%q: kind %v has a regexp", c.selector, s.Kind())
+			if s.tpl != nil {
+				t.Errorf("%q: kind %v has a template", c.selector, s.Kind())
 			}
 			continue
 		}
-		if re := s.re.String(); !strings.HasPrefix(re, "^") || !strings.HasSuffix(re, "$") {
+		if re := compileTemplate(c.selector).String(); !strings.HasPrefix(re, "^") || !strings.HasSuffix(re, "$") {
 			t.Errorf("%q: regexp %q is not anchored", c.selector, re)
 		}
 	}
+}
+
+func TestTemplateParts(t *testing.T) {
+	for _, c := range []struct {
+		raw, shape, prefix, suffix string
+		middle                     []string
+	}{
+		{books, "https://example.com/books/{v}", "https://example.com/books/", "", nil},
+		{"{id}", "{v}", "", "", nil},
+		{"/a/{b}/c{?d,e*}#x", "/a/{v}/c{?v,v*}#x", "/a/", "#x", []string{"/c"}},
+		{"{+path:3}x{#f}y{.a}{/b*}{;c}{&d}", "{+v}x{#v}y{.v}{/v*}{;v}{&v}", "", "", []string{"x", "y"}},
+		{"https://example.com/{a}/{b}/{c}.json", "https://example.com/{v}/{v}/{v}.json", "https://example.com/", ".json", []string{"/", "/"}},
+	} {
+		s := Compile(c.raw)
+		if s.Kind() != KindTemplate {
+			t.Fatalf("%q: kind %v", c.raw, s.Kind())
+		}
+		tp := s.tpl
+		if tp.shape != c.shape || tp.prefix != c.prefix || tp.suffix != c.suffix || strings.Join(tp.middle, "|") != strings.Join(c.middle, "|") {
+			t.Errorf("%q: shape %q prefix %q suffix %q middle %q; want %q %q %q %q", c.raw, tp.shape, tp.prefix, tp.suffix, tp.middle, c.shape, c.prefix, c.suffix, c.middle)
+		}
+		if s.Prefix() != c.prefix || s.Suffix() != c.suffix {
+			t.Errorf("%q: Prefix() = %q, Suffix() = %q", c.raw, s.Prefix(), s.Suffix())
+		}
+	}
+	for _, raw := range []string{"https://example.com/x", "*", "https://example.com/{"} {
+		if s := Compile(raw); s.Prefix() != "" || s.Suffix() != "" {
+			t.Errorf("%v selector %q has a prefix or a suffix", s.Kind(), raw)
+		}
+	}
+}
+
+func TestMayMatch(t *testing.T) {
+	tp := Compile("https://example.com/{a}/{b}/{c}.json").tpl
+	for topic, want := range map[string]bool{
+		"https://example.com/1/2/3.json":     true,
+		"https://example.com///.json":        true,
+		"https://example.com/1/2.json":       false, // one "/" short
+		"https://example.com/1/2/3.xml":      false,
+		"http://example.com/1/2/3.json":      false,
+		"https://example.com/.json":          false, // prefix and suffix may not overlap... nor the runs
+		"https://example.com/a/b/c/d/e.json": true,  // the regexp decides the rest
+	} {
+		if got := tp.mayMatch(topic); got != want {
+			t.Errorf("mayMatch(%q) = %v, want %v", topic, got, want)
+		}
+	}
+}
+
+// TestTemplateMemory bounds what a distinct template selector keeps: at most 1 KiB, its string
+// included, while the Matcher's caches are bounded on their own.
+func TestTemplateMemory(t *testing.T) {
+	const n = 20000
+	keep := make([]*Selector, n)
+	before := heapInUse()
+	for i := range keep {
+		keep[i] = Compile("https://example.com/s" + strconv.Itoa(i) + "/books/{id}/chapters/{chapter}{?page}")
+	}
+	per := (heapInUse() - before) / n
+	runtime.KeepAlive(keep)
+	t.Logf("%d bytes per template", per)
+	if per > 1024 {
+		t.Errorf("a template selector keeps %d bytes, want at most 1024", per)
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 func TestKindString(t *testing.T) {

@@ -126,20 +126,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg)})
 	}
 	srv, err := server.New(server.Config{
-		UI:              uiHandler,
-		Hub:             h,
-		Publisher:       pub,
-		Subscriber:      sub,
-		Anonymous:       cfg.Anonymous,
-		CookieName:      cfg.CookieName,
-		PublishOrigins:  cfg.PublishOrigins,
-		CORSOrigins:     cfg.CORSOrigins,
-		Heartbeat:       cfg.Heartbeat,
-		WriteTimeout:    cfg.WriteTimeout,
-		DispatchTimeout: cfg.DispatchTimeout,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		MaxTopics:       cfg.MaxTopics,
-		Subscriptions:   cfg.Subscriptions,
+		UI:                   uiHandler,
+		Hub:                  h,
+		Publisher:            pub,
+		Subscriber:           sub,
+		Anonymous:            cfg.Anonymous,
+		CookieName:           cfg.CookieName,
+		PublishOrigins:       cfg.PublishOrigins,
+		CORSOrigins:          cfg.CORSOrigins,
+		Heartbeat:            cfg.Heartbeat,
+		WriteTimeout:         cfg.WriteTimeout,
+		DispatchTimeout:      cfg.DispatchTimeout,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		ReadTimeout:          cfg.ReadTimeout,
+		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
+		MaxTopics:            cfg.MaxTopics,
+		Subscriptions:        cfg.Subscriptions,
 		// Half the reserve for publishes and the subscriptions API on the hub's listener; the
 		// rest stays for the operations endpoint, the store and cluster connections.
 		MaxConnections:      maxConns,
@@ -151,6 +153,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	m.BodyBytes(func() float64 { return float64(srv.InflightBodyBytes()) })
 	m.Gauges(
 		func() float64 { return float64(h.Subscribers()) },
 		h.SelectorKinds,
@@ -184,6 +187,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen: %w", err)
 	}
 	ln := srv.Listener(rawLn, cfg.TLSCert != "")
+	// No ReadTimeout here: it would stay on the connection for the whole request and end every
+	// subscription older than it. The handler bounds bodies per request instead (read_timeout).
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,424 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heraldhub/herald/topic"
+	"github.com/heraldhub/herald/transport"
+)
+
+// Subscribers whose selectors are all exact are served by the dispatch loop through a hash of
+// topics: a publish costs one lookup per topic. The others ("wild" subscribers: a "*" or a URI
+// template among their selectors) are served by a second loop, the wild loop, which reads the
+// same log behind the first one and never ahead of it. Matching templates may take long when a
+// hostile client registers many of them; on its own goroutine it cannot delay the exact
+// subscribers, and each subscriber still gets its updates in log order, as it is served by one
+// loop only.
+
+// cutLengths are the lengths at which the literal prefixes and suffixes of templates are
+// indexed. A template is filed under its prefix and its suffix, each cut to the longest of
+// these lengths that fits; a topic looks up its own prefix and suffix cut at the lengths in
+// use. The steps are fine where real prefixes are (a scheme, a host and a path segment or two)
+// and coarse beyond.
+var cutLengths = [...]int{0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64, 72, 80, 96, 112, 128, 160, 192, 256, 384, 512, 1024, 2048}
+
+// cutClass returns the index in cutLengths of the longest length that fits in n.
+func cutClass(n int) uint8 {
+	c := 0
+	for i, l := range cutLengths {
+		if l <= n {
+			c = i
+		}
+	}
+	return uint8(c)
+}
+
+// classPair names a bucket of the template index: the lengths (as indexes in cutLengths) at
+// which its templates' prefixes and suffixes are cut.
+type classPair struct{ pre, suf uint8 }
+
+// cutKey is a template's prefix and suffix, cut to its bucket's lengths.
+type cutKey struct{ pre, suf string }
+
+// parallelCandidates is the number of (template, topic) pairs from which the wild loop spreads
+// matching over the cores.
+const parallelCandidates = 256
+
+// tplEntry is one distinct template selector in use, shared by the subscribers that hold it.
+type tplEntry struct {
+	sel     *topic.Selector
+	subs    map[*Subscriber]struct{}
+	pair    classPair // its bucket
+	key     cutKey    // its prefix and suffix, cut to the bucket's lengths
+	matched uint64    // Seq of the last update it matched; wild loop only
+	offered uint64    // Seq of the last update offered to its subscribers; wild loop only
+}
+
+// wildIndex finds the wild subscribers an update is for. It is guarded by Hub.wmu.
+type wildIndex struct {
+	shut  bool                                // Hub.Shutdown has begun: no new subscribers
+	count int                                 // wild subscribers
+	any   map[*Subscriber]struct{}            // subscribers with a "*" selector
+	exact map[string]map[*Subscriber]struct{} // exact (and invalid) selectors of wild subscribers
+	tpls  map[string]*tplEntry                // template selectors by their string
+	// buckets files the templates by the lengths their prefix and suffix are cut to, then by
+	// the cut prefix and suffix; pairs lists the buckets in use, which a lookup visits.
+	buckets map[classPair]map[cutKey]map[*tplEntry]struct{}
+	pairs   []classPair
+}
+
+func newWildIndex() wildIndex {
+	return wildIndex{
+		any:     make(map[*Subscriber]struct{}),
+		exact:   make(map[string]map[*Subscriber]struct{}),
+		tpls:    make(map[string]*tplEntry),
+		buckets: make(map[classPair]map[cutKey]map[*tplEntry]struct{}),
+	}
+}
+
+// isWild reports whether a subscriber with these selectors is served by the wild loop.
+func isWild(sels []*topic.Selector) bool {
+	for _, sel := range sels {
+		if k := sel.Kind(); k == topic.KindAny || k == topic.KindTemplate {
+			return true
+		}
+	}
+	return false
+}
+
+// add files s under each of its selectors, replacing a selector by the equal one another
+// subscriber already holds.
+func (w *wildIndex) add(s *Subscriber) {
+	w.count++
+	for i, sel := range s.Selectors {
+		switch sel.Kind() {
+		case topic.KindAny:
+			w.any[s] = struct{}{}
+		case topic.KindTemplate:
+			e := w.tpls[sel.Raw()]
+			if e == nil {
+				e = newTplEntry(sel)
+				w.tpls[sel.Raw()] = e
+				b := w.buckets[e.pair]
+				if b == nil {
+					b = make(map[cutKey]map[*tplEntry]struct{})
+					w.buckets[e.pair] = b
+					w.pairs = append(w.pairs, e.pair)
+				}
+				set := b[e.key]
+				if set == nil {
+					set = make(map[*tplEntry]struct{})
+					b[e.key] = set
+				}
+				set[e] = struct{}{}
+			} else {
+				s.Selectors[i] = e.sel
+			}
+			e.subs[s] = struct{}{}
+		default:
+			addExact(w.exact, s, i)
+		}
+	}
+}
+
+func newTplEntry(sel *topic.Selector) *tplEntry {
+	pre, suf := sel.Prefix(), sel.Suffix()
+	pair := classPair{pre: cutClass(len(pre)), suf: cutClass(len(suf))}
+	key := cutKey{pre: pre[:cutLengths[pair.pre]], suf: suf[len(suf)-cutLengths[pair.suf]:]}
+	return &tplEntry{sel: sel, subs: make(map[*Subscriber]struct{}, 1), pair: pair, key: key}
+}
+
+// remove takes s out of the index; it reports whether s was in it.
+func (w *wildIndex) remove(s *Subscriber) bool {
+	removed := false
+	for _, sel := range s.Selectors {
+		switch sel.Kind() {
+		case topic.KindAny:
+			if _, ok := w.any[s]; ok {
+				delete(w.any, s)
+				removed = true
+			}
+		case topic.KindTemplate:
+			e := w.tpls[sel.Raw()]
+			if e == nil {
+				continue
+			}
+			if _, ok := e.subs[s]; !ok {
+				continue
+			}
+			removed = true
+			delete(e.subs, s)
+			if len(e.subs) > 0 {
+				continue
+			}
+			delete(w.tpls, sel.Raw())
+			b := w.buckets[e.pair]
+			delete(b[e.key], e)
+			if len(b[e.key]) == 0 {
+				delete(b, e.key)
+			}
+			if len(b) == 0 {
+				delete(w.buckets, e.pair)
+				i := slices.Index(w.pairs, e.pair)
+				w.pairs = slices.Delete(w.pairs, i, i+1)
+			}
+		default:
+			removed = removeExact(w.exact, s, sel.Raw()) || removed
+		}
+	}
+	if removed {
+		w.count--
+	}
+	return removed
+}
+
+// each calls fn once for every subscriber of the index.
+func (w *wildIndex) each(fn func(*Subscriber)) {
+	seen := make(map[*Subscriber]struct{}, w.count)
+	visit := func(s *Subscriber) {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			fn(s)
+		}
+	}
+	for s := range w.any {
+		visit(s)
+	}
+	eachExact(w.exact, visit)
+	for _, e := range w.tpls {
+		for s := range e.subs {
+			visit(s)
+		}
+	}
+}
+
+// addExact files s under its i-th selector in idx, sharing the compiled selector with the
+// subscribers already there.
+func addExact(idx map[string]map[*Subscriber]struct{}, s *Subscriber, i int) {
+	raw := s.Selectors[i].Raw()
+	set := idx[raw]
+	if set == nil {
+		set = make(map[*Subscriber]struct{})
+		idx[raw] = set
+	} else if shared := sharedSelector(set, raw); shared != nil {
+		s.Selectors[i] = shared
+	}
+	set[s] = struct{}{}
+}
+
+// removeExact takes s out of idx under raw; it reports whether s was there.
+func removeExact(idx map[string]map[*Subscriber]struct{}, s *Subscriber, raw string) bool {
+	set, ok := idx[raw]
+	if !ok {
+		return false
+	}
+	if _, in := set[s]; !in {
+		return false
+	}
+	delete(set, s)
+	if len(set) == 0 {
+		delete(idx, raw)
+	}
+	return true
+}
+
+// candidate is a template that may match one of an update's topics.
+type candidate struct {
+	e     *tplEntry
+	topic string
+}
+
+// candidates appends to dst the templates whose literal prefix and suffix topic may start and
+// end with: those filed under topic's own prefix and suffix, cut at each pair of lengths in use.
+// Templates that already matched update seq (through another of its topics) are left out.
+func (w *wildIndex) candidates(dst []candidate, topic string, seq uint64) []candidate {
+	for _, p := range w.pairs {
+		pre, suf := cutLengths[p.pre], cutLengths[p.suf]
+		if pre+suf > len(topic) {
+			continue
+		}
+		for e := range w.buckets[p][cutKey{pre: topic[:pre], suf: topic[len(topic)-suf:]}] {
+			if e.matched != seq {
+				dst = append(dst, candidate{e: e, topic: topic})
+			}
+		}
+	}
+	return dst
+}
+
+// runWild is the wild loop: it reads the log behind the dispatch loop (up to what that loop has
+// dispatched, so that the table of active subscriptions and LastEventID already include what
+// a wild subscriber receives) and offers each update to the wild subscribers.
+func (h *Hub) runWild(ctx context.Context) {
+	after := h.start
+	backoff := 10 * time.Millisecond
+	for {
+		done := max(h.done.Load(), h.start)
+		if done <= after {
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.progress:
+			}
+			continue
+		}
+		h.wmu.RLock()
+		idle := h.wild.count == 0
+		h.wmu.RUnlock()
+		if idle {
+			// Nobody to serve: skip what the dispatch loop has done. A wild subscriber
+			// registering from now on gets what the dispatch loop has not reached yet.
+			after = done
+			h.wildDone.Store(after)
+			continue
+		}
+		batch, err := h.tr.Read(ctx, after, h.cfg.ReadBatch, false)
+		switch {
+		case ctx.Err() != nil, errors.Is(err, transport.ErrClosed):
+			return
+		case err != nil:
+			h.cfg.Metrics.TransportError("read")
+			h.log.Warn("reading the transport for template subscribers failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 10 * time.Millisecond
+		if len(batch) == 0 {
+			after = done // what the dispatch loop saw is gone from the log already
+		}
+		for _, u := range batch {
+			if u.Seq > done {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if !isControl(u) {
+				h.dispatchWild(ctx, u)
+			}
+			after = u.Seq
+		}
+		h.wildDone.Store(after)
+	}
+}
+
+// dispatchWild offers u to every wild subscriber it is for. It runs on the wild loop only.
+func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
+	start := time.Now()
+	var ev *Event
+	offer := func(s *Subscriber) {
+		if ev == nil {
+			ev = &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
+		}
+		h.offer(s, ev)
+	}
+	h.wmu.RLock()
+	w := &h.wild
+	for s := range w.any {
+		offer(s)
+	}
+	for _, t := range u.Topics {
+		for s := range w.exact[t] {
+			offer(s)
+		}
+	}
+	templates := len(w.tpls) > 0
+	h.wmu.RUnlock()
+	if !templates {
+		return
+	}
+	// One topic at a time, so that the lock is held briefly and the candidates of an update
+	// with many topics are never all in memory at once. Matching is done without the lock, so
+	// that subscribers coming and going do not wait for it; an entry whose last subscriber
+	// leaves meanwhile keeps its selector, and matching it is harmless.
+	evaluated := 0
+	cands := h.wildCands[:0]
+	for _, t := range u.Topics {
+		h.wmu.RLock()
+		cands = w.candidates(cands[:0], t, u.Seq)
+		h.wmu.RUnlock()
+		if len(cands) == 0 {
+			continue
+		}
+		evaluated += len(cands)
+		if !h.match(ctx, u.Seq, cands) {
+			break // shutting down
+		}
+		h.wmu.RLock()
+		for _, c := range cands {
+			if c.e.matched == u.Seq && c.e.offered != u.Seq {
+				c.e.offered = u.Seq
+				for s := range c.e.subs {
+					offer(s)
+				}
+			}
+		}
+		h.wmu.RUnlock()
+	}
+	clear(cands)
+	if cap(cands) > 4096 {
+		cands = nil // do not keep a hostile burst's array
+	}
+	h.wildCands = cands[:0]
+	if evaluated > 0 {
+		h.cfg.Metrics.Matched(evaluated, time.Since(start))
+	}
+}
+
+// match sets e.matched = seq on the candidates' entries that match their topic, on several
+// goroutines when there are many candidates. It gives up and returns false when ctx ends.
+func (h *Hub) match(ctx context.Context, seq uint64, cands []candidate) bool {
+	workers := runtime.GOMAXPROCS(0)
+	if len(cands) < parallelCandidates || workers == 1 {
+		for i, c := range cands {
+			if i%checkEvery == checkEvery-1 && ctx.Err() != nil {
+				return false
+			}
+			if c.e.matched != seq && h.m.Match(c.e.sel, c.topic) {
+				c.e.matched = seq
+			}
+		}
+		return true
+	}
+	// Each worker writes the results of its own slice of candidates; entries found in several
+	// slices are matched more than once, and marked afterwards on this goroutine.
+	ok := make([]bool, len(cands))
+	var wg sync.WaitGroup
+	chunk := (len(cands) + workers - 1) / workers
+	for lo := 0; lo < len(cands); lo += chunk {
+		hi := min(lo+chunk, len(cands))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				if (i-lo)%checkEvery == checkEvery-1 && ctx.Err() != nil {
+					return
+				}
+				ok[i] = h.m.Match(cands[i].e.sel, cands[i].topic)
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return false
+	}
+	for i, c := range cands {
+		if ok[i] {
+			c.e.matched = seq
+		}
+	}
+	return true
+}
+
+// checkEvery is how many candidates are matched between two looks at the context.
+const checkEvery = 4096
