@@ -60,8 +60,16 @@ type Config struct {
 	MaxInflightBodyBytes int64
 	MaxTopics            int
 	MaxSelectors         int
-	QueueSize            int
-	TopicSelectorCache   int
+	// MaxConnections caps the hub listener's connections that may carry a subscription; zero
+	// takes the default, derived from the process's open-file limit (see cmd/herald).
+	MaxConnections int
+	// MaxConnectionsPerIP caps the subscriptions and publishes in progress from one remote
+	// address; zero is no cap.
+	MaxConnectionsPerIP int
+	// GracePeriod bounds a shutdown: zero takes the default (10s), negative stops at once.
+	GracePeriod        time.Duration
+	QueueSize          int
+	TopicSelectorCache int
 
 	MetricsAddr string // address of /metrics, /healthz and /readyz; "off" disables
 	Pprof       bool   // serve /debug/pprof/ on MetricsAddr
@@ -236,6 +244,9 @@ func directives() []directive {
 		{"max_inflight_body_bytes", "N", "bytes of publish bodies being read at once, over all requests; a publish past it gets 503 with Retry-After (default 67108864, at least max_body_bytes)", size(func(c *Config) *int64 { return &c.MaxInflightBodyBytes })},
 		{"max_topics", "N", "most topics per publish (default 1000)", num(func(c *Config) *int { return &c.MaxTopics })},
 		{"max_selectors", "N", "most topic selectors per subscription (default 100)", num(func(c *Config) *int { return &c.MaxSelectors })},
+		{"max_connections", "N", "most connections that may carry subscriptions; past it a new subscription gets 503 (default 0 = the open-file limit less a reserve)", num(func(c *Config) *int { return &c.MaxConnections })},
+		{"max_connections_per_ip", "N", "most subscriptions and publishes in progress from one remote address; past it 429 (default 0 = no cap)", num(func(c *Config) *int { return &c.MaxConnectionsPerIP })},
+		{"grace_period", "DURATION", "how long a shutdown waits for publishes and streams to end before cutting them (default 10s, 0 = cut at once)", dur(func(c *Config) *time.Duration { return &c.GracePeriod })},
 		{"queue_size", "N", "events queued per subscriber before it is dropped as too slow (default 1000)", num(func(c *Config) *int { return &c.QueueSize })},
 		{"topic_selector_cache", "N", "entries in the selector match cache (default 100000, 0 = off)", num(func(c *Config) *int { return &c.TopicSelectorCache })},
 		{"metrics_addr", "ADDR", "address of /metrics, /healthz and /readyz (default localhost:2019, as the reference hub's admin endpoint; off to disable)", str(func(c *Config) *string { return &c.MetricsAddr })},

@@ -182,3 +182,34 @@ func TestHelpListsEveryOption(t *testing.T) {
 		}
 	}
 }
+
+func TestConnectionAndShutdownDirectives(t *testing.T) {
+	c, err := Load([]string{"--max-connections", "5000"}, env(map[string]string{
+		EnvPublisherKey:    "k",
+		EnvExtraDirectives: "max_connections 100\nmax_connections_per_ip 20\ngrace_period 30s",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConnections != 5000 || c.MaxConnectionsPerIP != 20 || c.GracePeriod != 30*time.Second {
+		t.Fatalf("max_connections %d, max_connections_per_ip %d, grace_period %v", c.MaxConnections, c.MaxConnectionsPerIP, c.GracePeriod)
+	}
+	c, err = Load([]string{"--grace-period", "0"}, env(map[string]string{EnvPublisherKey: "k"}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GracePeriod != -1 || c.MaxConnections != 0 || c.MaxConnectionsPerIP != 0 {
+		t.Fatalf("grace_period 0 gave %v; defaults max_connections %d, max_connections_per_ip %d", c.GracePeriod, c.MaxConnections, c.MaxConnectionsPerIP)
+	}
+	// The reference image's Caddy global option has the same name and meaning.
+	c, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvGlobalOptions: "grace_period 25s"}), &bytes.Buffer{})
+	if err != nil || c.GracePeriod != 25*time.Second || len(c.Notes) != 0 {
+		t.Fatalf("GLOBAL_OPTIONS grace_period: %v, %v, notes %q", err, c.GracePeriod, c.Notes)
+	}
+	_, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "max_connections -1\ngrace_period soon"}), &bytes.Buffer{})
+	for _, w := range []string{`max_connections: "-1" is not a non-negative whole number`, `grace_period: "soon" is not a duration`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not mention %q", err, w)
+		}
+	}
+}

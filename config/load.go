@@ -24,9 +24,35 @@ const (
 	EnvConfigFile      = "HERALD_CONFIG"
 )
 
-// caddyOnly are the reference image's Caddy variables: Herald has no Caddy, so a non-empty one
-// is reported rather than silently ignored.
-var caddyOnly = []string{"GLOBAL_OPTIONS", "CADDY_EXTRA_CONFIG", "CADDY_SERVER_EXTRA_DIRECTIVES"}
+// EnvGlobalOptions holds the reference image's Caddy global options, of which Herald reads
+// grace_period only.
+const EnvGlobalOptions = "GLOBAL_OPTIONS"
+
+// caddyOnly are the reference image's other Caddy variables: Herald has no Caddy, so a
+// non-empty one is reported rather than silently ignored.
+var caddyOnly = []string{"CADDY_EXTRA_CONFIG", "CADDY_SERVER_EXTRA_DIRECTIVES"}
+
+// applyGlobalOptions applies the grace_period line of the reference image's Caddy global
+// options, which means the same there; other options are noted as not read.
+func applyGlobalOptions(c *Config, text string) error {
+	ignored := false
+	for _, line := range strings.Split(text, "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+		case fields[0] == "grace_period":
+			if err := ApplyDirectives(c, EnvGlobalOptions, line); err != nil {
+				return err
+			}
+		default:
+			ignored = true
+		}
+	}
+	if ignored {
+		c.Notes = append(c.Notes, EnvGlobalOptions+" is Caddy configuration; Herald has no Caddy and reads only grace_period from it")
+	}
+	return nil
+}
 
 // Load builds the configuration of `herald serve` from its arguments (without the command
 // name) and the environment (getenv, usually os.Getenv). It returns flag.ErrHelp after
@@ -101,6 +127,9 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		if err := ApplyDirectives(&c, EnvExtraDirectives, v); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := applyGlobalOptions(&c, getenv(EnvGlobalOptions)); err != nil {
+		errs = append(errs, err)
 	}
 	for _, name := range caddyOnly {
 		if strings.TrimSpace(getenv(name)) != "" {

@@ -30,6 +30,8 @@ type Metrics struct {
 	transportErrors *prometheus.CounterVec
 	matchDuration   prometheus.Histogram
 	matchCandidates prometheus.Histogram
+	connRefused     *prometheus.CounterVec
+	acceptErrors    prometheus.Counter
 }
 
 // New creates the instruments and registers them with the Go and process collectors.
@@ -93,9 +95,18 @@ func New() *Metrics {
 			Help:    "(template, topic) pairs evaluated for one update, after the prefix index.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_connections_refused_total",
+			Help: "Connections closed as they were accepted, by reason: reserve_exhausted (the hub's address is past max_connections and its reserve), operations_full (the operations address is at its cap), file_limit (the process was out of open files).",
+		}, []string{"reason"}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_accept_errors_total",
+			Help: "Failed accepts on the hub's and the operations address, such as running out of open files.",
+		}),
 	}
 	reg.MustRegister(m.published, m.publishRefused, m.refused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
 		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.matchDuration, m.matchCandidates,
+		m.connRefused, m.acceptErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -111,6 +122,15 @@ func (m *Metrics) Gauges(subscribers func() float64, byKind func() map[string]fl
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_transport_lag", Help: "Updates stored but not yet dispatched by this node."}, lag),
 		&kindCollector{desc: prometheus.NewDesc("herald_subscriptions", "Subscriptions (selectors of connected subscribers) by selector kind.", []string{"kind"}, nil), read: byKind},
 	)
+}
+
+// OpenConnections registers a gauge read at scrape time: connections open on the hub's
+// listener, hijacked streams included.
+func (m *Metrics) OpenConnections(open func() float64) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_connections_open", Help: "Connections open on the hub's listener, streams included."}, open))
 }
 
 // kindCollector exports a map read at scrape time as one gauge per kind.
@@ -219,6 +239,23 @@ func (m *Metrics) TransportError(op string) {
 		return
 	}
 	m.transportErrors.WithLabelValues(op).Inc()
+}
+
+// ConnectionRefused records a connection closed as it was accepted, by a connection cap or
+// for want of open files.
+func (m *Metrics) ConnectionRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.connRefused.WithLabelValues(reason).Inc()
+}
+
+// AcceptError records a failed accept.
+func (m *Metrics) AcceptError() {
+	if m == nil {
+		return
+	}
+	m.acceptErrors.Inc()
 }
 
 // itoa formats small non-negative numbers such as status codes without fmt.

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -241,4 +243,52 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// dialStream opens an anonymous subscription to topic on a raw connection (from dialer, nil
+// for the default) and reads its response head, keeping no buffer; it fails the test unless
+// the hub answers 200.
+func dialStream(t testing.TB, hubURL, topic string, dialer *net.Dialer) net.Conn {
+	t.Helper()
+	c, head := dialRaw(t, hubURL, topic, dialer)
+	if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+		c.Close()
+		t.Fatalf("response: %q", head)
+	}
+	return c
+}
+
+// dialRaw sends an anonymous subscription request to topic on a new connection and returns
+// the connection and the response head.
+func dialRaw(t testing.TB, hubURL, topic string, dialer *net.Dialer) (net.Conn, string) {
+	t.Helper()
+	u, err := url.Parse(hubURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dialer == nil {
+		dialer = &net.Dialer{}
+	}
+	c, err := dialer.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := "GET " + u.Path + "?topic=" + url.QueryEscape(topic) + " HTTP/1.1\r\nHost: " + u.Host + "\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	var head []byte
+	buf := make([]byte, 512)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !bytes.Contains(head, []byte("\r\n\r\n")) {
+		k, err := c.Read(buf)
+		if err != nil {
+			c.Close()
+			t.Fatalf("reading the response head: %v (read %q)", err, head)
+		}
+		head = append(head, buf[:k]...)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c, string(head)
 }

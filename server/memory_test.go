@@ -1,14 +1,10 @@
 package server_test
 
 import (
-	"bytes"
 	"net"
-	"net/url"
 	"os"
 	"runtime"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/heraldhub/herald/server"
 )
@@ -26,36 +22,7 @@ func TestIdleStreamHeap(t *testing.T) {
 	}
 	const n = 1000
 	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
-	u, err := url.Parse(th.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := []byte("GET " + u.Path + "?topic=" + url.QueryEscape("https://example.com/idle") + " HTTP/1.1\r\nHost: " + u.Host + "\r\n\r\n")
-
-	// open dials a stream and reads its response head with no buffer kept afterwards.
-	open := func() net.Conn {
-		c, err := net.Dial("tcp", u.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		var head []byte
-		buf := make([]byte, 512)
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for !bytes.Contains(head, []byte("\r\n\r\n")) {
-			k, err := c.Read(buf)
-			if err != nil {
-				t.Fatalf("reading the response head: %v (read %q)", err, head)
-			}
-			head = append(head, buf[:k]...)
-		}
-		if !strings.HasPrefix(string(head), "HTTP/1.1 200 ") {
-			t.Fatalf("response: %q", head)
-		}
-		return c
-	}
+	open := func() net.Conn { return dialStream(t, th.URL, "https://example.com/idle", nil) }
 	heap := func() uint64 {
 		var ms runtime.MemStats
 		runtime.GC()

@@ -37,6 +37,10 @@ type rawStream struct {
 	sub  *hub.Subscriber
 	// end is when the stream's lifetime ends, in unix nanoseconds; 0 means never.
 	end int64
+	// counted says that the stream's connection is in Server.open, which the stream leaves
+	// when it ends (conns.go); releaseIP gives back its place in the per-address count.
+	counted   bool
+	releaseIP func()
 
 	state     atomic.Int32 // idle, scheduled or pending: see pool.schedule
 	attached  atomic.Bool  // the pool owns the connection: notifications schedule it
@@ -406,6 +410,7 @@ func (p *pool) end(rs *rawStream, reason string, err error) {
 	} else {
 		_ = rs.conn.Close()
 	}
+	rs.release()
 	switch {
 	case reason != "":
 		p.s.cfg.Metrics.Disconnected(reason)
@@ -414,6 +419,18 @@ func (p *pool) end(rs *rawStream, reason string, err error) {
 		p.s.endStream(rs.sub, err)
 	}
 	p.s.hub.Unsubscribe(rs.sub)
+}
+
+// release gives back the stream's places in the connection counts, once its connection is
+// closed. Called once: by end, or by hijack when the stream never reached the pool.
+func (rs *rawStream) release() {
+	if rs.counted {
+		rs.counted = false
+		rs.p.s.open.Add(-1)
+	}
+	if rs.releaseIP != nil {
+		rs.releaseIP()
+	}
 }
 
 // detach forgets rs: the ticker and the watcher stop looking at it.
@@ -495,6 +512,9 @@ func (p *pool) close(grace time.Duration) {
 		left = append(left, rs)
 	}
 	p.mu.Unlock()
+	if len(left) > 0 {
+		p.s.log.Warn("grace period over: hanging up the streams still open", "streams", len(left))
+	}
 	for _, rs := range left {
 		if !rs.raw {
 			// Unblocks a worker stuck writing, which then ends the stream. Not Close: the

@@ -27,6 +27,12 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.PublishRefused(e.code)
 		s.refuse(w, r, e)
 	}
+	release, ok := s.ips.acquire(r.RemoteAddr)
+	if !ok {
+		refuse(s.perIPRefusal(w))
+		return
+	}
+	defer release()
 	claims, rerr := s.authorize(r, s.cfg.Publisher, true)
 	if rerr != nil {
 		refuse(rerr)

@@ -21,6 +21,8 @@ const (
 	reasonBodyTooLarge     = "body_too_large"    // 413: over max_body_bytes
 	reasonBodyTimeout      = "body_timeout"      // 408: the body did not arrive within read_timeout
 	reasonBusy             = "busy"              // 503: max_inflight_body_bytes is spent
+	reasonMaxConnections   = "max_connections"   // 503: a subscription past max_connections
+	reasonPerIP            = "per_ip"            // 429: past max_connections_per_ip
 	reasonDuplicateID      = "duplicate_id"      // 409: an update with this id is retained
 	reasonNotFound         = "not_found"         // 404: no such active subscription
 	reasonMethod           = "method_not_allowed"

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhub/herald/auth"
@@ -77,6 +78,17 @@ type Config struct {
 	// Subscriptions serves the active subscriptions API (the hub must publish subscription
 	// events: hub.Config.Subscriptions).
 	Subscriptions bool
+	// MaxConnections caps the connections open on the listener made by Server.Listener that
+	// may carry a subscription: a subscription that arrives while more are open, its own
+	// counted, gets 503 with Retry-After at once. Zero is no cap. See conns.go.
+	MaxConnections int
+	// ConnectionReserve is how many connections beyond MaxConnections the listener still
+	// accepts, for publishes and the subscriptions API; past MaxConnections+ConnectionReserve a
+	// new connection gets a canned 503 and is closed. Zero takes DefaultConnectionReserve.
+	ConnectionReserve int
+	// MaxConnectionsPerIP caps the subscriptions and publishes in progress from one remote
+	// address (the peer's, not X-Forwarded-For): past it, 429 with Retry-After. Zero is no cap.
+	MaxConnectionsPerIP int
 	// Metrics records requests and deliveries; nil records nothing.
 	Metrics *metrics.Metrics
 	// DisableHijack keeps HTTP/1.1 streams on net/http's goroutine per connection instead
@@ -99,6 +111,10 @@ type Server struct {
 
 	poolOnce sync.Once
 	streams  *pool // writer pool of hijacked HTTP/1.1 streams; nil until the first one
+
+	open    atomic.Int64      // connections open on Listener's listener, hijacked streams included
+	ips     perIP             // requests in progress by remote address
+	accepts *loglimit.Limiter // logs failed accepts and connections refused at accept, once a second per kind
 }
 
 // New checks cfg, applies defaults and returns a Server.
@@ -128,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSelectors <= 0 {
 		cfg.MaxSelectors = DefaultMaxSelectors
 	}
+	if cfg.ConnectionReserve <= 0 {
+		cfg.ConnectionReserve = DefaultConnectionReserve
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -136,9 +155,10 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("server: cors_origins entries are exact origins or a lone *")
 		}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub}
+	s := &Server{cfg: cfg, log: cfg.Logger, hub: cfg.Hub, ips: perIP{max: cfg.MaxConnectionsPerIP}}
 	s.bodies.limit = cfg.MaxInflightBodyBytes
 	s.refusals = loglimit.New(loglimit.Config{Logger: cfg.Logger, Every: time.Second})
+	s.accepts = loglimit.New(loglimit.Config{Logger: cfg.Logger, Every: time.Second})
 	return s, nil
 }
 

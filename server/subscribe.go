@@ -19,6 +19,21 @@ import (
 // history when a Last-Event-ID was given, then stream live updates until the client leaves,
 // the stream's lifetime ends or the hub closes the subscriber.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
+	if s.atCapacity() {
+		s.refuse(w, r, s.capacityRefusal(w))
+		return
+	}
+	releaseIP, ok := s.ips.acquire(r.RemoteAddr)
+	if !ok {
+		s.refuse(w, r, s.perIPRefusal(w))
+		return
+	}
+	handedOver := false // to the pool, which then releases what the stream holds
+	defer func() {
+		if !handedOver {
+			releaseIP()
+		}
+	}()
 	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
 	if rerr != nil {
 		s.refuse(w, r, rerr)
@@ -71,7 +86,6 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusServiceUnavailable, "the hub is shutting down")
 		return
 	}
-	handedOver := false
 	defer func() {
 		if !handedOver {
 			s.hub.Unsubscribe(sub)
@@ -100,7 +114,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	discovery(w)
 	if rs != nil {
 		rs.sub = sub
-		handedOver = s.hijack(w, r, rs, opts.Replay, after, claims)
+		handedOver = s.hijack(w, r, rs, opts.Replay, after, claims, releaseIP)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -265,7 +279,9 @@ func (st *stream) write(evs []*hub.Event, comment bool) error {
 // hijack takes the connection of an HTTP/1.1 stream from net/http, writes the response head,
 // the opening comment and any history itself, then hands the stream to the pool. It reports
 // whether the pool took it; otherwise the caller unsubscribes.
-func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, replay bool, after uint64, claims *auth.Claims) bool {
+// releaseIP gives back the stream's place in the per-address count; the pool calls it, with
+// the connection's release, when the stream ends.
+func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, replay bool, after uint64, claims *auth.Claims, releaseIP func()) bool {
 	head := make([]byte, 0, 512)
 	head = append(head, "HTTP/1.1 200 OK\r\n"...)
 	h := w.Header()
@@ -286,10 +302,12 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, r
 	}
 	_ = brw // its buffers are dropped with it: an idle stream keeps none
 	rs.conn = conn
+	rs.counted, rs.releaseIP = hold(conn), releaseIP
 	p := s.pool()
 	s.cfg.Metrics.Connected()
 	if err := p.writeRaw(rs, head); err != nil {
 		_ = conn.Close()
+		rs.release()
 		s.endStream(rs.sub, err)
 		return false
 	}
@@ -297,6 +315,7 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, r
 		err := s.hub.Replay(r.Context(), rs.sub, after, func(evs []*hub.Event) error { return p.write(rs, evs, false) })
 		if err != nil {
 			_ = conn.Close()
+			rs.release()
 			s.endStream(rs.sub, err)
 			return false
 		}

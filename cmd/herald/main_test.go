@@ -292,14 +292,7 @@ func TestTokenCommand(t *testing.T) {
 
 // TestSIGTERM builds the real binary and stops it with SIGTERM: exit status 0.
 func TestSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "herald")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHerald(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", "bolt://"+filepath.Join(t.TempDir(), "h.db"))
 	cmd.Env = append(os.Environ(), "MERCURE_PUBLISHER_JWT_KEY="+key)
@@ -400,13 +393,7 @@ func TestRestartKeepsHistory(t *testing.T) {
 // from the write-ahead log. With a sync interval longer than the test, the log was never
 // synced: what the process wrote to it survives in the page cache all the same.
 func TestKillKeepsAcknowledged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "herald")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHerald(t)
 	t.Run("sync before acknowledging", func(t *testing.T) { killKeepsAcknowledged(t, bin) })
 	t.Run("sync_interval 1m", func(t *testing.T) { killKeepsAcknowledged(t, bin, "--sync-interval", "1m") })
 }
@@ -489,34 +476,7 @@ func killKeepsAcknowledged(t *testing.T, bin string, args ...string) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
-	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=t&lastEventID=earliest", nil)
-	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"*"}))
-	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	// The end of the history: one more update, published now.
-	client2 := &http.Client{Transport: &http.Transport{}}
-	defer client2.CloseIdleConnections()
-	if c, body := post(t, client2, hubURL, pub, url.Values{"topic": {"t"}, "id": {"end"}, "data": {"end"}}); c != 200 {
-		t.Fatalf("publish after the restart: %d %s", c, body)
-	}
-	seen := map[string]bool{}
-	r := sse.NewReader(resp.Body)
-	for {
-		m, err := r.Next()
-		if err != nil {
-			t.Fatalf("reading the history after %d events: %v\n%s", len(seen), err, stderr.String())
-		}
-		if m.ID == "end" {
-			break
-		}
-		if seen[m.ID] {
-			t.Fatalf("%s replayed twice", m.ID)
-		}
-		seen[m.ID] = true
-	}
+	seen := readHistory(t, hubURL, pub, stderr)
 	mu.Lock()
 	defer mu.Unlock()
 	for id := range acked {
@@ -527,5 +487,40 @@ func killKeepsAcknowledged(t *testing.T, bin string, args ...string) {
 	t.Logf("%d publishes acknowledged before SIGKILL, %d in the history after the restart", len(acked), len(seen))
 	if !strings.Contains(stderr.String(), "replayed the write-ahead log") {
 		t.Logf("the kill came when bbolt held everything (no replay logged)")
+	}
+}
+
+// readHistory reads back every update of topic t from the start of the history, up to an
+// update "end" that it publishes first, and fails the test if one comes twice.
+func readHistory(t *testing.T, hubURL, pub string, stderr *syncBuffer) map[string]bool {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=t", nil)
+	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"*"}))
+	req.Header.Set("Last-Event-ID", "earliest")
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The end of the history: one more update, published now.
+	if c, body := post(t, client, hubURL, pub, url.Values{"topic": {"t"}, "id": {"end"}, "data": {"end"}}); c != 200 {
+		t.Fatalf("publish after the restart: %d %s", c, body)
+	}
+	seen := map[string]bool{}
+	r := sse.NewReader(resp.Body)
+	for {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatalf("reading the history after %d events: %v\n%s", len(seen), err, stderr.String())
+		}
+		if m.ID == "end" {
+			return seen
+		}
+		if seen[m.ID] {
+			t.Fatalf("%s replayed twice", m.ID)
+		}
+		seen[m.ID] = true
 	}
 }

@@ -33,8 +33,13 @@ import (
 	"github.com/heraldhub/herald/ui"
 )
 
-// shutdownGrace bounds how long a stop waits for in-flight publishes and streams to end.
-const shutdownGrace = 10 * time.Second
+// defaultGracePeriod is grace_period's default: how long a stop waits for publishes in flight
+// and streams to end before it cuts them.
+const defaultGracePeriod = 10 * time.Second
+
+// shutdownMargin is how long past the grace period a stop waits for what it cut to finish
+// (connections closed, the dispatch loop, the store) before the process exits regardless.
+const shutdownMargin = time.Second
 
 // serve implements `herald serve`.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -52,15 +57,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.Dev {
 		applyDev(&cfg, log)
 	}
-	raiseFileLimit(log)
+	fileLimit := raiseFileLimit(log)
+	maxConns, reserve, note := connectionLimits(fileLimit, cfg.MaxConnections)
+	if note != "" {
+		log.Warn(note)
+	}
+	if maxConns > 0 {
+		log.Info("connection limits", "max_connections", maxConns, "reserve", reserve, "open_file_limit", fileLimit)
+	}
 
 	tr, shared, err := openTransport(cfg.TransportURL, cfg.SyncInterval, log)
 	if err != nil {
 		return err
 	}
+	var stopBy time.Time // set by a shutdown: the process exits by then
 	defer func() {
-		if err := tr.Close(); err != nil {
-			log.Error("closing the transport failed", "err", err)
+		closed := make(chan error, 1)
+		go func() { closed <- tr.Close() }()
+		if stopBy.IsZero() {
+			stopBy = time.Now().Add(defaultGracePeriod)
+		}
+		select {
+		case err := <-closed:
+			if err != nil {
+				log.Error("closing the transport failed", "err", err)
+			}
+		case <-time.After(max(time.Until(stopBy), 100*time.Millisecond)):
+			log.Warn("grace period over: the transport did not close; exiting without it (what was acknowledged is stored)")
 		}
 	}()
 
@@ -121,8 +144,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxTopics:            cfg.MaxTopics,
 		MaxSelectors:         cfg.MaxSelectors,
 		Subscriptions:        cfg.Subscriptions,
-		Metrics:              m,
-		Logger:               log,
+		// Half the reserve for publishes and the subscriptions API on the hub's listener; the
+		// rest stays for the operations endpoint, the store and cluster connections.
+		MaxConnections:      maxConns,
+		ConnectionReserve:   reserve / 2,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		Metrics:             m,
+		Logger:              log,
 	})
 	if err != nil {
 		return err
@@ -138,6 +166,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return float64(lag)
 		},
 	)
+	m.OpenConnections(func() float64 { return float64(srv.OpenConnections()) })
 	var draining atomic.Bool
 	var opsSrv *http.Server
 	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
@@ -149,15 +178,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: h.Ready, Draining: &draining, Pprof: cfg.Pprof}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
-		go func() { _ = opsSrv.Serve(opsLn) }()
+		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
+		go func() { _ = opsSrv.Serve(server.OpsListener(opsLn, max(reserve/8, 8), log, m)) }()
 		defer opsSrv.Close()
 		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	rawLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := srv.Listener(rawLn, cfg.TLSCert != "")
 	// No ReadTimeout here: it would stay on the connection for the whole request and end every
 	// subscription older than it. The handler bounds bodies per request instead (read_timeout).
 	httpSrv := &http.Server{
@@ -206,21 +237,83 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case <-ctx.Done():
 	}
 	draining.Store(true)
-	log.Info("shutting down: no new connections; finishing publishes and ending streams")
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := gracePeriod(cfg.GracePeriod)
+	log.Info("shutting down: no new connections; finishing publishes and ending streams", "grace_period", grace)
+	deadline := time.Now().Add(grace)
+	stopBy = deadline.Add(shutdownMargin)
+	shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	shutDone := make(chan error, 1)
-	go func() { shutDone <- httpSrv.Shutdown(shutCtx) }()
-	// Let updates already stored reach subscribers, then end the streams so Shutdown can finish.
-	h.Shutdown()
-	srv.Close(shutdownGrace)
-	if err := <-shutDone; err != nil {
-		log.Warn("some connections did not end in time", "err", err)
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Shutdown(shutCtx) }()
+	streamsDone := make(chan struct{})
+	go func() {
+		defer close(streamsDone)
+		// The streams get what is queued for them, then end. Nothing new is dispatched to
+		// them, so the dispatch loop stops first, whatever backlog it has: a busy loop must
+		// not hold the hub up (the backlog stays in the log for reconnecting clients).
+		stopRun()
+		h.Shutdown()
+		srv.Close(time.Until(deadline)) // hangs up the streams still open at the deadline
+	}()
+	if err := <-httpDone; err != nil { // Shutdown returns by the deadline
+		log.Warn("grace period over: closing the connections still open", "connections", srv.OpenConnections(), "err", err)
+		_ = httpSrv.Close()
 	}
-	stopRun()
-	<-hubDone
+	if !waitUntil(streamsDone, stopBy) {
+		log.Warn("grace period over: streams still open are abandoned", "connections", srv.OpenConnections())
+	}
+	if !waitUntil(hubDone, stopBy) {
+		log.Warn("grace period over: the dispatch loop did not stop; exiting without it")
+	}
 	log.Info("herald stopped")
 	return nil
+}
+
+// gracePeriod maps the grace_period setting to a duration: zero takes the default, negative
+// (an explicit 0) is no grace at all.
+func gracePeriod(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return defaultGracePeriod
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// waitUntil waits for ch to deliver or close until deadline, and reports whether it did.
+func waitUntil[T any](ch <-chan T, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// connectionLimits derives max_connections and the connection reserve from the process's
+// open-file limit. The reserve is 5 % of the limit, at least 64 and at most 1024 descriptors,
+// for publishes and the subscriptions API past max_connections, the operations endpoint, the
+// store and cluster connections. max_connections defaults to the limit less the reserve, and
+// an explicit value above that is lowered to it (note says so): past the open-file limit the
+// hub could answer nobody. A limit that cannot be read, or that is unlimited, leaves an
+// unset max_connections uncapped.
+func connectionLimits(fileLimit uint64, requested int) (maxConns, reserve int, note string) {
+	if fileLimit == 0 || fileLimit > 1<<30 {
+		return requested, server.DefaultConnectionReserve * 2, ""
+	}
+	limit := int(fileLimit)
+	reserve = min(max(limit/20, 64), 1024)
+	def := max(limit-reserve, 1)
+	if requested > def {
+		return def, reserve, fmt.Sprintf("max_connections %d is more than the open-file limit of %d allows: using %d", requested, limit, def)
+	}
+	if requested == 0 {
+		return def, reserve, ""
+	}
+	return requested, reserve, ""
 }
 
 // openTransport opens the update log named by rawURL: its scheme picks the implementation.
@@ -409,20 +502,22 @@ func displayAddr(a net.Addr) string {
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: each subscriber is a socket.
-func raiseFileLimit(log *slog.Logger) {
+// It returns the limit in force, or 0 when it cannot be read.
+func raiseFileLimit(log *slog.Logger) uint64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
+		return 0
 	}
 	if lim.Cur >= lim.Max {
 		log.Info("open-file limit", "limit", lim.Cur)
-		return
+		return lim.Cur
 	}
 	old := lim.Cur
 	lim.Cur = lim.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		log.Warn("could not raise the open-file limit", "limit", old, "err", err)
-		return
+		return old
 	}
 	log.Info("raised the open-file limit to the hard limit", "from", old, "to", lim.Cur)
+	return lim.Cur
 }

@@ -72,7 +72,9 @@ func StartHub(t testing.TB, opts HubOptions) *Hub {
 		t.Fatal(err)
 	}
 	handler := srv.Handler()
-	ts := httptest.NewServer(handler)
+	ts := httptest.NewUnstartedServer(handler)
+	ts.Listener = srv.Listener(ts.Listener, false) // counted and capped as herald serve's
+	ts.Start()
 	t.Cleanup(func() {
 		h.Shutdown()
 		srv.Close(5 * time.Second)
