@@ -41,6 +41,9 @@ type Config struct {
 	// Logger receives start-up warnings and JWKS refresh problems. Nil
 	// discards them.
 	Logger *slog.Logger
+	// Name says whose key this is ("publisher", "subscriber"), so that a
+	// warning about it says which key to change. Empty means "JWT".
+	Name string
 }
 
 // Verifier checks tokens against one Config. It is safe for concurrent use;
@@ -100,7 +103,11 @@ func newVerifier(ctx context.Context, cfg Config, timing jwksTiming) (*Verifier,
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	if b, ok := key.([]byte); ok && len(b) < info.hmacMinLen {
-		logger.Warn("auth: HMAC key is shorter than the hash size; use a longer random secret",
+		name := cfg.Name
+		if name == "" {
+			name = "JWT"
+		}
+		logger.Warn("auth: the "+name+" key is shorter than the hash size; use a longer random secret",
 			"alg", alg, "bytes", len(b), "recommended", info.hmacMinLen)
 	}
 	v.key = key

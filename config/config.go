@@ -71,7 +71,7 @@ type Config struct {
 	QueueSize          int
 	TopicSelectorCache int
 
-	MetricsAddr string // address of /metrics, /healthz and /readyz; "off" disables
+	MetricsAddr string // address of /metrics, /healthz and /readyz; "off" disables; "" = DefaultMetricsAddr if free
 	Pprof       bool   // serve /debug/pprof/ on MetricsAddr
 
 	LogLevel  string // debug, info, warn, error
@@ -84,11 +84,14 @@ type Config struct {
 	Notes []string
 }
 
+// DefaultMetricsAddr is where the operations endpoint listens when metrics_addr is not set, as
+// the reference hub's admin endpoint does.
+const DefaultMetricsAddr = "localhost:2019"
+
 // Defaults returns the configuration `herald serve` starts from.
 func Defaults() Config {
 	return Config{
 		Addr:               ":3000",
-		MetricsAddr:        "localhost:2019",
 		TransportURL:       "bolt://herald.db",
 		TopicSelectorCache: 100_000,
 		LogLevel:           "info",
@@ -264,6 +267,19 @@ func directives() []directive {
 	}
 }
 
+// applyFlag applies the directive name, given as the flag --flag with value.
+func applyFlag(c *Config, flag, name, value string) error {
+	for _, d := range directives() {
+		if d.name == name {
+			if err := d.apply(c, strings.Fields(value)); err != nil {
+				return fmt.Errorf("--%s: %w", flag, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("--%s: no such option", flag)
+}
+
 // parseDuration reads Go durations ("40s", "1m30s") and, like Caddy, bare numbers as seconds.
 func parseDuration(s string) (time.Duration, error) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -313,7 +329,12 @@ func ApplyDirectives(c *Config, src, text string) error {
 		name, args := fields[0], fields[1:]
 		d, ok := byName[name]
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s line %d: unknown directive %q", src, i+1, name))
+			err := fmt.Errorf("%s line %d: unknown directive %q", src, i+1, name)
+			if strings.Contains(line, `\n`) {
+				err = fmt.Errorf("%w: the value holds a backslash and an n where a line break belongs; "+
+					`directives need real line breaks: in a shell $'anonymous\ncors_origins *', in a compose file a "|" block, or a file given with --config`, err)
+			}
+			errs = append(errs, err)
 			continue
 		}
 		if err := d.apply(c, args); err != nil {

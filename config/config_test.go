@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,7 +28,7 @@ func TestLoadPrecedence(t *testing.T) {
 		EnvPublisherKey:    "envkey",
 		EnvJWTKey:          "both",
 		EnvExtraDirectives: "write_timeout 0\ndispatch_timeout 2",
-	}), &bytes.Buffer{})
+	}), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +70,13 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "redis"`}},
 		{"sync_interval in memory", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport local\nsync_interval 1s"},
 			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "local"`}},
-		{"bad sync_interval", []string{"--sync-interval", "often"}, map[string]string{EnvPublisherKey: "k"}, []string{`sync_interval: "often" is not a duration`}},
+		{"bad sync_interval", []string{"--sync-interval", "often"}, map[string]string{EnvPublisherKey: "k"}, []string{`--sync-interval: "often" is not a duration`}},
+		{"flag error names the flag once", []string{"--heartbeat", "xyz"}, map[string]string{EnvPublisherKey: "k"}, []string{`--heartbeat: "xyz" is not a duration like 40s or 10m`}},
+		{"literal backslash-n between directives", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: `anonymous\ncors_origins *`}, []string{`unknown directive "anonymous\\ncors_origins"`, "directives need real line breaks", "$'anonymous\\ncors_origins *'"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(tc.args, env(tc.env), &bytes.Buffer{})
+			_, err := Load(tc.args, env(tc.env), io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -99,7 +102,7 @@ func TestSyncInterval(t *testing.T) {
 		{[]string{"--sync-interval", "0"}, -1},
 		{[]string{"--sync-interval", "50ms", "--transport-url", "bolt:///var/lib/herald/herald.db"}, 50 * time.Millisecond},
 	} {
-		c, err := Load(tc.args, env(map[string]string{EnvPublisherKey: "k"}), &bytes.Buffer{})
+		c, err := Load(tc.args, env(map[string]string{EnvPublisherKey: "k"}), io.Discard, io.Discard)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.args, err)
 		}
@@ -127,7 +130,7 @@ func TestBodyLimits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load(tc.args, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: tc.extra}), &bytes.Buffer{})
+			c, err := Load(tc.args, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: tc.extra}), io.Discard, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,7 +156,7 @@ func TestServerName(t *testing.T) {
 }
 
 func TestCompatibilityDirectivesAreNoted(t *testing.T) {
-	c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscriber_list_cache_size 100\nprotocol_version_compatibility 7", "GLOBAL_OPTIONS": "debug"}), &bytes.Buffer{})
+	c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscriber_list_cache_size 100\nprotocol_version_compatibility 7", "GLOBAL_OPTIONS": "debug"}), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,10 +166,13 @@ func TestCompatibilityDirectivesAreNoted(t *testing.T) {
 }
 
 func TestHelpListsEveryOption(t *testing.T) {
-	var out bytes.Buffer
-	_, err := Load([]string{"--help"}, env(nil), &out)
+	var out, errOut bytes.Buffer
+	_, err := Load([]string{"--help"}, env(nil), &out, &errOut)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err %v", err)
+	}
+	if errOut.Len() != 0 || !strings.HasPrefix(out.String(), "Usage: herald serve [flags]\n") {
+		t.Errorf("help went to stderr, or begins %q", out.String()[:min(40, out.Len())])
 	}
 	for _, d := range directives() {
 		if d.name == "publisher_jwt" || d.name == "subscriber_jwt" {
@@ -187,14 +193,14 @@ func TestConnectionAndShutdownDirectives(t *testing.T) {
 	c, err := Load([]string{"--max-connections", "5000"}, env(map[string]string{
 		EnvPublisherKey:    "k",
 		EnvExtraDirectives: "max_connections 100\nmax_connections_per_ip 20\ngrace_period 30s",
-	}), &bytes.Buffer{})
+	}), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.MaxConnections != 5000 || c.MaxConnectionsPerIP != 20 || c.GracePeriod != 30*time.Second {
 		t.Fatalf("max_connections %d, max_connections_per_ip %d, grace_period %v", c.MaxConnections, c.MaxConnectionsPerIP, c.GracePeriod)
 	}
-	c, err = Load([]string{"--grace-period", "0"}, env(map[string]string{EnvPublisherKey: "k"}), &bytes.Buffer{})
+	c, err = Load([]string{"--grace-period", "0"}, env(map[string]string{EnvPublisherKey: "k"}), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,11 +208,11 @@ func TestConnectionAndShutdownDirectives(t *testing.T) {
 		t.Fatalf("grace_period 0 gave %v; defaults max_connections %d, max_connections_per_ip %d", c.GracePeriod, c.MaxConnections, c.MaxConnectionsPerIP)
 	}
 	// The reference image's Caddy global option has the same name and meaning.
-	c, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvGlobalOptions: "grace_period 25s"}), &bytes.Buffer{})
+	c, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvGlobalOptions: "grace_period 25s"}), io.Discard, io.Discard)
 	if err != nil || c.GracePeriod != 25*time.Second || len(c.Notes) != 0 {
 		t.Fatalf("GLOBAL_OPTIONS grace_period: %v, %v, notes %q", err, c.GracePeriod, c.Notes)
 	}
-	_, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "max_connections -1\ngrace_period soon"}), &bytes.Buffer{})
+	_, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "max_connections -1\ngrace_period soon"}), io.Discard, io.Discard)
 	for _, w := range []string{`max_connections: "-1" is not a non-negative whole number`, `grace_period: "soon" is not a duration`} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v does not mention %q", err, w)

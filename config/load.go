@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+
+	"github.com/heraldhub/herald/internal/cli"
 )
 
 // Environment variables read by Load, as the reference hub names them.
@@ -56,11 +59,11 @@ func applyGlobalOptions(c *Config, text string) error {
 
 // Load builds the configuration of `herald serve` from its arguments (without the command
 // name) and the environment (getenv, usually os.Getenv). It returns flag.ErrHelp after
-// printing help to out when asked for it.
-func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+// printing help to stdout when asked for it; a mistake in the flags is printed to stderr with
+// the usage, and returned.
+func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (Config, error) {
 	c := Defaults()
 	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
-	fs.SetOutput(out)
 	configFile := fs.String("config", getenv(EnvConfigFile), "configuration file: one directive a line, as in "+EnvExtraDirectives+" (env "+EnvConfigFile+")")
 	dev := fs.Bool("dev", false, "development mode: a random JWT key when none is set, anonymous subscribers, CORS and cookie publishes from any origin; prints a ready token")
 	pubKey := fs.String("publisher-jwt-key", "", "publishers' JWT key (env "+EnvPublisherKey+")")
@@ -83,13 +86,10 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 			dirFlags[d.name] = fs.String(name, "", d.args+": "+usage)
 		}
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: herald serve [flags]\n\nRuns the hub. Flags override environment variables, which override the configuration file.\n"+
-			"Environment: %s, %s/%s, %s/%s, %s, %s (one directive a line).\n\nFlags:\n",
-			EnvServerName, EnvPublisherKey, EnvPublisherAlg, EnvSubscriberKey, EnvSubscriberAlg, EnvJWTKey, EnvExtraDirectives)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	cli.SetUsage(fs, "serve [flags]", fmt.Sprintf("Runs the hub. Flags override environment variables, which override the configuration file.\n"+
+		"Environment: %s, %s/%s, %s/%s, %s, %s (one directive a line).",
+		EnvServerName, EnvPublisherKey, EnvPublisherAlg, EnvSubscriberKey, EnvSubscriberAlg, EnvJWTKey, EnvExtraDirectives))
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -140,10 +140,10 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	fs.Visit(func(f *flag.Flag) {
 		dname := strings.ReplaceAll(f.Name, "-", "_")
 		if p, ok := dirFlags[dname]; ok {
-			errs = append(errs, ApplyDirectives(&c, "--"+f.Name, dname+" "+*p))
+			errs = append(errs, applyFlag(&c, f.Name, dname, *p))
 		}
 		if p, ok := boolFlags[dname]; ok {
-			errs = append(errs, ApplyDirectives(&c, "--"+f.Name, fmt.Sprintf("%s %t", dname, *p)))
+			errs = append(errs, applyFlag(&c, f.Name, dname, strconv.FormatBool(*p)))
 		}
 	})
 	setIf(&c.PublisherKey, *jwtKey)

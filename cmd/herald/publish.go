@@ -12,12 +12,13 @@ import (
 
 	"github.com/heraldhub/herald/bench"
 	"github.com/heraldhub/herald/client"
+	"github.com/heraldhub/herald/internal/cli"
 )
 
 // publishCommand implements `herald publish`: it publishes one update and prints its id.
 func publishCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("herald publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cli.SetUsage(fs, "publish --topic TOPIC [flags]", "Publishes one update to a hub and prints its id.")
 	var topics stringList
 	fs.Var(&topics, "topic", "topic of the update (repeatable; the first is canonical)")
 	hubURL := fs.String("hub", bench.DefaultHub, "the hub's URL")
@@ -31,7 +32,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	key := fs.String("key", "", "HMAC key to mint a JWT allowed to publish to the topics (default $MERCURE_PUBLISHER_JWT_KEY, then $MERCURE_JWT_KEY)")
 	alg := fs.String("alg", "HS256", "algorithm of the minted JWT")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound of the request")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if len(topics) == 0 {

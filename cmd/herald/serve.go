@@ -43,7 +43,11 @@ const shutdownMargin = time.Second
 
 // serve implements `herald serve`.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	// From the start: a stop that arrives while the hub starts must end it cleanly, not kill
+	// it halfway through opening its store.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg, err := config.Load(args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -66,6 +70,44 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("connection limits", "max_connections", maxConns, "reserve", reserve, "open_file_limit", fileLimit)
 	}
 
+	// Keys and listeners first: a start that fails on them must leave nothing behind, such as
+	// a new, empty store file.
+	var pub, sub *auth.Verifier
+	if cfg.PublisherKey != "" || cfg.PublisherJWKS != "" {
+		pub, err = auth.NewVerifier(ctx, auth.Config{Key: cfg.PublisherKey, Alg: cfg.PublisherAlg, JWKSURL: cfg.PublisherJWKS, Logger: log, Name: "publisher"})
+		if err != nil {
+			return fmt.Errorf("publisher key: %w", err)
+		}
+		defer pub.Close()
+	}
+	subKey, subAlg, subJWKS := cfg.SubscriberKey, cfg.SubscriberAlg, cfg.SubscriberJWKS
+	if subKey == "" && subJWKS == "" {
+		// As the reference hub's default configuration: one key for both when only one is set.
+		subKey, subAlg, subJWKS = cfg.PublisherKey, cfg.PublisherAlg, cfg.PublisherJWKS
+	}
+	switch {
+	case pub != nil && subKey == cfg.PublisherKey && subAlg == cfg.PublisherAlg && subJWKS == cfg.PublisherJWKS:
+		sub = pub // one key: one verifier, and its warnings once
+	case subKey != "" || subJWKS != "":
+		sub, err = auth.NewVerifier(ctx, auth.Config{Key: subKey, Alg: subAlg, JWKSURL: subJWKS, Logger: log, Name: "subscriber"})
+		if err != nil {
+			return fmt.Errorf("subscriber key: %w", err)
+		}
+		defer sub.Close()
+	}
+	opsLn, err := listenOps(cfg.MetricsAddr, config.DefaultMetricsAddr, log)
+	if err != nil {
+		return err
+	}
+	if opsLn != nil {
+		defer opsLn.Close()
+	}
+	rawLn, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer rawLn.Close()
+
 	tr, shared, err := openTransport(cfg.TransportURL, cfg.SyncInterval, log)
 	if err != nil {
 		return err
@@ -86,27 +128,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("grace period over: the transport did not close; exiting without it (what was acknowledged is stored)")
 		}
 	}()
-
-	var pub, sub *auth.Verifier
-	if cfg.PublisherKey != "" || cfg.PublisherJWKS != "" {
-		pub, err = auth.NewVerifier(ctx, auth.Config{Key: cfg.PublisherKey, Alg: cfg.PublisherAlg, JWKSURL: cfg.PublisherJWKS, Logger: log})
-		if err != nil {
-			return fmt.Errorf("publisher key: %w", err)
-		}
-		defer pub.Close()
-	}
-	subKey, subAlg, subJWKS := cfg.SubscriberKey, cfg.SubscriberAlg, cfg.SubscriberJWKS
-	if subKey == "" && subJWKS == "" {
-		// As the reference hub's default configuration: one key for both when only one is set.
-		subKey, subAlg, subJWKS = cfg.PublisherKey, cfg.PublisherAlg, cfg.PublisherJWKS
-	}
-	if subKey != "" || subJWKS != "" {
-		sub, err = auth.NewVerifier(ctx, auth.Config{Key: subKey, Alg: subAlg, JWKSURL: subJWKS, Logger: log})
-		if err != nil {
-			return fmt.Errorf("subscriber key: %w", err)
-		}
-		defer sub.Close()
-	}
 
 	m := metrics.New()
 	h, err := hub.New(hub.Config{
@@ -169,11 +190,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	m.OpenConnections(func() float64 { return float64(srv.OpenConnections()) })
 	var draining atomic.Bool
 	var opsSrv *http.Server
-	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "off" {
-		opsLn, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics_addr: %w", err)
-		}
+	if opsLn != nil {
 		opsSrv = &http.Server{
 			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: h.Ready, Draining: &draining, Pprof: cfg.Pprof}),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -184,10 +201,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
 	}
 
-	rawLn, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	ln := srv.Listener(rawLn, cfg.TLSCert != "")
 	// No ReadTimeout here: it would stay on the connection for the whole request and end every
 	// subscription older than it. The handler bounds bodies per request instead (read_timeout).
@@ -199,8 +212,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	hubDone := make(chan error, 1)
@@ -404,7 +415,33 @@ func redactURL(raw string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	if _, has := u.User.Password(); !has {
+		return raw // as given: Redacted would turn local:// into local:
+	}
 	return u.Redacted()
+}
+
+// listenOps opens the operations endpoint's listener, or returns nil when metrics_addr is off.
+// When metrics_addr was not set and its default address is taken (say by a second hub on the
+// machine), the hub starts without the endpoint and says so; an address that was set must
+// work.
+func listenOps(addr, defaultAddr string, log *slog.Logger) (net.Listener, error) {
+	if addr == "off" {
+		return nil, nil
+	}
+	explicit := addr != ""
+	if !explicit {
+		addr = defaultAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil
+	case explicit:
+		return nil, fmt.Errorf("metrics_addr %s: %w (choose a free address, or off to run without /metrics, /healthz and /readyz)", addr, err)
+	}
+	log.Warn("the operations endpoint's default address is taken: starting without /metrics, /healthz and /readyz (set metrics_addr to choose another address, or off)", "addr", addr, "err", err)
+	return nil, nil
 }
 
 // newLogger builds the process logger from the log_level and log_format settings.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/heraldhub/herald/bench"
 	"github.com/heraldhub/herald/client"
+	"github.com/heraldhub/herald/internal/cli"
 )
 
 // subscribeCommand implements `herald subscribe`: it prints the events of the topics given,
@@ -22,7 +23,7 @@ import (
 // --timeout.
 func subscribeCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("herald subscribe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cli.SetUsage(fs, "subscribe --topic SELECTOR [flags]", "Prints the events of a hub's topics as they come, reconnecting with Last-Event-ID when the\nstream ends, until interrupted, --count events or --timeout.")
 	var topics stringList
 	fs.Var(&topics, "topic", "topic selector: an exact topic, * or a URI template (repeatable)")
 	hubURL := fs.String("hub", bench.DefaultHub, "the hub's URL")
@@ -35,7 +36,7 @@ func subscribeCommand(ctx context.Context, args []string, getenv func(string) st
 	key := fs.String("key", "", "HMAC key to mint a JWT allowed to subscribe to the topics (default $MERCURE_SUBSCRIBER_JWT_KEY, $MERCURE_PUBLISHER_JWT_KEY, $MERCURE_JWT_KEY)")
 	alg := fs.String("alg", "HS256", "algorithm of the minted JWT")
 	retry := fs.Duration("retry", client.DefaultRetryDelay, "reconnection delay (the hub's retry field replaces it)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if len(topics) == 0 {

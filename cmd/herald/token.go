@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/internal/cli"
 )
 
 // stringList is a repeatable string flag.
@@ -23,7 +25,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // claims, for trying the hub locally and for scripts.
 func token(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("herald token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cli.SetUsage(fs, "token [flags]", "Mints a JWT with mercure.publish and mercure.subscribe claims and prints it: for trying a hub\nlocally and for scripts. Give at least one --publish or --subscribe selector.")
 	var pub, sub stringList
 	fs.Var(&pub, "publish", "topic selector the token may publish to (repeatable; * for all)")
 	fs.Var(&sub, "subscribe", "topic selector the token may subscribe to, private updates included (repeatable)")
@@ -33,7 +35,7 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	ttl := fs.Duration("ttl", time.Hour, "lifetime (0 = no exp claim)")
 	payload := fs.String("payload", "", "JSON value for the mercure.payload claim")
 	subject := fs.String("sub", "", "sub claim")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if len(pub) == 0 && len(sub) == 0 {

@@ -340,6 +340,10 @@ func openDB(path string, opts Options) (db *bbolt.DB, err error) {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 		return nil, fmt.Errorf("bolt: open %s: not a readable bbolt database: %w", path, err)
 	case err != nil:
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			return nil, fmt.Errorf("bolt: %w", err) // it names the operation and the path already
+		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	return db, nil
