@@ -130,6 +130,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 
 	m := metrics.New()
+	eventsRate := float64(cfg.SubscriptionEventsRate)
+	if eventsRate == 0 {
+		eventsRate = -1 // no limit
+	}
 	h, err := hub.New(hub.Config{
 		Metrics:       m,
 		Transport:     tr,
@@ -137,8 +141,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		QueueSize:     cfg.QueueSize,
 		Subscriptions: cfg.Subscriptions,
 		Cluster:       shared,
-		NodeHeartbeat: cfg.NodeHeartbeat,
-		Logger:        log,
+
+		SubscriptionEventsRate:  eventsRate,
+		SubscriptionEventsBurst: cfg.SubscriptionEventsBurst,
+		NodeHeartbeat:           cfg.NodeHeartbeat,
+		Logger:                  log,
 	})
 	if err != nil {
 		return err
