@@ -396,7 +396,8 @@ func openTransport(rawURL string, syncInterval time.Duration, log *slog.Logger) 
 	return tr, shared, nil
 }
 
-// openMemory opens the in-memory log; ?size=N and ?max_bytes=N bound its history.
+// openMemory opens the in-memory log; ?size=N and ?max_bytes=N bound its history,
+// ?system_size=N its system updates.
 func openMemory(u *url.URL) (transport.Transport, error) {
 	var opts memory.Options
 	for k, vs := range u.Query() {
@@ -409,8 +410,10 @@ func openMemory(u *url.URL) (transport.Transport, error) {
 			opts.Size = int(n)
 		case "max_bytes":
 			opts.MaxBytes = n
+		case "system_size":
+			opts.SystemSize = int(n)
 		default:
-			return nil, fmt.Errorf("unknown option %q (want size or max_bytes)", k)
+			return nil, fmt.Errorf("unknown option %q (want size, max_bytes or system_size)", k)
 		}
 	}
 	return memory.New(opts), nil

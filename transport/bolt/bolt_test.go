@@ -31,7 +31,7 @@ func factory(base Options) transporttest.Factory {
 		NewKey: func(t *testing.T) string { return filepath.Join(t.TempDir(), "herald.db") },
 		Open: func(t *testing.T, path string, opts transporttest.Options) transport.Transport {
 			o := base
-			o.Size, o.MaxBytes = opts.Size, opts.MaxBytes
+			o.Size, o.MaxBytes, o.SystemSize = opts.Size, opts.MaxBytes, opts.SystemSize
 			tr, err := Open(path, o)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -39,6 +39,7 @@ func factory(base Options) transporttest.Factory {
 			return tr
 		},
 		Persistent: true,
+		System:     true,
 	}
 }
 
@@ -52,7 +53,9 @@ func TestConformanceForcedCleanupOnly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the default conformance run is enough with -short")
 	}
-	transporttest.Run(t, factory(Options{CleanupFrequency: -1}))
+	f := factory(Options{CleanupFrequency: -1})
+	f.SystemFlood = 10_000 // system updates never reach bbolt: its cleanup does not matter to them
+	transporttest.Run(t, f)
 }
 
 // Acknowledging before the sync changes nothing that a reader or a restart can see.
@@ -147,6 +150,7 @@ func TestParseURL(t *testing.T) {
 		{url: "bolt://x.db?sync_interval=0", path: "x.db", opts: Options{SyncInterval: -1}},
 		{url: "bolt://x.db?sync_interval=-1s", wantErr: "sync_interval"},
 		{url: "bolt://x.db?sync_interval=100", wantErr: "sync_interval"},
+		{url: "bolt://x.db?system_size=500", path: "x.db", opts: Options{SystemSize: 500}},
 		{url: "bolt://", wantErr: "no file path"},
 		{url: "bolt:///", path: "/"}, // a directory: Open reports it
 		{url: "redis://localhost/0", wantErr: `want "bolt"`},

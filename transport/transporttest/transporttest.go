@@ -949,7 +949,7 @@ func (s *suite) testSystemApart(t *testing.T) {
 // testSystemFlood appends a flood of system updates, as a presence flood would, and checks
 // that the publishers' update written before it is still found and replayed exactly.
 func (s *suite) testSystemFlood(t *testing.T) {
-	const size, systemSize, workers = 10, 100, 8
+	const size, systemSize, workers = 10, 100, 4
 	flood := s.f.SystemFlood
 	if flood <= 0 {
 		flood = DefaultSystemFlood
