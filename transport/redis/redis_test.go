@@ -56,14 +56,16 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, transporttest.Factory{
 		Open: func(t *testing.T, key string, o transporttest.Options) transport.Transport {
 			opts := base
-			opts.Stream, opts.Size, opts.MaxBytes = key, o.Size, o.MaxBytes
+			opts.Stream, opts.Size, opts.MaxBytes, opts.SystemSize = key, o.Size, o.MaxBytes, o.SystemSize
 			tr, err := Open(t.Context(), opts)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
 			return tr
 		},
-		Persistent: true,
+		Persistent:  true,
+		System:      true,
+		SystemFlood: 20_000, // one script call each
 	})
 }
 
@@ -81,6 +83,7 @@ func TestParseURL(t *testing.T) {
 		{url: "redis://herald:s3cret@h:1/2?size=500&max_bytes=1048576&timeout=250ms&stream=a:b",
 			opts: Options{Addr: "h:1", Username: "herald", Password: "s3cret", DB: 2, Size: 500, MaxBytes: 1 << 20, Timeout: 250 * time.Millisecond, Stream: "a:b"}},
 		{url: "redis://h?size=0", opts: Options{Addr: "h:6379"}},
+		{url: "redis://h?system_size=500", opts: Options{Addr: "h:6379", SystemSize: 500}},
 		{url: "bolt://x.db", wantErr: `want "redis" or "rediss"`},
 		{url: "redis://h/zero", wantErr: "database number"},
 		{url: "redis://h:0", wantErr: "bad port"},
