@@ -66,6 +66,13 @@ type Factory struct {
 	// transport.Transport): the System subtests run only when it is true.
 	System bool
 
+	// SharedLimit says the transport bounds both classes with one limit of Size+SystemSize
+	// updates (nats): a system update replaces the oldest one of its class, so at most
+	// SystemSize are retained and publishers' updates always keep at least Size, but these may
+	// use the share that system updates leave unused, and then push out system updates older
+	// than them. The System subtests check that weaker rule when it is true.
+	SharedLimit bool
+
 	// SystemFlood is how many system updates the flood subtest appends; zero selects
 	// DefaultSystemFlood. A transport whose appends each cost a round trip to a server may
 	// lower it to keep the suite fast.
@@ -903,7 +910,7 @@ func (s *suite) testSystemApart(t *testing.T) {
 
 	// Eleven system updates dropped only system updates: every publisher's update is kept.
 	keptSys := systems[len(systems)-systemSize:]
-	want := bySeq(append(append([]*transport.Update(nil), users...), keptSys...))
+	want := s.retained(users, systems, size, systemSize)
 	checkUpdates(t, "Read(0) of both classes", readAll(t, tr, 0), want)
 	checkUpdates(t, "Read(after the first update)", readAll(t, tr, users[0].Seq), want[1:])
 	checkUpdates(t, "Read(0, limit=2)", readNow(t, tr, 0, 2), want[:2])
@@ -931,7 +938,7 @@ func (s *suite) testSystemApart(t *testing.T) {
 	for i := 3; i < 3+size; i++ {
 		users = append(users, appendOK(t, tr, sample("apart", i)))
 	}
-	want = bySeq(append(append([]*transport.Update(nil), users[len(users)-size:]...), keptSys...))
+	want = s.retained(users, systems, size, systemSize)
 	checkUpdates(t, "Read(0) after publishers' updates", readAll(t, tr, 0), want)
 	checkUnknown(t, tr, users[0].ID)
 
@@ -998,6 +1005,18 @@ func (s *suite) testSystemFlood(t *testing.T) {
 	want = append(want, after)
 	checkUpdates(t, "Read(after the update before the canary)", readAll(t, tr, before.Seq), want)
 	checkUnknown(t, tr, sys[0].ID)
+}
+
+// retained returns, in Seq order, what a log bounded by size and systemSize retains of the
+// publishers' updates users and the system updates systems, each in Seq order.
+func (s *suite) retained(users, systems []*transport.Update, size, systemSize int) []*transport.Update {
+	systems = systems[max(0, len(systems)-systemSize):]
+	if !s.f.SharedLimit {
+		users = users[max(0, len(users)-size):]
+		return bySeq(append(append([]*transport.Update(nil), users...), systems...))
+	}
+	all := bySeq(append(append([]*transport.Update(nil), users...), systems...))
+	return all[max(0, len(all)-size-systemSize):]
 }
 
 // bySeq sorts ups by Seq, in place, and returns it.
