@@ -39,7 +39,6 @@ func factory(base Options) transporttest.Factory {
 			return tr
 		},
 		Persistent: true,
-		System:     true,
 	}
 }
 

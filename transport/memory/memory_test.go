@@ -22,7 +22,6 @@ func TestConformance(t *testing.T) {
 		Open: func(t *testing.T, _ string, opts transporttest.Options) transport.Transport {
 			return memory.New(memory.Options{Size: opts.Size, MaxBytes: opts.MaxBytes, SystemSize: opts.SystemSize})
 		},
-		System: true,
 	})
 }
 

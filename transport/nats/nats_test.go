@@ -69,7 +69,6 @@ func TestConformance(t *testing.T) {
 			return tr
 		},
 		Persistent:  true,
-		System:      true,
 		SharedLimit: true,
 		SystemFlood: 10_000, // one publish each
 	})

@@ -203,11 +203,13 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 		}
 		types[i] = typ
 	}
-	if (types[0] == "none") != (types[2] == "none") {
-		if types[2] == "none" {
-			return 0, fmt.Errorf("redis: open %s: key %q is a stream that Herald did not write (no %q; choose another stream name)", t.opts.Stream, t.keys[0], t.keys[2])
-		}
-		return 0, fmt.Errorf("redis: open %s: the stream %q is missing but %q exists (was the stream deleted? delete the %s:* keys to start a new log)", t.opts.Stream, t.keys[0], t.keys[2], t.opts.Stream)
+	// A log with only system updates so far has meta but no stream; one whose stream was
+	// deleted still has its cost list.
+	switch {
+	case types[0] != "none" && types[2] == "none":
+		return 0, fmt.Errorf("redis: open %s: key %q is a stream that Herald did not write (no %q; choose another stream name)", t.opts.Stream, t.keys[0], t.keys[2])
+	case types[0] == "none" && types[3] != "none":
+		return 0, fmt.Errorf("redis: open %s: the stream %q is missing but %q exists (was the stream deleted? delete the %s:* keys to start a new log)", t.opts.Stream, t.keys[0], t.keys[3], t.opts.Stream)
 	}
 	if err := boundScript.Exec(ctx, t.c, t.keys, []string{t.size, t.max, t.sys}).Error(); err != nil {
 		return 0, fmt.Errorf("redis: open %s: apply the bounds: %w", t.opts.Stream, unavailable(err))

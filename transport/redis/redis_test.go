@@ -64,7 +64,6 @@ func TestConformance(t *testing.T) {
 			return tr
 		},
 		Persistent:  true,
-		System:      true,
 		SystemFlood: 20_000, // one script call each
 	})
 }
@@ -292,4 +291,36 @@ func TestOpenWrongPassword(t *testing.T) {
 		t.Fatalf("Open with a wrong password = %v; want a configuration error without the password", err)
 	}
 	t.Log(err)
+}
+
+// A log that holds only system updates so far opens again; one whose stream was deleted
+// while it held publishers' updates is refused.
+func TestReopenSystemOnly(t *testing.T) {
+	opts := serverOptions(t)
+	opts.Stream = logtest.StreamName(t)
+	tr := openT(t, opts)
+	ctx := context.Background()
+	s := &transport.Update{ID: "s", Topics: []string{"t"}, System: true}
+	if err := tr.Append(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr = openT(t, opts)
+	if seq, err := tr.Lookup(ctx, "s"); err != nil || seq != s.Seq {
+		t.Fatalf("Lookup of the system update after reopening = %d, %v; want %d", seq, err, s.Seq)
+	}
+	if err := tr.Append(ctx, logtest.Upd("u", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.c.Do(ctx, tr.c.B().Del().Key(opts.Stream).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := Open(ctx, opts); err == nil || !strings.Contains(err.Error(), "is missing") {
+		if tr != nil {
+			_ = tr.Close()
+		}
+		t.Fatalf("Open after the stream was deleted = %v, want a refusal", err)
+	}
 }

@@ -12,11 +12,13 @@
 // The suite checks the rules written on transport.Transport: ordering and exact round-trip of
 // every field, reads after a position and with a limit, blocking reads woken by an append or
 // ended by their context, Lookup and Head, duplicate IDs, the count and byte bounds, concurrent
-// publishers and tailers, Close, and (for persistent transports) a restart.
+// publishers and tailers, Close, system updates kept apart under their own bound (and a flood
+// of them that leaves a publisher's update replayable), and (for persistent transports) a
+// restart.
 //
 // The suite waits for events (a reader returning, an update arriving) rather than sleeping for
-// them; a timeout only turns a hang into a failure. It stays well under five seconds per
-// transport under -race when each append costs about a millisecond.
+// them; a timeout only turns a hang into a failure. Apart from the flood, it stays well under
+// five seconds per transport under -race when each append costs about a millisecond.
 package transporttest
 
 import (
@@ -62,10 +64,6 @@ type Factory struct {
 	// Persistent says the log survives Close: the restart subtests run only when it is true.
 	Persistent bool
 
-	// System says the transport keeps system updates apart from the others (see
-	// transport.Transport): the System subtests run only when it is true.
-	System bool
-
 	// SharedLimit says the transport bounds both classes with one limit of Size+SystemSize
 	// updates (nats): a system update replaces the oldest one of its class, so at most
 	// SystemSize are retained and publishers' updates always keep at least Size, but these may
@@ -107,10 +105,8 @@ func Run(t *testing.T, f Factory) {
 	t.Run("ConcurrentPublishers", s.testConcurrentPublishers)
 	t.Run("ConcurrentTailers", s.testConcurrentTailers)
 	t.Run("Close", s.testClose)
-	if f.System {
-		t.Run("SystemApart", s.testSystemApart)
-		t.Run("SystemFlood", s.testSystemFlood)
-	}
+	t.Run("SystemApart", s.testSystemApart)
+	t.Run("SystemFlood", s.testSystemFlood)
 	if f.Persistent {
 		t.Run("Restart", s.testRestart)
 		t.Run("RestartBounds", s.testRestartBounds)
