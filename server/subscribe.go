@@ -84,7 +84,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		opts.Notify = rs
 	}
 	sub, err := s.hub.Subscribe(r.Context(), opts)
-	if busy := (*hub.BusyError)(nil); errors.As(err, &busy) {
+	var busy *hub.BusyError
+	if errors.As(err, &busy) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(busy.RetryAfter.Seconds()))))
 		s.refuse(w, r, &requestError{code: http.StatusServiceUnavailable, category: reasonSubscriptionsBusy, reason: "too many subscriptions are starting; retry later"})
 		return
