@@ -189,3 +189,55 @@ func presenceFlood(t *testing.T, tr transport.Transport) {
 	}
 	equal(t, got, "canary", "after")
 }
+
+// The subscriptions API's lastEventID, the ID of a subscription event, resolves for a reader
+// of subscription events, who is then replayed exactly what followed it.
+func TestSubscriptionsLastEventIDResolves(t *testing.T) {
+	h, _ := newHub(t, Config{Subscriptions: true}, true)
+	m := h.Matcher()
+	first, err := h.Subscribe(t.Context(), SubscribeOptions{Selectors: sels(m, "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(first)
+	var last string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		subs, id := h.SubscriptionsSnapshot("", "")
+		if len(subs) == 1 {
+			last = id
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription event was not dispatched")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	second, err := h.Subscribe(t.Context(), SubscribeOptions{Selectors: sels(m, "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(second)
+
+	after, header, err := h.Resolve(t.Context(), last)
+	if err != nil || header != last {
+		t.Fatalf("Resolve(%q) = %d, %q, %v; want the event itself", last, after, header, err)
+	}
+	watch := sels(m, SubscriptionsPath+"{/topic}{/subscriber}")
+	w, err := h.Subscribe(t.Context(), SubscribeOptions{Selectors: watch, Allowed: watch, Replay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(w)
+	var topics []string
+	err = h.Replay(t.Context(), w, after, func(evs []*Event) error {
+		for _, e := range evs {
+			topics = append(topics, e.Update.Topics[0])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, topics, SubscriptionID("b", second.ID), SubscriptionID(watch[0].Raw(), w.ID))
+}
