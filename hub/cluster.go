@@ -149,7 +149,7 @@ func (h *Hub) publishControl(ctx context.Context, typ string, subs []Subscriptio
 	}
 	u := &transport.Update{Topics: []string{ClusterPath + "nodes/" + tagHex(h.node)}, Private: true, System: true, Type: typ, Data: string(data)}
 	if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
-		h.pres.failed(h.log, "publishing cluster updates failed", "type", typ, "err", err)
+		h.pres.failed("publishing cluster updates failed", "type", typ, "err", err)
 	}
 }
 
@@ -224,7 +224,7 @@ func (h *Hub) expireDeadNodes(ctx context.Context) {
 		}
 		u := &transport.Update{Topics: []string{s.ID}, Private: true, System: true, Data: string(data)}
 		if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
-			h.pres.failed(h.log, "publishing departures for a dead node failed", "subscription", s.ID, "err", err)
+			h.pres.failed("publishing departures for a dead node failed", "subscription", s.ID, "err", err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldhub/herald/internal/loglimit"
 	"github.com/heraldhub/herald/transport"
 )
 
@@ -135,7 +136,7 @@ func (h *Hub) announce(ctx context.Context, s *Subscriber, active bool) {
 		}
 		u := &transport.Update{Topics: []string{doc.ID}, Private: true, System: true, Data: string(data)}
 		if err := h.Publish(ctx, u); err != nil {
-			h.pres.failed(h.log, "publishing subscription events failed", "subscription", doc.ID, "active", active, "err", err)
+			h.pres.failed("publishing subscription events failed", "subscription", doc.ID, "active", active, "err", err)
 		}
 	}
 }
@@ -167,12 +168,16 @@ func (e *BusyError) Error() string {
 // of arrivals' events, and the rate-limited log of failures to publish them.
 type presence struct {
 	bucket bucket
-	fail   failureLog
+	fail   *loglimit.Limiter
 }
 
-// newPresence returns the guard for cfg, whose rate and burst have their defaults applied.
+// newPresence returns the guard for cfg, whose rate, burst and logger have their defaults
+// applied.
 func newPresence(cfg Config) *presence {
-	return &presence{bucket: bucket{rate: cfg.SubscriptionEventsRate, burst: float64(cfg.SubscriptionEventsBurst), tokens: float64(cfg.SubscriptionEventsBurst), now: time.Now}}
+	return &presence{
+		bucket: bucket{rate: cfg.SubscriptionEventsRate, burst: float64(cfg.SubscriptionEventsBurst), tokens: float64(cfg.SubscriptionEventsBurst), now: time.Now},
+		fail:   loglimit.New(loglimit.Config{Logger: cfg.Logger}),
+	}
 }
 
 // admit takes one token per selector of a new subscription, waiting for them when the
@@ -198,33 +203,10 @@ func (h *Hub) admit(ctx context.Context, selectors int) error {
 }
 
 // failed logs a failure to publish presence (subscription events, control updates) at most
-// once per second, with the number of failures the line stands for: a transport that refuses
-// every event must not turn each into a log line.
-func (p *presence) failed(log *slog.Logger, msg string, args ...any) {
-	if n := p.fail.count(p.bucket.now()); n > 0 {
-		log.Warn(msg, append(args, "failures", n)...)
-	}
-}
-
-// failureLog counts failures between two log lines.
-type failureLog struct {
-	mu      sync.Mutex
-	last    time.Time // when the last line was logged
-	pending int       // failures since then, not logged
-}
-
-// count records one failure and returns how many the caller should log now: zero while a
-// line was logged less than a second ago.
-func (f *failureLog) count(now time.Time) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.pending++
-	if now.Sub(f.last) < time.Second {
-		return 0
-	}
-	n := f.pending
-	f.last, f.pending = now, 0
-	return n
+// once per second per message, with the number of failures held back since the previous
+// line: a transport that refuses every event must not turn each into a log line.
+func (p *presence) failed(msg string, args ...any) {
+	p.fail.Log(context.Background(), slog.LevelWarn, msg, msg, args...)
 }
 
 // bucket is a token bucket that may go into debt: reserve takes the tokens at once and says

@@ -42,21 +42,6 @@ func TestBucket(t *testing.T) {
 	}
 }
 
-func TestFailureLogCounts(t *testing.T) {
-	var f failureLog
-	now := time.Unix(1000, 0)
-	got := []int{f.count(now)}
-	for range 5 {
-		now = now.Add(100 * time.Millisecond)
-		got = append(got, f.count(now))
-	}
-	now = now.Add(600 * time.Millisecond)
-	got = append(got, f.count(now))
-	if fmt.Sprint(got) != "[1 0 0 0 0 0 6]" {
-		t.Fatalf("counts = %v, want [1 0 0 0 0 0 6]", got)
-	}
-}
-
 // systemUpdates counts the system updates retained by tr.
 func systemUpdates(t *testing.T, tr transport.Transport) int {
 	t.Helper()
