@@ -31,13 +31,17 @@ type Config struct {
 	SubscriberAlg  string
 	SubscriberJWKS string
 
-	Anonymous      bool
-	Subscriptions  bool
-	UI             bool // serve the debugging web UI at /.well-known/mercure/ui/
-	Demo           bool // also serve the demo page; implies UI
-	CORSOrigins    []string
-	PublishOrigins []string
-	CookieName     string
+	Anonymous     bool
+	Subscriptions bool
+	// SubscriptionEventsRate bounds the subscription events new subscriptions write, per
+	// second (0 = no limit), with bursts of SubscriptionEventsBurst.
+	SubscriptionEventsRate  int
+	SubscriptionEventsBurst int
+	UI                      bool // serve the debugging web UI at /.well-known/mercure/ui/
+	Demo                    bool // also serve the demo page; implies UI
+	CORSOrigins             []string
+	PublishOrigins          []string
+	CookieName              string
 
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
@@ -94,8 +98,11 @@ func Defaults() Config {
 		Addr:               ":3000",
 		TransportURL:       "bolt://herald.db",
 		TopicSelectorCache: 100_000,
-		LogLevel:           "info",
-		LogFormat:          "text",
+
+		SubscriptionEventsRate:  1000,
+		SubscriptionEventsBurst: 10_000,
+		LogLevel:                "info",
+		LogFormat:               "text",
 	}
 }
 
@@ -216,6 +223,23 @@ func directives() []directive {
 		{"ui", "", "serve the debugging web UI at /.well-known/mercure/ui/", flag(func(c *Config) *bool { return &c.UI })},
 		{"demo", "", "serve the web UI and its demo page at /.well-known/mercure/ui/demo/", flag(func(c *Config) *bool { return &c.Demo })},
 		{"subscriptions", "", "publish subscription events and serve the active subscriptions API", flag(func(c *Config) *bool { return &c.Subscriptions })},
+		{"subscription_events_rate", "N [BURST]", "with subscriptions: subscription events per second that new subscriptions may write, in bursts of BURST (default 1000 10000, 0 = no limit); a subscription that would wait over 5s is refused with 503", func(c *Config, a []string) error {
+			if len(a) < 1 || len(a) > 2 {
+				return errors.New("takes a rate and an optional burst")
+			}
+			for i, v := range a {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 || i == 1 && n == 0 {
+					return fmt.Errorf("%q is not a %s whole number", v, []string{"non-negative", "positive"}[i])
+				}
+				if i == 0 {
+					c.SubscriptionEventsRate = n
+				} else {
+					c.SubscriptionEventsBurst = n
+				}
+			}
+			return nil
+		}},
 		{"cors_origins", "ORIGIN...", "origins allowed by CORS (credentials only for explicit origins), or *", list(func(c *Config) *[]string { return &c.CORSOrigins })},
 		{"publish_origins", "ORIGIN...", "origins allowed to publish with a cookie-borne JWT (* or one * wildcard per entry)", list(func(c *Config) *[]string { return &c.PublishOrigins })},
 		{"cookie_name", "NAME", "cookie that may carry the JWT (default mercureAuthorization)", str(func(c *Config) *string { return &c.CookieName })},

@@ -27,7 +27,7 @@ func TestLoadPrecedence(t *testing.T) {
 		EnvServerName:      ":3001",
 		EnvPublisherKey:    "envkey",
 		EnvJWTKey:          "both",
-		EnvExtraDirectives: "write_timeout 0\ndispatch_timeout 2",
+		EnvExtraDirectives: "write_timeout 0\ndispatch_timeout 2\nsubscription_events_rate 50 200",
 	}), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +42,7 @@ func TestLoadPrecedence(t *testing.T) {
 	want.PublisherKey = "envkey" // specific env over MERCURE_JWT_KEY over file
 	want.PublisherAlg = "HS512"  // from the file, not overridden
 	want.SubscriberKey = "both"
+	want.SubscriptionEventsRate, want.SubscriptionEventsBurst = 50, 200
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
@@ -57,6 +58,8 @@ func TestLoadErrors(t *testing.T) {
 		{"unsupported and unknown directives", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport bolt {\nfrobnicate 3\nheartbeat soon"}, []string{
 			`the block form is not supported`, `unknown directive "frobnicate"`, `heartbeat: "soon" is not a duration`}},
 		{"no key", nil, nil, []string{"no publisher key"}},
+		{"bad event rate", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscription_events_rate 10 0\nsubscription_events_rate"}, []string{
+			`subscription_events_rate: "0" is not a positive whole number`, `subscription_events_rate: takes a rate and an optional burst`}},
 		{"bad number", []string{"--max-topics", "-3"}, map[string]string{EnvPublisherKey: "k"}, []string{`"-3" is not a non-negative whole number`}},
 		{"https server name", nil, map[string]string{EnvPublisherKey: "k", EnvServerName: "https://example.com"}, []string{"HTTPS needs the tls directive"}},
 		{"bad log format", []string{"--log-format", "xml"}, map[string]string{EnvPublisherKey: "k"}, []string{`log_format "xml"`}},

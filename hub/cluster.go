@@ -147,9 +147,9 @@ func (h *Hub) publishControl(ctx context.Context, typ string, subs []Subscriptio
 	if err != nil {
 		return
 	}
-	u := &transport.Update{Topics: []string{ClusterPath + "nodes/" + tagHex(h.node)}, Private: true, Type: typ, Data: string(data)}
+	u := &transport.Update{Topics: []string{ClusterPath + "nodes/" + tagHex(h.node)}, Private: true, System: true, Type: typ, Data: string(data)}
 	if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
-		h.log.Warn("publishing a cluster update failed", "type", typ, "err", err)
+		h.pres.failed("publishing cluster updates failed", "type", typ, "err", err)
 	}
 }
 
@@ -222,9 +222,9 @@ func (h *Hub) expireDeadNodes(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		u := &transport.Update{Topics: []string{s.ID}, Private: true, Data: string(data)}
+		u := &transport.Update{Topics: []string{s.ID}, Private: true, System: true, Data: string(data)}
 		if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
-			h.log.Warn("publishing a departure for a dead node failed", "subscription", s.ID, "err", err)
+			h.pres.failed("publishing departures for a dead node failed", "subscription", s.ID, "err", err)
 		}
 	}
 }

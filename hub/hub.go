@@ -41,6 +41,13 @@ type Config struct {
 	// Subscriptions turns on subscription events (published when a subscription starts or
 	// ends) and the table behind the subscriptions API.
 	Subscriptions bool
+	// SubscriptionEventsRate bounds how many subscription events per second new
+	// subscriptions may write (one per selector), with bursts of SubscriptionEventsBurst; a
+	// subscription that would wait longer than 5 s for its turn is refused with a BusyError.
+	// Departures are not counted. Defaults DefaultSubscriptionEventsRate and
+	// DefaultSubscriptionEventsBurst; a negative rate means no limit.
+	SubscriptionEventsRate  float64
+	SubscriptionEventsBurst int
 	// Cluster turns on the hub-to-hub control updates that keep the table of active
 	// subscriptions right across nodes sharing a transport (see cluster.go). It only matters
 	// with Subscriptions.
@@ -61,8 +68,9 @@ type Hub struct {
 	log  *slog.Logger
 	m    *topic.Matcher
 	tr   transport.Transport
-	reg  registry // active subscriptions, from subscription events
-	node uint32   // this node's random tag, written in its subscribers' ids
+	reg  registry  // active subscriptions, from subscription events
+	pres *presence // bound on the rate of subscription events (presence.go)
+	node uint32    // this node's random tag, written in its subscribers' ids
 	// helloSeen wakes the cluster loop when another node said hello (capacity 1).
 	helloSeen chan struct{}
 	start     uint64        // log head when the hub was created: Run dispatches what follows
@@ -101,6 +109,12 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.ReadBatch <= 0 {
 		cfg.ReadBatch = DefaultReadBatch
 	}
+	if cfg.SubscriptionEventsRate == 0 {
+		cfg.SubscriptionEventsRate = DefaultSubscriptionEventsRate
+	}
+	if cfg.SubscriptionEventsBurst <= 0 {
+		cfg.SubscriptionEventsBurst = DefaultSubscriptionEventsBurst
+	}
 	if cfg.NodeHeartbeat <= 0 {
 		cfg.NodeHeartbeat = DefaultNodeHeartbeat
 	}
@@ -125,6 +139,7 @@ func New(cfg Config) (*Hub, error) {
 		m:         cfg.Matcher,
 		tr:        cfg.Transport,
 		reg:       registry{subs: make(map[string]Subscription), seen: make(map[uint32]time.Time)},
+		pres:      newPresence(cfg),
 		node:      newNodeTag(),
 		helloSeen: make(chan struct{}, 1),
 		progress:  make(chan struct{}, 1),
@@ -333,9 +348,15 @@ type Notifier interface {
 }
 
 // Subscribe registers a subscriber for live updates and, with Config.Subscriptions, announces
-// its subscriptions. It fails with ErrShutdown once Shutdown has begun. Callers must
-// Unsubscribe it when the connection ends.
+// its subscriptions. It fails with ErrShutdown once Shutdown has begun, and with a BusyError
+// when subscription events are at their rate limit. Callers must Unsubscribe it when the
+// connection ends.
 func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber, error) {
+	if h.cfg.Subscriptions {
+		if err := h.admit(ctx, len(opts.Selectors)); err != nil {
+			return nil, err
+		}
+	}
 	s := &Subscriber{
 		ID:            newSubscriberID(h.node),
 		Selectors:     opts.Selectors,

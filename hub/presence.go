@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/heraldhub/herald/internal/loglimit"
 	"github.com/heraldhub/herald/transport"
 )
 
@@ -131,11 +134,128 @@ func (h *Hub) announce(ctx context.Context, s *Subscriber, active bool) {
 			h.log.Error("encoding a subscription event failed", "err", err)
 			continue
 		}
-		u := &transport.Update{Topics: []string{doc.ID}, Private: true, Data: string(data)}
+		u := &transport.Update{Topics: []string{doc.ID}, Private: true, System: true, Data: string(data)}
 		if err := h.Publish(ctx, u); err != nil {
-			h.log.Warn("publishing a subscription event failed", "subscription", doc.ID, "active", active, "err", fmt.Errorf("%w", err))
+			h.pres.failed("publishing subscription events failed", "subscription", doc.ID, "active", active, "err", err)
 		}
 	}
+}
+
+// Defaults of the bound on the rate of subscription events (Config).
+const (
+	DefaultSubscriptionEventsRate  = 1000
+	DefaultSubscriptionEventsBurst = 10_000
+)
+
+// admitWait bounds how long a new subscription waits for the rate of subscription events to
+// allow its announcement before it is refused with a BusyError.
+const admitWait = 5 * time.Second
+
+// BusyError is returned by Subscribe, with Config.Subscriptions on, when subscription events
+// are already written as fast as Config.SubscriptionEventsRate allows and the new
+// subscription's would have to wait longer than admitWait: nothing was registered or
+// announced, and the client may retry after RetryAfter. This bounds what a flood of
+// subscriptions writes to the log.
+type BusyError struct {
+	RetryAfter time.Duration
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("hub: subscription events at their rate limit; retry in %v", e.RetryAfter.Round(time.Millisecond))
+}
+
+// presence is the hub's guard on subscription events: the token bucket that bounds the rate
+// of arrivals' events, and the rate-limited log of failures to publish them.
+type presence struct {
+	bucket bucket
+	fail   *loglimit.Limiter
+}
+
+// newPresence returns the guard for cfg, whose rate, burst and logger have their defaults
+// applied.
+func newPresence(cfg Config) *presence {
+	return &presence{
+		bucket: bucket{rate: cfg.SubscriptionEventsRate, burst: float64(cfg.SubscriptionEventsBurst), tokens: float64(cfg.SubscriptionEventsBurst), now: time.Now},
+		fail:   loglimit.New(loglimit.Config{Logger: cfg.Logger}),
+	}
+}
+
+// admit takes one token per selector of a new subscription, waiting for them when the
+// bucket is short, for at most admitWait and as long as ctx lasts. Departures take none:
+// there are never more of them than arrivals.
+func (h *Hub) admit(ctx context.Context, selectors int) error {
+	wait, ok := h.pres.bucket.reserve(selectors, admitWait)
+	if !ok {
+		return &BusyError{RetryAfter: wait}
+	}
+	if wait == 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		h.pres.bucket.cancel(selectors)
+		return fmt.Errorf("hub: waiting to announce a subscription: %w", ctx.Err())
+	}
+}
+
+// failed logs a failure to publish presence (subscription events, control updates) at most
+// once per second per message, with the number of failures held back since the previous
+// line: a transport that refuses every event must not turn each into a log line.
+func (p *presence) failed(msg string, args ...any) {
+	p.fail.Log(context.Background(), slog.LevelWarn, msg, msg, args...)
+}
+
+// bucket is a token bucket that may go into debt: reserve takes the tokens at once and says
+// how long until they would have been there, so that waiting callers are served in order.
+// A rate of zero or less means no limit.
+type bucket struct {
+	rate  float64 // tokens per second
+	burst float64
+	now   func() time.Time
+
+	mu     sync.Mutex
+	tokens float64   // may be negative: tokens promised to waiting callers
+	at     time.Time // when tokens was last brought up to date
+}
+
+// reserve takes n tokens (at most a full bucket) and returns how long the caller must wait
+// before using them. When that would be longer than maxWait it takes nothing and returns
+// false with the wait it would have needed.
+func (b *bucket) reserve(n int, maxWait time.Duration) (time.Duration, bool) {
+	if b.rate <= 0 {
+		return 0, true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if !b.at.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	}
+	b.at = now
+	need := min(float64(n), b.burst)
+	var wait time.Duration
+	if short := need - b.tokens; short > 0 {
+		wait = time.Duration(math.Ceil(short / b.rate * float64(time.Second)))
+	}
+	if wait > maxWait {
+		return wait, false
+	}
+	b.tokens -= need
+	return wait, true
+}
+
+// cancel gives back the n tokens of a reservation that its caller gave up.
+func (b *bucket) cancel(n int) {
+	if b.rate <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.burst, b.tokens+min(float64(n), b.burst))
 }
 
 // announceTimeout bounds the publication of a departure event.

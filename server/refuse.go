@@ -11,21 +11,22 @@ import (
 // reason text, which may quote the request, goes only to the client and to the sampled log
 // line.
 const (
-	reasonMissingToken     = "missing_token"     // 401: no JWT anywhere
-	reasonInvalidToken     = "invalid_token"     // 401: a JWT that does not verify, or no key for it
-	reasonForbiddenOrigin  = "forbidden_origin"  // 403: cookie publish or CORS from an origin not allowed
-	reasonForbiddenTopic   = "forbidden_topic"   // 403: the JWT's claims do not cover the topics or path
-	reasonCORS             = "cors"              // 403: a preflight asking for a method or header not allowed
-	reasonBadRequest       = "bad_request"       // 400: a malformed body, topic or selector
-	reasonUnsupportedMedia = "unsupported_media" // 415: a body neither a form nor JSON
-	reasonBodyTooLarge     = "body_too_large"    // 413: over max_body_bytes
-	reasonBodyTimeout      = "body_timeout"      // 408: the body did not arrive within read_timeout
-	reasonBusy             = "busy"              // 503: max_inflight_body_bytes is spent
-	reasonMaxConnections   = "max_connections"   // 503: a subscription past max_connections
-	reasonPerIP            = "per_ip"            // 429: past max_connections_per_ip
-	reasonDuplicateID      = "duplicate_id"      // 409: an update with this id is retained
-	reasonNotFound         = "not_found"         // 404: no such active subscription
-	reasonMethod           = "method_not_allowed"
+	reasonMissingToken      = "missing_token"      // 401: no JWT anywhere
+	reasonInvalidToken      = "invalid_token"      // 401: a JWT that does not verify, or no key for it
+	reasonForbiddenOrigin   = "forbidden_origin"   // 403: cookie publish or CORS from an origin not allowed
+	reasonForbiddenTopic    = "forbidden_topic"    // 403: the JWT's claims do not cover the topics or path
+	reasonCORS              = "cors"               // 403: a preflight asking for a method or header not allowed
+	reasonBadRequest        = "bad_request"        // 400: a malformed body, topic or selector
+	reasonUnsupportedMedia  = "unsupported_media"  // 415: a body neither a form nor JSON
+	reasonBodyTooLarge      = "body_too_large"     // 413: over max_body_bytes
+	reasonBodyTimeout       = "body_timeout"       // 408: the body did not arrive within read_timeout
+	reasonBusy              = "busy"               // 503: max_inflight_body_bytes is spent
+	reasonMaxConnections    = "max_connections"    // 503: a subscription past max_connections
+	reasonSubscriptionsBusy = "subscriptions_busy" // 503: subscription_events_rate is spent
+	reasonPerIP             = "per_ip"             // 429: past max_connections_per_ip
+	reasonDuplicateID       = "duplicate_id"       // 409: an update with this id is retained
+	reasonNotFound          = "not_found"          // 404: no such active subscription
+	reasonMethod            = "method_not_allowed"
 )
 
 // requestError is a refusal: its status code, its reason category and the short plain reason

@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/heraldhub/herald/auth"
@@ -82,6 +84,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		opts.Notify = rs
 	}
 	sub, err := s.hub.Subscribe(r.Context(), opts)
+	var busy *hub.BusyError
+	if errors.As(err, &busy) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(busy.RetryAfter.Seconds()))))
+		s.refuse(w, r, &requestError{code: http.StatusServiceUnavailable, category: reasonSubscriptionsBusy, reason: "too many subscriptions are starting; retry later"})
+		return
+	}
 	if err != nil {
 		httpError(w, http.StatusServiceUnavailable, "the hub is shutting down")
 		return

@@ -182,3 +182,18 @@ func nextPresence(t *testing.T, s *stream) presenceEvent {
 	p.raw, p.eventID = m.Data, m.ID
 	return p
 }
+
+func TestSubscriptionEventsRateRefused(t *testing.T) {
+	th := newTestHubWith(t, func(c *hub.Config) {
+		c.Subscriptions = true
+		c.SubscriptionEventsRate, c.SubscriptionEventsBurst = 0.1, 2
+	}, func(c *server.Config) { c.Subscriptions = true; c.Anonymous = true })
+	th.subscribe(t, "topic=a&topic=b", nil) // the burst
+	resp := th.open(t, "topic=c", nil)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "10" ||
+		string(body) != "too many subscriptions are starting; retry later\n" {
+		t.Fatalf("subscription past the rate = %d, Retry-After %q, %q; want 503, 10, the reason", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}

@@ -32,6 +32,12 @@ type Update struct {
 	Retry uint64
 	// Data is the payload, sent as one or more "data:" lines.
 	Data string
+	// System marks an update the hub writes for itself (subscription events, hub-to-hub
+	// control updates) rather than one a publisher sent. System updates take their Seq from
+	// the same order as the others, but the transport retains them under a bound of their
+	// own, so that however many of them are written, they never evict publishers' history;
+	// a transport may keep them only in memory. Set by the caller before Append.
+	System bool
 }
 
 // Errors returned by transports. Implementations wrap them with context; callers test with
@@ -57,6 +63,14 @@ var (
 //   - Read never returns an update twice for the same `after` and never skips a retained one.
 //   - Retention is bounded: old updates may be dropped from the front; Read then starts at the
 //     oldest retained update, and Lookup of a dropped ID returns ErrUnknownID.
+//   - System updates (Update.System) and the others are two retention classes in one order,
+//     each with its own bound: appending system updates never pushes publishers' updates
+//     below theirs, however many are appended. (A transport with one limit for both, nats,
+//     lets publishers' updates use the share that system updates leave unused, and so push
+//     out system updates older than the oldest publishers' update it keeps.) Read returns
+//     both classes merged in Seq order, Lookup finds both, and a retained ID is unique across
+//     both. Whether system updates survive a restart is up to the transport (they describe
+//     live connections).
 //   - All methods are safe for concurrent use. Close makes blocked Reads return ErrClosed.
 type Transport interface {
 	// Append stores u at the end of the log and sets u.Seq. u.ID must be set by the caller.

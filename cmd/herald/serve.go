@@ -130,6 +130,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 
 	m := metrics.New()
+	eventsRate := float64(cfg.SubscriptionEventsRate)
+	if eventsRate == 0 {
+		eventsRate = -1 // no limit
+	}
 	h, err := hub.New(hub.Config{
 		Metrics:       m,
 		Transport:     tr,
@@ -137,8 +141,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		QueueSize:     cfg.QueueSize,
 		Subscriptions: cfg.Subscriptions,
 		Cluster:       shared,
-		NodeHeartbeat: cfg.NodeHeartbeat,
-		Logger:        log,
+
+		SubscriptionEventsRate:  eventsRate,
+		SubscriptionEventsBurst: cfg.SubscriptionEventsBurst,
+		NodeHeartbeat:           cfg.NodeHeartbeat,
+		Logger:                  log,
 	})
 	if err != nil {
 		return err
@@ -389,7 +396,8 @@ func openTransport(rawURL string, syncInterval time.Duration, log *slog.Logger) 
 	return tr, shared, nil
 }
 
-// openMemory opens the in-memory log; ?size=N and ?max_bytes=N bound its history.
+// openMemory opens the in-memory log; ?size=N and ?max_bytes=N bound its history,
+// ?system_size=N its system updates.
 func openMemory(u *url.URL) (transport.Transport, error) {
 	var opts memory.Options
 	for k, vs := range u.Query() {
@@ -402,8 +410,10 @@ func openMemory(u *url.URL) (transport.Transport, error) {
 			opts.Size = int(n)
 		case "max_bytes":
 			opts.MaxBytes = n
+		case "system_size":
+			opts.SystemSize = int(n)
 		default:
-			return nil, fmt.Errorf("unknown option %q (want size or max_bytes)", k)
+			return nil, fmt.Errorf("unknown option %q (want size, max_bytes or system_size)", k)
 		}
 	}
 	return memory.New(opts), nil

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/heraldhub/herald/transport"
+	"github.com/heraldhub/herald/transport/internal/ring"
 	"github.com/heraldhub/herald/transport/memory"
 )
 
@@ -29,6 +32,8 @@ const (
 	DefaultBucketName       = "updates"
 	DefaultCleanupFrequency = 1.0
 	DefaultLockTimeout      = time.Second
+	DefaultSystemSize       = 10_000
+	DefaultSystemMaxBytes   = 16 << 20
 )
 
 // Physical cleanup always runs once this many dropped records await it, or once they cost more
@@ -84,6 +89,12 @@ type Options struct {
 	// nothing. Zero (the default) and negative values sync every batch before acknowledging
 	// it; ParseURL maps sync_interval=0 to a negative value, to tell it from "not given".
 	SyncInterval time.Duration
+	// SystemSize is the number of system updates (subscription events, hub-to-hub control
+	// updates) kept apart from Size. They are held in memory only: never written to the disk,
+	// they cost no sync, and they are gone after a restart. Default 10 000.
+	SystemSize int
+	// SystemMaxBytes bounds the summed cost of the retained system updates. Default 16 MiB.
+	SystemMaxBytes int64
 	// Logger receives warnings about failed writes and commits. Nil discards them.
 	Logger *slog.Logger
 }
@@ -95,6 +106,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("bolt: size must not be negative, got %d", o.Size)
 	case o.MaxBytes < 0:
 		return o, fmt.Errorf("bolt: max bytes must not be negative, got %d", o.MaxBytes)
+	case o.SystemSize < 0 || o.SystemMaxBytes < 0:
+		return o, fmt.Errorf("bolt: system bounds must not be negative, got %d and %d", o.SystemSize, o.SystemMaxBytes)
 	case math.IsNaN(o.CleanupFrequency) || o.CleanupFrequency > 1:
 		return o, fmt.Errorf("bolt: cleanup frequency must be at most 1, got %v", o.CleanupFrequency)
 	case o.LockTimeout < 0:
@@ -110,6 +123,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BucketName == "" {
 		o.BucketName = DefaultBucketName
+	}
+	if o.SystemSize == 0 {
+		o.SystemSize = DefaultSystemSize
+	}
+	if o.SystemMaxBytes == 0 {
+		o.SystemMaxBytes = DefaultSystemMaxBytes
 	}
 	if o.CleanupFrequency == 0 {
 		o.CleanupFrequency = DefaultCleanupFrequency
@@ -134,19 +153,24 @@ type Transport struct {
 	reqs chan *request // to the committer
 	wal  *wal          // owned by the committer goroutine (and Open before it starts)
 
-	mu        sync.Mutex
-	head      uint64            // Seq of the newest acknowledged update
-	first     uint64            // Seq of the oldest retained update (head+1 when none is)
-	bytes     int64             // summed memory.Cost of the retained updates
-	pend      []*pendingUpdate  // acknowledged updates not yet in bbolt, oldest first
-	pendIDs   map[string]uint64 // ID → Seq of the updates in pend
-	pendBytes int64             // summed cost of pend
-	applied   uint64            // Seq of the newest update in bbolt
-	applyErr  error             // why the last bbolt commit failed; nil once one succeeds
-	appliedCh chan struct{}     // closed and replaced after every bbolt commit attempt
-	notify    chan struct{}     // closed and replaced at every append, to wake waiting readers
-	closed    bool
-	inflight  sync.WaitGroup // Appends past the closed check; Close waits for them
+	mu         sync.Mutex
+	head       uint64            // Seq of the newest update readers may see
+	seq        uint64            // the last Seq given, to an update or a batch being committed
+	lastUser   uint64            // Seq of the newest acknowledged publishers' update
+	committing bool              // the committer holds Seqs up to seq for a batch: head waits
+	sys        *ring.Ring        // the retained system updates, in memory only
+	first      uint64            // no retained publishers' update has a lower Seq
+	count      uint64            // the retained publishers' updates
+	bytes      int64             // summed memory.Cost of the retained publishers' updates
+	pend       []*pendingUpdate  // acknowledged updates not yet in bbolt, oldest first
+	pendIDs    map[string]uint64 // ID → Seq of the updates in pend
+	pendBytes  int64             // summed cost of pend
+	applied    uint64            // Seq of the newest update in bbolt
+	applyErr   error             // why the last bbolt commit failed; nil once one succeeds
+	appliedCh  chan struct{}     // closed and replaced after every bbolt commit attempt
+	notify     chan struct{}     // closed and replaced at every append, to wake waiting readers
+	closed     bool
+	inflight   sync.WaitGroup // Appends past the closed check; Close waits for them
 
 	st      meta   // what bbolt holds: owned by the applier goroutine (and Open before it starts)
 	commits uint64 // write-ahead log syncs, for benchmarks: owned by the committer
@@ -233,6 +257,7 @@ func Open(path string, opts Options) (tr *Transport, err error) {
 		opts:            opts,
 		bucket:          []byte(opts.BucketName),
 		log:             opts.Logger.With("transport", "bolt", "path", path),
+		sys:             ring.New(opts.SystemSize, opts.SystemMaxBytes),
 		reqs:            make(chan *request, maxBatch),
 		pendIDs:         make(map[string]uint64),
 		appliedCh:       make(chan struct{}),
@@ -260,8 +285,9 @@ func Open(path string, opts Options) (tr *Transport, err error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	t.head, t.first, t.bytes, t.applied = t.st.head, t.st.first, t.st.bytes, t.st.head
-	t.log.Debug("opened", "head", t.st.head, "retained", t.st.count(), "bytes", t.st.bytes)
+	t.head, t.seq, t.lastUser, t.applied = t.st.head, t.st.head, t.st.head, t.st.head
+	t.first, t.count, t.bytes = t.st.first, t.st.count, t.st.bytes
+	t.log.Debug("opened", "head", t.st.head, "retained", t.st.count, "bytes", t.st.bytes)
 	go t.commitLoop()
 	go t.applyLoop()
 	return t, nil
@@ -385,7 +411,7 @@ func (t *Transport) init() (err error) {
 		if err := t.trim(b); err != nil {
 			return err
 		}
-		if t.st.garbage() > 0 {
+		if t.st.garbageCount > 0 {
 			if err := t.cleanup(b); err != nil {
 				return err
 			}
@@ -423,6 +449,9 @@ func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 	}
 	if len(u.ID) > bbolt.MaxKeySize {
 		return fmt.Errorf("bolt: append: id of %d bytes is longer than %d", len(u.ID), bbolt.MaxKeySize)
+	}
+	if u.System {
+		return t.appendSystem(u)
 	}
 	r := &request{ctx: ctx, u: u, enc: encodeUpdate(u), cost: memory.Cost(u), done: make(chan error, 1)}
 	if len(r.enc) > bbolt.MaxValueSize {
@@ -543,8 +572,28 @@ func (t *Transport) commit(batch []*request) (unsynced bool) {
 		fail(fmt.Errorf("bolt: append to %s: %w: %w", t.path, transport.ErrUnavailable, err))
 		return
 	}
-	head, bytes := t.head, t.bytes
-	added := make([]*pendingUpdate, 0, len(batch))
+	n := 0
+	for i := range batch {
+		if results[i] == nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	// Take the batch's Seqs now: system updates appended during the sync take later ones, and
+	// readers see none of them before the batch is resolved (see publish), so that no reader
+	// passes a Seq of the batch before it is readable.
+	t.mu.Lock()
+	prev, head := t.lastUser, t.seq
+	base := head
+	t.seq += uint64(n)
+	t.committing = true
+	t.mu.Unlock()
+	if head > prev {
+		t.wal.skip(prev+1, head) // system updates and failed appends: never stored
+	}
+	added := make([]*pendingUpdate, 0, n)
 	var addedBytes int64
 	for i, r := range batch {
 		if results[i] != nil {
@@ -555,16 +604,19 @@ func (t *Transport) commit(batch []*request) (unsynced bool) {
 		added = append(added, &pendingUpdate{seq: head, u: r.u, enc: r.enc, cost: r.cost})
 		addedBytes += r.cost
 	}
-	if len(added) == 0 {
-		return
-	}
-	first, bytes, err := t.trimmed(t.first, head, bytes+addedBytes, applied, pend, added)
+	first, count, bytes, err := t.trimmed(t.first, t.count+uint64(n), t.bytes+addedBytes, applied, pend, added)
 	durable := t.opts.SyncInterval <= 0
 	if err == nil {
 		err = t.wal.commit(head, durable, t.beforeSync)
 	}
 	if err != nil {
 		t.wal.reset()
+		t.mu.Lock()
+		if t.seq == head {
+			t.seq = base // no system update took a later Seq: the batch's are unused
+		}
+		t.mu.Unlock()
+		t.publish(nil, 0, t.first, t.count, t.bytes)
 		t.log.Warn("append failed", "updates", len(added), "err", err)
 		fail(fmt.Errorf("bolt: append %d updates to %s: %w: %w", len(added), t.path, transport.ErrUnavailable, err))
 		return
@@ -575,21 +627,85 @@ func (t *Transport) commit(batch []*request) (unsynced bool) {
 	for _, p := range added {
 		p.u.Seq = p.seq
 	}
+	t.publish(added, addedBytes, first, count, bytes)
+	t.poke()
+	return
+}
 
+// publish ends the committer's hold on Seqs: the batch added (empty when its write failed,
+// its Seqs then left unused) becomes readable with the new bounds, and so do the system
+// updates appended meanwhile.
+func (t *Transport) publish(added []*pendingUpdate, addedBytes int64, first, count uint64, bytes int64) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.pend = append(t.pend, added...)
 	for _, p := range added {
 		t.pendIDs[p.u.ID] = p.seq
 	}
+	if len(added) > 0 {
+		t.lastUser = added[len(added)-1].seq
+	}
 	t.pendBytes += addedBytes
-	t.head, t.first, t.bytes = head, first, bytes
+	t.first, t.count, t.bytes = first, count, bytes
+	t.committing = false
+	t.advanceLocked()
+}
+
+// advanceLocked makes every Seq given so far readable and wakes waiting readers, unless the
+// committer holds some. t.mu must be held.
+func (t *Transport) advanceLocked() {
+	if t.committing || t.head == t.seq {
+		return
+	}
+	t.head = t.seq
 	if !t.closed { // Close already closed notify
 		close(t.notify)
 		t.notify = make(chan struct{})
 	}
+}
+
+// appendSystem appends a system update: to the in-memory ring only, with the next Seq.
+func (t *Transport) appendSystem(u *transport.Update) error {
+	// An ID in the index of bbolt is checked outside the lock; one waiting for bbolt is
+	// checked under it before and after, since the applier may move it meanwhile.
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return transport.ErrClosed
+	}
+	pendSeq, pending := t.pendIDs[u.ID]
 	t.mu.Unlock()
-	t.poke()
-	return
+	var stored uint64
+	if !pending {
+		err := t.view(func(b buckets) error {
+			if v := b.ids.Get([]byte(u.ID)); v != nil {
+				var err error
+				stored, err = keySeq(v)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("bolt: append %q: %w", u.ID, err)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return transport.ErrClosed
+	}
+	_, inRing := t.sys.Lookup(u.ID)
+	if s, ok := t.pendIDs[u.ID]; ok {
+		pendSeq, pending = s, true
+	}
+	if inRing || pending && pendSeq >= t.first || stored != 0 && stored >= t.first {
+		return fmt.Errorf("bolt: append %q: %w", u.ID, transport.ErrDuplicateID)
+	}
+	t.seq++
+	u.Seq = t.seq
+	t.sys.Push(u)
+	t.advanceLocked()
+	return nil
 }
 
 // poke wakes the applier, or leaves it a token if it is busy.
@@ -638,6 +754,10 @@ func (t *Transport) checkDuplicates(batch []*request, results []error) error {
 			continue
 		}
 		seen[r.u.ID] = struct{}{}
+		if _, dup := t.sys.Lookup(r.u.ID); dup {
+			results[i] = fmt.Errorf("bolt: append %q: %w", r.u.ID, transport.ErrDuplicateID)
+			continue
+		}
 		// pendIDs has the newest Seq of the IDs it holds. An ID it lacks is either in bbolt
 		// or nowhere: the applier removes an ID only after bbolt committed it.
 		if s, ok := t.pendIDs[r.u.ID]; ok {
@@ -670,52 +790,54 @@ func (t *Transport) checkDuplicates(batch []*request, results []error) error {
 	})
 }
 
-// trimmed returns the oldest retained Seq and the retained bytes once the bounds hold for the
-// log [first, head] of the given bytes. The newest update is always kept, even if it alone
-// exceeds MaxBytes. Updates up to applied are read from bbolt, the later ones from pend and
-// added.
-func (t *Transport) trimmed(first, head uint64, bytes int64, applied uint64, pend, added []*pendingUpdate) (uint64, int64, error) {
+// trimmed returns the new first, count and bytes of the retained log once the bounds hold
+// for a log of count updates from first on, of the given bytes. The newest update is always
+// kept, even if it alone exceeds MaxBytes. Updates up to applied are read from bbolt, the
+// later ones from pend and added.
+func (t *Transport) trimmed(first, count uint64, bytes int64, applied uint64, pend, added []*pendingUpdate) (uint64, uint64, int64, error) {
 	over := func() bool {
-		n := head + 1 - first
-		return n > 0 && (n > uint64(t.opts.Size) || (bytes > t.opts.MaxBytes && n > 1))
+		return count > 0 && (count > uint64(t.opts.Size) || (bytes > t.opts.MaxBytes && count > 1))
 	}
 	if !over() {
-		return first, bytes, nil
+		return first, count, bytes, nil
 	}
 	if first <= applied {
 		err := t.view(func(b buckets) error {
-			for over() && first <= applied {
-				v := b.seqs.Get(seqKey(first))
-				if v == nil {
-					return fmt.Errorf("%w: update %d is missing", errCorrupt, first)
+			c := b.seqs.Cursor()
+			for k, v := c.Seek(seqKey(first)); over() && k != nil; k, v = c.Next() {
+				seq, err := keySeq(k)
+				if err != nil {
+					return err
 				}
-				u, err := decodeUpdate(first, v)
+				if seq > applied {
+					break
+				}
+				u, err := decodeUpdate(seq, v)
 				if err != nil {
 					return err
 				}
 				bytes -= memory.Cost(u)
-				first++
+				count--
+				first = seq + 1
 			}
 			return nil
 		})
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
-	for over() {
-		var p *pendingUpdate
-		for _, ps := range [][]*pendingUpdate{pend, added} {
-			if len(ps) > 0 && first >= ps[0].seq && first <= ps[len(ps)-1].seq {
-				p = ps[first-ps[0].seq]
-			}
+	for _, ps := range [][]*pendingUpdate{pend, added} {
+		i := sort.Search(len(ps), func(i int) bool { return ps[i].seq >= first })
+		for ; over() && i < len(ps); i++ {
+			bytes -= ps[i].cost
+			count--
+			first = ps[i].seq + 1
 		}
-		if p == nil {
-			return 0, 0, fmt.Errorf("%w: update %d is neither in bbolt nor waiting for it", errCorrupt, first)
-		}
-		bytes -= p.cost
-		first++
 	}
-	return first, bytes, nil
+	if over() {
+		return 0, 0, 0, fmt.Errorf("%w: %d updates from %d on are neither in bbolt nor waiting for it", errCorrupt, count, first)
+	}
+	return first, count, bytes, nil
 }
 
 // applyLoop is bbolt's only writer: it commits the acknowledged updates waiting in pend, many
@@ -859,10 +981,11 @@ func (t *Transport) apply(ups []*pendingUpdate) (err error) {
 	// halves (bbolt's default suits random inserts, such as the index's).
 	b.seqs.FillPercent = 1.0
 	for _, p := range ups {
-		if p.seq != t.st.head+1 {
+		if p.seq <= t.st.head {
 			return fmt.Errorf("%w: update %d follows %d", errCorrupt, p.seq, t.st.head)
 		}
-		t.st.head++
+		t.st.head = p.seq
+		t.st.count++
 		key := seqKey(p.seq)
 		if err := b.seqs.Put(key, p.enc); err != nil {
 			return fmt.Errorf("put update %d: %w", p.seq, err)
@@ -875,7 +998,7 @@ func (t *Transport) apply(ups []*pendingUpdate) (err error) {
 			return err
 		}
 	}
-	if g := t.st.garbage(); g > 0 && (g >= forceCleanupCount ||
+	if g := t.st.garbageCount; g > 0 && (g >= forceCleanupCount ||
 		t.st.garbageBytes >= t.opts.MaxBytes/forceCleanupFraction ||
 		rand.Float64() < t.opts.CleanupFrequency) {
 		if err := t.cleanup(b); err != nil {
@@ -900,20 +1023,27 @@ func (t *Transport) apply(ups []*pendingUpdate) (err error) {
 // trim drops the oldest retained updates from the log (not yet from the file) until the bounds
 // hold. The newest update is always kept, even if it alone exceeds MaxBytes.
 func (t *Transport) trim(b buckets) error {
-	for t.st.count() > 0 && (t.st.count() > uint64(t.opts.Size) ||
-		(t.st.bytes > t.opts.MaxBytes && t.st.count() > 1)) {
-		v := b.seqs.Get(seqKey(t.st.first))
-		if v == nil {
-			return fmt.Errorf("%w: update %d is missing", errCorrupt, t.st.first)
+	c := b.seqs.Cursor()
+	for t.st.count > 0 && (t.st.count > uint64(t.opts.Size) ||
+		(t.st.bytes > t.opts.MaxBytes && t.st.count > 1)) {
+		k, v := c.Seek(seqKey(t.st.first))
+		if k == nil {
+			return fmt.Errorf("%w: %d updates from %d on are missing", errCorrupt, t.st.count, t.st.first)
 		}
-		u, err := decodeUpdate(t.st.first, v)
+		seq, err := keySeq(k)
+		if err != nil {
+			return err
+		}
+		u, err := decodeUpdate(seq, v)
 		if err != nil {
 			return err
 		}
 		cost := memory.Cost(u)
 		t.st.bytes -= cost
 		t.st.garbageBytes += cost
-		t.st.first++
+		t.st.count--
+		t.st.garbageCount++
+		t.st.first = seq + 1
 	}
 	return nil
 }
@@ -921,11 +1051,15 @@ func (t *Transport) trim(b buckets) error {
 // cleanup deletes the records of dropped updates, and their index entries unless the ID was
 // published again since.
 func (t *Transport) cleanup(b buckets) error {
-	for seq := t.st.base; seq < t.st.first; seq++ {
-		key := seqKey(seq)
-		v := b.seqs.Get(key)
-		if v == nil {
-			return fmt.Errorf("%w: update %d is missing", errCorrupt, seq)
+	var keys [][]byte
+	c := b.seqs.Cursor()
+	for k, v := c.Seek(seqKey(t.st.base)); k != nil; k, v = c.Next() {
+		seq, err := keySeq(k)
+		if err != nil {
+			return err
+		}
+		if seq >= t.st.first {
+			break
 		}
 		id, err := decodeID(seq, v)
 		if err != nil {
@@ -939,12 +1073,18 @@ func (t *Transport) cleanup(b buckets) error {
 				}
 			}
 		}
-		if err := b.seqs.Delete(key); err != nil {
-			return fmt.Errorf("delete update %d: %w", seq, err)
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	if uint64(len(keys)) != t.st.garbageCount {
+		return fmt.Errorf("%w: %d dropped records found before %d, want %d", errCorrupt, len(keys), t.st.first, t.st.garbageCount)
+	}
+	for _, k := range keys {
+		if err := b.seqs.Delete(k); err != nil {
+			return fmt.Errorf("delete update %d: %w", binary.BigEndian.Uint64(k), err)
 		}
 	}
 	t.st.base = t.st.first
-	t.st.garbageBytes = 0
+	t.st.garbageBytes, t.st.garbageCount = 0, 0
 	return nil
 }
 
@@ -975,11 +1115,21 @@ func (t *Transport) Read(ctx context.Context, after uint64, limit int, wait bool
 			return nil, transport.ErrClosed
 		}
 		head, first, applied, pend, woken := t.head, t.first, t.applied, t.pend, t.notify
+		var sys []*transport.Update
+		if after < head {
+			sys = t.sys.After(after, limit)
+			for len(sys) > 0 && sys[len(sys)-1].Seq > head {
+				sys = sys[:len(sys)-1] // held back while the committer holds earlier Seqs
+			}
+		}
 		t.mu.Unlock()
 		if after < head {
 			out, err := t.readFrom(max(after+1, first), limit, applied, pend)
-			if err != nil || len(out) > 0 {
-				return out, err
+			if err != nil {
+				return nil, err
+			}
+			if out = ring.Merge(out, sys, limit); len(out) > 0 {
+				return out, nil
 			}
 		}
 		if !wait {
@@ -1012,9 +1162,7 @@ func (t *Transport) readFrom(start uint64, limit int, applied uint64, pend []*pe
 	if len(pend) == 0 || start > pend[len(pend)-1].seq {
 		return out, nil
 	}
-	if start > pend[0].seq {
-		pend = pend[start-pend[0].seq:]
-	}
+	pend = pend[sort.Search(len(pend), func(i int) bool { return pend[i].seq >= start }):]
 	pend = pend[:min(len(pend), limit-len(out))]
 	if out == nil {
 		out = make([]*transport.Update, 0, len(pend))
@@ -1067,6 +1215,10 @@ func (t *Transport) Lookup(_ context.Context, id string) (uint64, error) {
 	}
 	first := t.first
 	s, pending := t.pendIDs[id]
+	if sys, ok := t.sys.Lookup(id); ok && sys <= t.head {
+		t.mu.Unlock()
+		return sys, nil
+	}
 	t.mu.Unlock()
 	var seq uint64
 	if pending {
@@ -1134,7 +1286,7 @@ func (t *Transport) Backup(w io.Writer) error {
 // flush waits until bbolt holds every update acknowledged so far.
 func (t *Transport) flush() error {
 	t.mu.Lock()
-	head := t.head
+	head := t.lastUser
 	t.mu.Unlock()
 	t.poke()
 	for {
@@ -1151,6 +1303,18 @@ func (t *Transport) flush() error {
 		}
 		<-ch
 	}
+}
+
+// keepSeq stores seq as the head of the log, past its newest record, so that the next Open
+// gives later Seqs: those of system updates, which are not stored, are not reused after a
+// clean close. (After a crash they may be: the system updates that had them are gone with
+// the process, and no reader of the new one has seen them.)
+func (t *Transport) keepSeq(seq uint64) error {
+	return t.db.Update(func(tx *bbolt.Tx) error {
+		b := t.buckets(tx)
+		t.st.head = seq
+		return b.top.Put(metaKey, t.st.encode())
+	})
 }
 
 // Close implements transport.Transport: waiting readers return ErrClosed, appends already
@@ -1170,7 +1334,14 @@ func (t *Transport) Close() error {
 		errs := []error{t.syncErr}
 		t.mu.Lock()
 		clean := len(t.pend) == 0
+		seq := t.seq
 		t.mu.Unlock()
+		if clean && seq > t.st.head {
+			// Seqs given to system updates since the last stored update: keep them used.
+			if err := t.keepSeq(seq); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if clean {
 			if err := t.wal.truncate(); err != nil {
 				errs = append(errs, err)

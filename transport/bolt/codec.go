@@ -12,7 +12,7 @@ import (
 // a migration of existing files.
 const (
 	updateVersion = 1
-	metaVersion   = 1
+	metaVersion   = 2
 )
 
 // errCorrupt reports a stored record that does not decode. It means the file was damaged or
@@ -159,21 +159,28 @@ func decodeID(seq uint64, v []byte) ([]byte, error) {
 // meta is the log's bookkeeping, stored under metaKey and rewritten by every commit, so that
 // nothing is recomputed by a scan at start-up.
 //
-// Seqs are contiguous: every Seq in [base, head] has a record. [first, head] is the retained
-// log; [base, first) was dropped by the bounds but its records (garbage) still await the
-// physical cleanup, which CleanupFrequency paces.
+// Seqs grow but may have gaps: the Seqs of system updates, which are never stored, and of
+// appends whose write failed. Records with Seq in [first, head] are the retained log; those
+// in [base, first) were dropped by the bounds but their records (garbage) still await the
+// physical cleanup, which CleanupFrequency paces. head may be past the newest record: Close
+// stores there the last Seq given to a system update, so that Seqs are not reused.
+//
+// Version 1 (written before Seqs could have gaps) has no counts: every Seq had a record, so
+// they are derived.
 type meta struct {
-	head         uint64 // Seq of the newest update; 0 when none was ever appended
-	first        uint64 // Seq of the oldest retained update; head+1 when none is retained
-	base         uint64 // Seq of the oldest stored record; first when there is no garbage
+	head         uint64 // the newest Seq given; 0 when none was
+	first        uint64 // no retained record has a lower Seq; head+1 when none is retained
+	base         uint64 // no stored record has a lower Seq; first when there is no garbage
+	count        uint64 // records in [first, head]: the retained updates
+	garbageCount uint64 // records in [base, first)
 	bytes        int64  // summed memory.Cost of the retained updates
 	garbageBytes int64  // summed memory.Cost of the records in [base, first)
 }
 
-const metaLen = 1 + 5*8
-
-func (m meta) count() uint64   { return m.head + 1 - m.first }
-func (m meta) garbage() uint64 { return m.first - m.base }
+const (
+	metaLenV1 = 1 + 5*8
+	metaLen   = 1 + 7*8
+)
 
 func (m meta) encode() []byte {
 	b := make([]byte, 0, metaLen)
@@ -183,11 +190,14 @@ func (m meta) encode() []byte {
 	b = binary.BigEndian.AppendUint64(b, m.base)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.bytes))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.garbageBytes))
+	b = binary.BigEndian.AppendUint64(b, m.count)
+	b = binary.BigEndian.AppendUint64(b, m.garbageCount)
 	return b
 }
 
 func decodeMeta(v []byte) (meta, error) {
-	if len(v) != metaLen || v[0] != metaVersion {
+	v1 := len(v) == metaLenV1 && v[0] == 1
+	if !v1 && (len(v) != metaLen || v[0] != metaVersion) {
 		return meta{}, fmt.Errorf("%w: meta record of %d bytes, version %d", errCorrupt, len(v), firstByte(v))
 	}
 	m := meta{
@@ -198,6 +208,14 @@ func decodeMeta(v []byte) (meta, error) {
 		garbageBytes: int64(binary.BigEndian.Uint64(v[33:])),
 	}
 	if m.base > m.first || m.first > m.head+1 || m.bytes < 0 || m.garbageBytes < 0 {
+		return meta{}, fmt.Errorf("%w: inconsistent meta record %+v", errCorrupt, m)
+	}
+	if v1 {
+		m.count, m.garbageCount = m.head+1-m.first, m.first-m.base
+	} else {
+		m.count, m.garbageCount = binary.BigEndian.Uint64(v[41:]), binary.BigEndian.Uint64(v[49:])
+	}
+	if m.count > m.head+1-m.first || m.garbageCount > m.first-m.base {
 		return meta{}, fmt.Errorf("%w: inconsistent meta record %+v", errCorrupt, m)
 	}
 	return m, nil

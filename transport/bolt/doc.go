@@ -7,7 +7,7 @@
 //
 //	seq/  Seq as 8 bytes big-endian → the update in a compact binary encoding
 //	id/   update ID → Seq, so that Lookup is one B+tree search, not a scan
-//	meta  head, oldest retained Seq, oldest stored Seq and byte tallies
+//	meta  head, oldest retained Seq, oldest stored Seq, counts and byte tallies
 //
 // The meta record keeps Head (and so Seq numbering) across restarts even when every update was
 // dropped, and keeps the bounds' tallies so that Open never scans the log.
@@ -39,6 +39,19 @@
 // once; deleting their records is done in the same bbolt commit with probability
 // Options.CleanupFrequency, and always once enough of them are waiting. bbolt reuses freed
 // pages but never shrinks the file: compact it offline with `bbolt compact` if needed.
+//
+// # System updates
+//
+// System updates (transport.Update.System: subscription events, control updates) describe
+// this process's live connections and need no durability. Append puts them in an in-memory
+// ring bounded by Options.SystemSize, never in the write-ahead log or bbolt, so a flood of
+// them costs no sync and no disk and never evicts stored history. Their Seq comes from the
+// same counter as stored updates', so stored Seqs have gaps; the write-ahead log covers each
+// gap with a skip record (see wal.go). While the committer syncs a batch whose Seqs it has
+// taken, system updates appended meanwhile get later Seqs and stay unreadable until the batch
+// is resolved, so that no reader passes the batch's Seqs before they are readable. Close
+// stores the last Seq given in meta; after a crash the Seqs of system updates since the last
+// stored update may be given again, to a process none of whose readers saw them.
 //
 // # Readers
 //

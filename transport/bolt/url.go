@@ -21,9 +21,10 @@ const Scheme = "bolt"
 //	bolt://data/herald.db               idem
 //
 // Query parameters: bucket_name, size and cleanup_frequency as in the reference hub, plus
-// max_bytes, lock_timeout (a Go duration such as 500ms), max_file_size and sync_interval (a
-// Go duration; 0, the default, syncs before acknowledging, see Options.SyncInterval). A
-// parameter given twice, a value out of range and any other parameter are errors that name it.
+// max_bytes, lock_timeout (a Go duration such as 500ms), max_file_size, sync_interval (a Go
+// duration; 0, the default, syncs before acknowledging, see Options.SyncInterval) and
+// system_size (the system updates kept in memory, see Options.SystemSize). A parameter given
+// twice, a value out of range and any other parameter are errors that name it.
 //
 // Two values differ from the reference hub: size=0 selects DefaultSize (the log is always
 // bounded; use a large size to keep more), and cleanup_frequency=0 means that dropped
@@ -78,6 +79,7 @@ func ParseURL(u *url.URL) (path string, opts Options, err error) {
 			}
 			return d, nil
 		})},
+		urlopt.Param{Name: "system_size", Set: urlopt.Set(&opts.SystemSize, urlopt.Size)},
 	)
 	if err != nil {
 		return "", Options{}, err

@@ -26,10 +26,17 @@ import (
 //	seq     uint64  the update's Seq
 //	payload         the update, encoded as in the seq bucket
 //
+// Seqs that are never stored (those of system updates, kept in memory only, and of failed
+// appends) are covered by a skip record: a payload of one zero byte (an update's payload
+// starts with its format version, never zero) then the uvarint of the last skipped Seq; its
+// own Seq is the first skipped one. So every Seq after bbolt's head is accounted for, and a
+// record lost from the middle of the log is still detected at Open.
+//
 // A file is written from its start again once every update in it is in bbolt, so old records
 // follow the new ones. A scan stops at the first record that is not the continuation of the
-// previous one (length zero, a bad checksum, a Seq that is not the previous one plus one, or a
-// lower generation): old records always have lower Seqs, a torn write has a bad checksum.
+// previous one (length zero, a bad checksum, a Seq that is not the one after the previous
+// record or skip, or a lower generation): old records always have lower Seqs, a torn write
+// has a bad checksum.
 //
 // # Syncing later (Options.SyncInterval)
 //
@@ -85,6 +92,18 @@ type walRecord struct {
 	seq     uint64
 	gen     uint32
 	payload []byte
+	skipTo  uint64 // for a skip record, the last Seq it covers; else 0
+}
+
+// walSkip is the first byte of a skip record's payload.
+const walSkip = 0
+
+// next returns the Seq that the record after r has.
+func (r walRecord) next() uint64 {
+	if r.skipTo != 0 {
+		return r.skipTo + 1
+	}
+	return r.seq + 1
 }
 
 // walFile is one of the two files.
@@ -180,13 +199,18 @@ func openWAL(paths [2]string, applied uint64, fresh bool) (_ *wal, pending []wal
 	for _, run := range [][]walRecord{older, newer} {
 		for _, r := range run {
 			switch {
-			case r.seq < next:
-				continue // already in bbolt
-			case r.seq > next:
+			case r.next() <= next:
+				continue // already in bbolt, or skipped before it
+			case r.skipTo != 0:
+				if r.seq > next {
+					return nil, nil, fmt.Errorf("%w: write-ahead log lacks update %d (it skips from %d next)", errCorrupt, next, r.seq)
+				}
+			case r.seq != next:
 				return nil, nil, fmt.Errorf("%w: write-ahead log lacks update %d (it has %d next)", errCorrupt, next, r.seq)
+			default:
+				pending = append(pending, r)
 			}
-			pending = append(pending, r)
-			next++
+			next = r.next()
 		}
 	}
 	// Everything found is replayed into bbolt before the first append; then both files are
@@ -211,7 +235,14 @@ func scanWAL(data []byte) []walRecord {
 			seq:     binary.LittleEndian.Uint64(body[4:]),
 			payload: body[12:],
 		}
-		if k := len(out); k > 0 && (r.seq != out[k-1].seq+1 || r.gen < out[k-1].gen) {
+		if r.payload[0] == walSkip {
+			to, m := binary.Uvarint(r.payload[1:])
+			if m <= 0 || 1+m != len(r.payload) || to < r.seq {
+				break
+			}
+			r.skipTo = to
+		}
+		if k := len(out); k > 0 && (r.seq != out[k-1].next() || r.gen < out[k-1].gen) {
 			break
 		}
 		out = append(out, r)
@@ -229,6 +260,11 @@ func (w *wal) add(seq uint64, payload []byte) {
 	w.buf = binary.LittleEndian.AppendUint64(w.buf, seq)
 	w.buf = append(w.buf, payload...)
 	binary.LittleEndian.PutUint32(w.buf[start+4:], crc32.Checksum(w.buf[start+8:], castagnoli))
+}
+
+// skip encodes into the batch a skip record for the Seqs from to to, none of which is stored.
+func (w *wal) skip(from, to uint64) {
+	w.add(from, binary.AppendUvarint([]byte{walSkip}, to))
 }
 
 // reset drops the batch being prepared.

@@ -231,6 +231,12 @@ func walBytes(gen uint32, first uint64, payloads ...string) []byte {
 	return w.buf
 }
 
+func walSkipBytes(gen uint32, from, to uint64) []byte {
+	w := &wal{gen: gen}
+	w.skip(from, to)
+	return w.buf
+}
+
 func TestScanWAL(t *testing.T) {
 	good := walBytes(1, 7, "a", "bb", "ccc")
 	for _, tc := range []struct {
@@ -244,6 +250,10 @@ func TestScanWAL(t *testing.T) {
 		{"bad checksum", func() []byte { b := append([]byte{}, good...); b[len(b)-1] ^= 1; return b }(), 2},
 		{"older records after newer", append(append([]byte{}, good...), walBytes(1, 3, "old")...), 3},
 		{"gap in seqs", append(append([]byte{}, good...), walBytes(1, 11, "x")...), 3},
+		{"skip then the next seq", append(append(append([]byte{}, good...), walSkipBytes(1, 10, 14)...), walBytes(1, 15, "x")...), 5},
+		{"skip then a seq past it", append(append(append([]byte{}, good...), walSkipBytes(1, 10, 14)...), walBytes(1, 16, "x")...), 4},
+		{"skip not following", append(append([]byte{}, good...), walSkipBytes(1, 11, 14)...), 3},
+		{"skip ending before it starts", append(append([]byte{}, good...), walSkipBytes(1, 10, 9)...), 3},
 		{"lower generation", append(walBytes(2, 1, "a"), walBytes(1, 2, "failed")...), 1},
 		{"higher generation", append(walBytes(1, 1, "a"), walBytes(2, 2, "retried")...), 2},
 		{"length past the end", []byte{0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, 0},
@@ -271,7 +281,7 @@ func FuzzScanWAL(f *testing.F) {
 		}
 		w := &wal{}
 		for i, r := range recs {
-			if i > 0 && (r.seq != recs[i-1].seq+1 || r.gen < recs[i-1].gen) {
+			if i > 0 && (r.seq != recs[i-1].next() || r.gen < recs[i-1].gen) {
 				t.Fatalf("record %d: seq %d gen %d after seq %d gen %d", i, r.seq, r.gen, recs[i-1].seq, recs[i-1].gen)
 			}
 			w.gen = r.gen

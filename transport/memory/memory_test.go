@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestConformance(t *testing.T) {
 	transporttest.Run(t, transporttest.Factory{
 		Open: func(t *testing.T, _ string, opts transporttest.Options) transport.Transport {
-			return memory.New(memory.Options{Size: opts.Size, MaxBytes: opts.MaxBytes})
+			return memory.New(memory.Options{Size: opts.Size, MaxBytes: opts.MaxBytes, SystemSize: opts.SystemSize})
 		},
 	})
 }

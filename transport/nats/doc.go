@@ -7,11 +7,17 @@
 //
 // # The stream
 //
-// One stream (Options.Stream, "herald" by default) with subjects "<subject>.id.*", limits
-// retention, MaxMsgs = Options.Size, MaxBytes = Options.MaxBytes, discard old, file storage
-// and Options.Replicas replicas by default, and direct gets allowed. Open creates it, or checks
-// that an existing one has the same subjects and storage and updates its limits and replicas
-// to the options (the last node to open sets them: give every node the same URL).
+// One stream (Options.Stream, "herald" by default) with subjects "<subject>.id.*" and
+// "<subject>.sys.*", limits retention, MaxMsgs = Options.Size + Options.SystemSize, MaxBytes
+// = Options.MaxBytes + Options.SystemMaxBytes, one message per subject, discard old, file
+// storage and Options.Replicas replicas by default, and direct gets allowed. Open creates it,
+// or checks that an existing one has the same subjects (or only the first, as streams made
+// before system updates had their slots) and storage and updates its subjects, limits and
+// replicas to the options (the last node to open sets them: give every node the same URL).
+//
+// System updates (subscription events, hub-to-hub control updates) go to SystemSize slot
+// subjects "<subject>.sys.<k>", one message each, so that at most SystemSize are retained and
+// a flood of them never pushes publishers' updates out (see system.go).
 //
 // Each update is one message on its own subject, "<subject>.id." followed by the base64url
 // SHA-256 (first 128 bits) of its ID, whatever characters the ID holds; the body is the

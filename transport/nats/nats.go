@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +33,9 @@ const (
 	DefaultMaxBytes = 256 << 20
 	DefaultReplicas = 1
 	DefaultTimeout  = 5 * time.Second
+	// Defaults of the share of system updates (see Options.SystemSize).
+	DefaultSystemSize     = 10_000
+	DefaultSystemMaxBytes = 16 << 20
 )
 
 // Storage says where JetStream keeps the stream.
@@ -63,6 +68,16 @@ type Options struct {
 	// MaxBytes bounds the stream's size in bytes as JetStream counts it (the stream's
 	// MaxBytes: message data plus its subject and headers). Default 256 MiB.
 	MaxBytes int64
+	// SystemSize is the number of system updates (subscription events, hub-to-hub control
+	// updates) kept apart from Size, on as many slot subjects (see system.go); the stream's
+	// MaxMsgs is Size + SystemSize, so they never push publishers' updates out, and while
+	// fewer system updates are retained publishers' updates may use the rest. Negative: system
+	// updates are stored like the others, within Size (only sensible without subscription
+	// events, for a Size that is exact). Default 10 000.
+	SystemSize int
+	// SystemMaxBytes is what the stream's MaxBytes adds to MaxBytes for system updates, with
+	// SystemSize > 0. Default 16 MiB.
+	SystemMaxBytes int64
 	// Replicas is the number of copies JetStream keeps of the stream (1 to 5; more than 1
 	// needs a clustered JetStream). Default 1.
 	Replicas int
@@ -81,6 +96,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("nats: size must not be negative, got %d", o.Size)
 	case o.MaxBytes < 0:
 		return o, fmt.Errorf("nats: max bytes must not be negative, got %d", o.MaxBytes)
+	case o.SystemMaxBytes < 0:
+		return o, fmt.Errorf("nats: system max bytes must not be negative, got %d", o.SystemMaxBytes)
 	case o.Timeout < 0:
 		return o, fmt.Errorf("nats: timeout must not be negative, got %v", o.Timeout)
 	case o.Replicas < 0 || o.Replicas > 5:
@@ -111,6 +128,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Replicas == 0 {
 		o.Replicas = DefaultReplicas
+	}
+	if o.SystemSize == 0 {
+		o.SystemSize = DefaultSystemSize
+	}
+	if o.SystemMaxBytes == 0 {
+		o.SystemMaxBytes = DefaultSystemMaxBytes
 	}
 	if o.Storage == "" {
 		o.Storage = FileStorage
@@ -167,6 +190,10 @@ type Transport struct {
 	log    *slog.Logger
 	tail   *tail.Tail
 
+	sysPrefix string        // subject prefix of the slots of system updates: Subject + ".sys."
+	slot      atomic.Uint64 // this node's next slot (modulo SystemSize), from a random one
+	sys       *sysIndex     // the system updates the watcher delivered, by ID
+
 	gate gate.Gate // closed state; Close waits for the Appends in flight
 
 	msgs      jetstream.MessagesContext // the watcher's ordered consumer
@@ -220,12 +247,14 @@ func Open(ctx context.Context, opts Options) (*Transport, error) {
 		return nil, fmt.Errorf("nats: connect to %s: %w: %w", servers, transport.ErrUnavailable, err)
 	}
 	t := &Transport{
-		nc:     nc,
-		opts:   opts,
-		prefix: opts.Subject + ".id.",
-		log:    log,
-		done:   make(chan struct{}),
+		nc:        nc,
+		opts:      opts,
+		prefix:    opts.Subject + ".id.",
+		sysPrefix: opts.Subject + ".sys.",
+		log:       log,
+		done:      make(chan struct{}),
 	}
+	t.slot.Store(rand.Uint64())
 	head, err := t.init(ctx)
 	if err != nil {
 		nc.Close()
@@ -247,18 +276,25 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 	want := jetstream.StreamConfig{
 		Name:        t.opts.Stream,
 		Description: "Herald update log",
-		Subjects:    []string{t.prefix + "*"},
+		Subjects:    []string{t.prefix + "*", t.sysPrefix + "*"},
 		Retention:   jetstream.LimitsPolicy,
 		MaxMsgs:     int64(t.opts.Size),
 		MaxBytes:    t.opts.MaxBytes,
-		Discard:     jetstream.DiscardOld,
-		Storage:     jetstream.FileStorage,
-		Replicas:    t.opts.Replicas,
-		AllowDirect: true, // Lookup reads the last message of a subject from any replica
-		DenyDelete:  true, // the log only loses updates from its front, by the limits
+		// A publishers' update has a subject of its own; a system update replaces the one
+		// in its slot.
+		MaxMsgsPerSubject: 1,
+		Discard:           jetstream.DiscardOld,
+		Storage:           jetstream.FileStorage,
+		Replicas:          t.opts.Replicas,
+		AllowDirect:       true, // Lookup reads the last message of a subject from any replica
+		DenyDelete:        true, // the log only loses updates from its front, by the limits
 	}
 	if t.opts.Storage == MemoryStorage {
 		want.Storage = jetstream.MemoryStorage
+	}
+	if t.opts.SystemSize > 0 {
+		want.MaxMsgs += int64(t.opts.SystemSize)
+		want.MaxBytes += t.opts.SystemMaxBytes
 	}
 	stream, err := js.Stream(ctx, t.opts.Stream)
 	switch {
@@ -285,6 +321,7 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 	}
 	head := info.State.LastSeq
 	t.tail = tail.New(head)
+	t.sys = newSysIndex(max(t.opts.SystemSize, 1), head)
 
 	// The watcher: an ordered consumer from the head on. It recreates itself after a lost
 	// connection or a missed message, resuming after the last update it delivered.
@@ -308,7 +345,8 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 // and updates its limits and replicas when they differ from the options.
 func (t *Transport) adopt(ctx context.Context, stream jetstream.Stream, want jetstream.StreamConfig) (jetstream.Stream, error) {
 	have := stream.CachedInfo().Config
-	if !slices.Equal(have.Subjects, want.Subjects) {
+	// A stream made before system updates had their slots has the first subject only.
+	if !slices.Equal(have.Subjects, want.Subjects) && !slices.Equal(have.Subjects, want.Subjects[:1]) {
 		return nil, fmt.Errorf("nats: stream %s has subjects %q, not the %q of a Herald log (choose another stream name or subject)", t.opts.Stream, have.Subjects, want.Subjects)
 	}
 	if have.Storage != want.Storage {
@@ -317,11 +355,13 @@ func (t *Transport) adopt(ctx context.Context, stream jetstream.Stream, want jet
 	if have.Retention != jetstream.LimitsPolicy || have.Discard != jetstream.DiscardOld {
 		return nil, fmt.Errorf("nats: stream %s is not a limits stream that discards old messages: not a Herald log", t.opts.Stream)
 	}
-	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.AllowDirect {
+	if have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes && have.Replicas == want.Replicas && have.AllowDirect &&
+		slices.Equal(have.Subjects, want.Subjects) && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject {
 		return stream, nil
 	}
 	upd := have
 	upd.MaxMsgs, upd.MaxBytes, upd.Replicas, upd.AllowDirect = want.MaxMsgs, want.MaxBytes, want.Replicas, true
+	upd.Subjects, upd.MaxMsgsPerSubject = want.Subjects, want.MaxMsgsPerSubject
 	stream, err := t.js.UpdateStream(ctx, upd)
 	if err != nil {
 		return nil, t.unavailable("update the stream's limits", err)
@@ -376,23 +416,38 @@ func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 		return err
 	}
 	defer t.gate.Leave()
-	msg := &nats.Msg{Subject: t.subject(u.ID), Data: codec.Encode(u), Header: nats.Header{}}
-	if limit := t.nc.MaxPayload(); int64(len(msg.Data)) > limit-256 {
-		return fmt.Errorf("nats: append %q: the update takes %d bytes, more than the server's max_payload (%d) allows", u.ID, len(msg.Data), limit)
+	if u.System && t.opts.SystemSize > 0 {
+		return t.appendSystem(ctx, u)
+	}
+	if _, ok := t.sys.lookup(u.ID); ok {
+		return fmt.Errorf("nats: append %q (a system update has it): %w", u.ID, transport.ErrDuplicateID)
 	}
 	cctx, cancel := t.timeout(ctx)
 	defer cancel()
-	ack, err := t.js.PublishMsg(cctx, msg, jetstream.WithExpectLastSequencePerSubject(0))
+	ack, err := t.publish(ctx, cctx, u.ID, &nats.Msg{Subject: t.subject(u.ID), Data: codec.Encode(u)}, jetstream.WithExpectLastSequencePerSubject(0))
+	if err != nil {
+		return err
+	}
+	u.Seq = ack.Sequence
+	return nil
+}
+
+// publish publishes the message of update id within cctx, turning a refused expectation into
+// ErrDuplicateID and other failures into the Transport's errors for the caller's ctx.
+func (t *Transport) publish(ctx, cctx context.Context, id string, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if limit := t.nc.MaxPayload(); int64(len(msg.Data)) > limit-256 {
+		return nil, fmt.Errorf("nats: append %q: the update takes %d bytes, more than the server's max_payload (%d) allows", id, len(msg.Data), limit)
+	}
+	ack, err := t.js.PublishMsg(cctx, msg, opts...)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return fmt.Errorf("nats: append %q (%s): %w", u.ID, apiErr.Description, transport.ErrDuplicateID)
+			return nil, fmt.Errorf("nats: append %q (%s): %w", id, apiErr.Description, transport.ErrDuplicateID)
 		}
-		return t.fail(ctx, fmt.Sprintf("append %q", u.ID), err)
+		return nil, t.fail(ctx, fmt.Sprintf("append %q", id), err)
 	}
-	u.Seq = ack.Sequence
-	return nil
+	return ack, nil
 }
 
 // Read implements transport.Transport. Without wait it reads the stream from the server.
@@ -480,12 +535,25 @@ func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
 	}
 	cctx, cancel := t.timeout(ctx)
 	defer cancel()
-	msg, err := t.stream.GetLastMsgForSubject(cctx, t.subject(id))
+	seq, err := t.lookupSubject(cctx, id)
+	switch {
+	case errors.Is(err, transport.ErrUnknownID) && t.opts.SystemSize > 0:
+		return t.lookupSystem(ctx, cctx, id)
+	case err != nil && !errors.Is(err, transport.ErrUnknownID):
+		return 0, t.fail(ctx, fmt.Sprintf("lookup %q", id), err)
+	}
+	return seq, err
+}
+
+// lookupSubject returns the Seq of the retained update on the subject of id; its errors are
+// ErrUnknownID or the server's.
+func (t *Transport) lookupSubject(ctx context.Context, id string) (uint64, error) {
+	msg, err := t.stream.GetLastMsgForSubject(ctx, t.subject(id))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return 0, fmt.Errorf("nats: lookup %q: %w", id, transport.ErrUnknownID)
 	case err != nil:
-		return 0, t.fail(ctx, fmt.Sprintf("lookup %q", id), err)
+		return 0, err
 	}
 	if got, ok := codec.DecodeID(string(msg.Data)); !ok || got != id {
 		// A hash collision (or a foreign message): the ID itself is not retained.
@@ -530,6 +598,7 @@ func (t *Transport) watch(last uint64) {
 			continue
 		}
 		last = u.Seq
+		t.sys.delivered(u) // before the tail: whoever is served it finds it in Lookup
 		// The tail is not told which updates the limits dropped (JetStream counts bytes its
 		// own way, and another node may have set other limits): a waiting reader far behind
 		// may still get a few just dropped, rather than miss retained ones.
@@ -546,6 +615,7 @@ func (t *Transport) Close() error {
 		t.gate.Wait()
 		t.msgs.Stop()
 		<-t.done
+		t.sys.close()
 		t.nc.Close()
 	})
 	return nil

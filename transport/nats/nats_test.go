@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/heraldhub/herald/internal/testkit"
@@ -56,14 +58,19 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, transporttest.Factory{
 		Open: func(t *testing.T, key string, o transporttest.Options) transport.Transport {
 			opts := base
-			opts.Stream, opts.Size, opts.MaxBytes = key, o.Size, o.MaxBytes
+			opts.Stream, opts.Size, opts.MaxBytes, opts.SystemSize = key, o.Size, o.MaxBytes, o.SystemSize
+			if o.SystemSize == 0 {
+				opts.SystemSize = -1 // the bounds' subtests count on an exact Size
+			}
 			tr, err := Open(t.Context(), opts)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
 			return tr
 		},
-		Persistent: true,
+		Persistent:  true,
+		SharedLimit: true,
+		SystemFlood: 10_000, // one publish each
 	})
 }
 
@@ -78,6 +85,7 @@ func TestParseURL(t *testing.T) {
 		{url: "nats://nats.internal", opts: Options{Servers: []string{"nats://nats.internal:4222"}}},
 		{url: "NATS://[::1]:7000/", opts: Options{Servers: []string{"nats://[::1]:7000"}}},
 		{url: "nats://tok3n@h:1", opts: Options{Servers: []string{"nats://h:1"}, Token: "tok3n"}},
+		{url: "nats://h?system_size=500", opts: Options{Servers: []string{"nats://h:4222"}, SystemSize: 500}},
 		{url: "nats://herald:s3cret@h:1?stream=prod&subject=apps.herald&size=500&max_bytes=1048576&replicas=3&storage=memory&timeout=250ms&creds=/etc/h.creds&servers=h2:4222,nats://h3",
 			opts: Options{Servers: []string{"nats://h:1", "nats://h2:4222", "nats://h3:4222"}, Username: "herald", Password: "s3cret",
 				Stream: "prod", Subject: "apps.herald", Size: 500, MaxBytes: 1 << 20, Replicas: 3, Storage: MemoryStorage,
@@ -157,6 +165,7 @@ func TestExistingStream(t *testing.T) {
 	opts := serverOptions(t)
 	opts.Stream = logtest.StreamName(t)
 	opts.Size = 100
+	opts.SystemSize = -1 // the limit is then Size exactly
 	tr := openT(t, opts)
 	ctx := context.Background()
 	for i := range 50 {
@@ -237,5 +246,62 @@ func TestAppendRejects(t *testing.T) {
 			_ = tr.Close()
 			t.Errorf("Open with %+v succeeded", o)
 		}
+	}
+}
+
+// A stream made before system updates had their slots is adopted: its subjects and per-subject
+// limit are updated. Another node finds a system update by its ID once its watcher delivered
+// it, until the slot holds a newer one.
+func TestSystemSlots(t *testing.T) {
+	opts := serverOptions(t)
+	opts.Stream = logtest.StreamName(t)
+	opts.SystemSize = 3
+	ctx := context.Background()
+	nc, err := nats.Connect(opts.Servers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: opts.Stream, Subjects: []string{opts.Stream + ".id.*"},
+		Retention: jetstream.LimitsPolicy, MaxMsgs: 100, Discard: jetstream.DiscardOld, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := openT(t, opts), openT(t, opts)
+	info, err := js.Stream(ctx, opts.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := info.CachedInfo().Config; len(cfg.Subjects) != 2 || cfg.MaxMsgsPerSubject != 1 || cfg.MaxMsgs != int64(DefaultSize+3) {
+		t.Fatalf("adopted stream: subjects %q, %d per subject, max %d messages", cfg.Subjects, cfg.MaxMsgsPerSubject, cfg.MaxMsgs)
+	}
+	first := &transport.Update{ID: "s-0", Topics: []string{"t"}, System: true}
+	if err := a.Append(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		seq, err := b.Lookup(ctx, "s-0")
+		if err == nil && seq == first.Seq {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lookup on the other node = %d, %v; want %d", seq, err, first.Seq)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := a.Append(ctx, &transport.Update{ID: fmt.Sprintf("s-%d", i), Topics: []string{"t"}, System: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Lookup(ctx, "s-0"); !errors.Is(err, transport.ErrUnknownID) {
+		t.Fatalf("Lookup of a system update whose slot was reused = %v, want ErrUnknownID", err)
+	}
+	if got := logtest.ReadAll(t, a); len(got) != 3 || got[0].ID != "s-1" || !got[0].System {
+		t.Fatalf("Read(0) = %d updates from %q, want the 3 newest system updates", len(got), got[0].ID)
 	}
 }

@@ -27,6 +27,7 @@ const Scheme = "nats"
 //	subject    stream name   subject prefix of the updates (prefix.id.<hash of the id>)
 //	size       100000        updates kept for history (the stream's max_msgs)
 //	max_bytes  268435456     bound on the stream's bytes (max_bytes, as JetStream counts them)
+//	system_size  10000       system updates (subscription events) kept apart from size
 //	replicas   1             copies of the stream (1 to 5; over 1 needs a JetStream cluster)
 //	storage    file          file or memory
 //	timeout    5s            bound on every request to NATS, and on the dial
@@ -71,6 +72,7 @@ func ParseURL(u *url.URL) (Options, error) {
 		})},
 		urlopt.Param{Name: "size", Set: urlopt.Set(&opts.Size, urlopt.Size)},
 		urlopt.Param{Name: "max_bytes", Set: urlopt.Set(&opts.MaxBytes, urlopt.Bytes)},
+		urlopt.Param{Name: "system_size", Set: urlopt.Set(&opts.SystemSize, urlopt.Size)},
 		urlopt.Param{Name: "replicas", Set: urlopt.Set(&opts.Replicas, func(v string) (int, error) {
 			n, err := strconv.Atoi(v)
 			if err == nil && (n < 1 || n > 5) {

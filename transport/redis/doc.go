@@ -14,8 +14,11 @@
 //	herald         the stream; entry "0-<seq>" has fields u (the encoded update) and f
 //	               (the first retained Seq once it was appended)
 //	herald:ids     sorted set: update ID → Seq (the score), the Last-Event-ID index
-//	herald:meta    hash: head (the last Seq), first (the oldest retained Seq), bytes
+//	herald:meta    hash: head (the last Seq), first (no retained update has a lower Seq),
+//	               bytes, sfirst (the oldest retained system update's Seq)
 //	herald:costs   list: the memory.Cost of each retained update, oldest first
+//	herald:sys     the stream of system updates (subscription events, control updates)
+//	herald:sysids  sorted set: system update ID → Seq
 //
 // # Appending
 //
@@ -28,6 +31,12 @@
 // exactly the retained updates, so Lookup is one ZSCORE and no scan. The script checks
 // everything before its first write, so a failing script leaves the log unchanged.
 //
+// A system update (transport.Update.System) goes through the same script, with the same
+// duplicate check and the next Seq from the same head, but is XADDed to the system stream,
+// trimmed to exactly Options.SystemSize entries (XTRIM MAXLEN, its index by
+// ZREMRANGEBYSCORE): a flood of subscription events never drops a publisher's update. The
+// cost list's length is the number of retained publishers' updates, since Seqs have gaps.
+//
 // Exact trimming (rather than XADD MAXLEN ~) costs little: Redis then walks at most one
 // stream node to mark the dropped entry, 2 µs per append in INFO commandstats, against 21 µs
 // for the whole script (and far less than an fsync). Approximate trimming would have kept
@@ -35,12 +44,13 @@
 // bound; exact trimming keeps them single commands.
 //
 // Seq is the stream entry's sequence number, the same on every node and strictly increasing
-// (contiguous in practice). Lua numbers are doubles, so Seqs are exact up to 2^53.
+// across both streams. Lua numbers are doubles, so Seqs are exact up to 2^53.
 //
 // # Reading and tailing
 //
-// Read without wait is one XRANGE from "0-<after+1>". Every node runs one watcher goroutine
-// that tails the stream with XREAD BLOCK (5 s at a time) from the position it has reached,
+// Read without wait is one XRANGE from "0-<after+1>" on each stream (pipelined), merged by
+// Seq. Every node runs one watcher goroutine that tails both streams with one XREAD BLOCK
+// (5 s at a time) from the position it has reached,
 // and keeps the newest 1024 updates (at most 8 MiB) in memory: waiting Reads, such as the
 // hub's dispatch loop, are served from there without asking Redis again, and readers further
 // behind read the stream itself from their own position, so nobody skips an update that the

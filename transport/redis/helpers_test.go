@@ -16,7 +16,7 @@ type rueidisExec = rueidis.LuaExec
 
 // appendExec returns the script call that Append makes for u.
 func (t *Transport) appendExec(u *transport.Update) rueidis.LuaExec {
-	return rueidis.LuaExec{Keys: t.keys, Args: []string{u.ID, codec.EncodeString(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0"}}
+	return rueidis.LuaExec{Keys: t.keys, Args: []string{u.ID, codec.EncodeString(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0", "0", t.sys}}
 }
 
 // bulk runs many appends pipelined, to build a large log quickly.

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhub/herald/transport"
 	"github.com/heraldhub/herald/transport/internal/codec"
 	"github.com/heraldhub/herald/transport/internal/gate"
+	"github.com/heraldhub/herald/transport/internal/ring"
 	"github.com/heraldhub/herald/transport/internal/tail"
 	"github.com/heraldhub/herald/transport/memory"
 )
@@ -29,6 +30,8 @@ const (
 	DefaultSize     = 100_000
 	DefaultMaxBytes = 256 << 20
 	DefaultTimeout  = 5 * time.Second
+	// DefaultSystemSize is the default of Options.SystemSize.
+	DefaultSystemSize = 10_000
 )
 
 // Tailing. The watcher blocks in XREAD for at most blockTime at a time, reading up to
@@ -50,12 +53,16 @@ type Options struct {
 	// TLS, when set, connects with TLS (the rediss scheme).
 	TLS *tls.Config
 	// Stream is the key of the Redis stream holding the log; the index, meta and cost keys
-	// are named after it (Stream+":ids", ":meta", ":costs"). Default "herald".
+	// and those of system updates are named after it (Stream+":ids", ":meta", ":costs",
+	// ":sys", ":sysids"). Default "herald".
 	Stream string
 	// Size is the number of updates kept for history (Last-Event-ID replay). Default 100 000.
 	Size int
 	// MaxBytes bounds the summed cost (memory.Cost) of the retained updates. Default 256 MiB.
 	MaxBytes int64
+	// SystemSize is the number of system updates (subscription events, hub-to-hub control
+	// updates) kept in their own stream, apart from Size. Default 10 000.
+	SystemSize int
 	// Timeout bounds every call to Redis (and the dial): past it the call fails with
 	// transport.ErrUnavailable. Default 5 s.
 	Timeout time.Duration
@@ -69,6 +76,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("redis: size must not be negative, got %d", o.Size)
 	case o.MaxBytes < 0:
 		return o, fmt.Errorf("redis: max bytes must not be negative, got %d", o.MaxBytes)
+	case o.SystemSize < 0:
+		return o, fmt.Errorf("redis: system size must not be negative, got %d", o.SystemSize)
 	case o.Timeout < 0:
 		return o, fmt.Errorf("redis: timeout must not be negative, got %v", o.Timeout)
 	case o.DB < 0:
@@ -86,6 +95,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
+	if o.SystemSize == 0 {
+		o.SystemSize = DefaultSystemSize
+	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -99,9 +111,10 @@ func (o Options) withDefaults() (Options, error) {
 type Transport struct {
 	c    rueidis.Client
 	opts Options
-	keys []string // stream, index, meta, costs: the KEYS of every script
-	size string   // opts.Size and opts.MaxBytes as script arguments
+	keys []string // stream, index, meta, costs, system stream, system index: the scripts' KEYS
+	size string   // opts.Size, opts.MaxBytes and opts.SystemSize as script arguments
 	max  string
+	sys  string
 	log  *slog.Logger
 	tail *tail.Tail
 
@@ -150,9 +163,10 @@ func Open(ctx context.Context, opts Options) (*Transport, error) {
 	t := &Transport{
 		c:    c,
 		opts: opts,
-		keys: []string{opts.Stream, opts.Stream + ":ids", opts.Stream + ":meta", opts.Stream + ":costs"},
+		keys: []string{opts.Stream, opts.Stream + ":ids", opts.Stream + ":meta", opts.Stream + ":costs", opts.Stream + ":sys", opts.Stream + ":sysids"},
 		size: strconv.Itoa(opts.Size),
 		max:  strconv.FormatInt(opts.MaxBytes, 10),
+		sys:  strconv.Itoa(opts.SystemSize),
 		log:  log,
 		done: make(chan struct{}),
 	}
@@ -173,7 +187,7 @@ func Open(ctx context.Context, opts Options) (*Transport, error) {
 func (t *Transport) init(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 	defer cancel()
-	want := []string{"stream", "zset", "hash", "list"}
+	want := []string{"stream", "zset", "hash", "list", "stream", "zset"}
 	cmds := make(rueidis.Commands, len(t.keys))
 	for i, k := range t.keys {
 		cmds[i] = t.c.B().Type().Key(k).Build()
@@ -189,13 +203,15 @@ func (t *Transport) init(ctx context.Context) (uint64, error) {
 		}
 		types[i] = typ
 	}
-	if (types[0] == "none") != (types[2] == "none") {
-		if types[2] == "none" {
-			return 0, fmt.Errorf("redis: open %s: key %q is a stream that Herald did not write (no %q; choose another stream name)", t.opts.Stream, t.keys[0], t.keys[2])
-		}
-		return 0, fmt.Errorf("redis: open %s: the stream %q is missing but %q exists (was the stream deleted? delete the %s:* keys to start a new log)", t.opts.Stream, t.keys[0], t.keys[2], t.opts.Stream)
+	// A log with only system updates so far has meta but no stream; one whose stream was
+	// deleted still has its cost list.
+	switch {
+	case types[0] != "none" && types[2] == "none":
+		return 0, fmt.Errorf("redis: open %s: key %q is a stream that Herald did not write (no %q; choose another stream name)", t.opts.Stream, t.keys[0], t.keys[2])
+	case types[0] == "none" && types[3] != "none":
+		return 0, fmt.Errorf("redis: open %s: the stream %q is missing but %q exists (was the stream deleted? delete the %s:* keys to start a new log)", t.opts.Stream, t.keys[0], t.keys[3], t.opts.Stream)
 	}
-	if err := boundScript.Exec(ctx, t.c, t.keys, []string{t.size, t.max}).Error(); err != nil {
+	if err := boundScript.Exec(ctx, t.c, t.keys, []string{t.size, t.max, t.sys}).Error(); err != nil {
 		return 0, fmt.Errorf("redis: open %s: apply the bounds: %w", t.opts.Stream, unavailable(err))
 	}
 	head, err := t.head(ctx)
@@ -245,7 +261,11 @@ func (t *Transport) Append(ctx context.Context, u *transport.Update) error {
 		return err
 	}
 	defer t.gate.Leave()
-	args := []string{u.ID, codec.EncodeString(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0"}
+	system := "0"
+	if u.System {
+		system = "1"
+	}
+	args := []string{u.ID, codec.EncodeString(u), strconv.FormatInt(memory.Cost(u), 10), t.size, t.max, "0", system, t.sys}
 	cctx, cancel := t.timeout(ctx)
 	defer cancel()
 	res, err := appendScript.Exec(cctx, t.c, t.keys, args).ToArray()
@@ -311,16 +331,22 @@ func (t *Transport) read(ctx context.Context, after uint64, limit int) ([]*trans
 	}
 	cctx, cancel := t.timeout(ctx)
 	defer cancel()
-	cmd := t.c.B().Xrange().Key(t.keys[0]).Start(streamID(after + 1)).End("+").Count(int64(limit)).Build()
-	entries, err := t.c.Do(cctx, cmd).AsXRangeSlices()
-	if err != nil {
-		return nil, t.fail(ctx, fmt.Sprintf("read after %d", after), err)
+	var classes [2][]*transport.Update
+	for i, r := range t.c.DoMulti(cctx,
+		t.c.B().Xrange().Key(t.keys[0]).Start(streamID(after+1)).End("+").Count(int64(limit)).Build(),
+		t.c.B().Xrange().Key(t.keys[4]).Start(streamID(after+1)).End("+").Count(int64(limit)).Build(),
+	) {
+		entries, err := r.AsXRangeSlices()
+		if err != nil {
+			return nil, t.fail(ctx, fmt.Sprintf("read after %d", after), err)
+		}
+		if classes[i], _, err = decodeEntries(entries); err != nil {
+			return nil, fmt.Errorf("redis: read after %d: %w", after, err)
+		}
 	}
-	ups, _, err := decodeEntries(entries)
-	if err != nil {
-		return nil, fmt.Errorf("redis: read after %d: %w", after, err)
-	}
-	return ups, nil
+	// Each class gave its first limit updates after the position: the first limit of both
+	// are among them.
+	return ring.Merge(classes[0], classes[1], limit), nil
 }
 
 // streamID is the stream entry ID of a Seq.
@@ -359,8 +385,8 @@ func decodeEntries(entries []rueidis.XRangeSlice) (ups []*transport.Update, firs
 	return ups, first, nil
 }
 
-// Lookup implements transport.Transport with one lookup in the index (ZSCORE): the index
-// holds exactly the retained updates, since the script that drops updates removes their
+// Lookup implements transport.Transport with one lookup in each index (ZSCORE): the indexes
+// hold exactly the retained updates, since the scripts that drop updates remove their
 // entries.
 func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
 	if t.gate.Closed() {
@@ -368,7 +394,13 @@ func (t *Transport) Lookup(ctx context.Context, id string) (uint64, error) {
 	}
 	cctx, cancel := t.timeout(ctx)
 	defer cancel()
-	score, err := t.c.Do(cctx, t.c.B().Zscore().Key(t.keys[1]).Member(id).Build()).AsFloat64()
+	res := t.c.DoMulti(cctx,
+		t.c.B().Zscore().Key(t.keys[1]).Member(id).Build(),
+		t.c.B().Zscore().Key(t.keys[5]).Member(id).Build())
+	score, err := res[0].AsFloat64()
+	if rueidis.IsRedisNil(err) {
+		score, err = res[1].AsFloat64()
+	}
 	switch {
 	case rueidis.IsRedisNil(err):
 		return 0, fmt.Errorf("redis: lookup %q: %w", id, transport.ErrUnknownID)
@@ -460,7 +492,7 @@ func (t *Transport) xread(ctx context.Context, last uint64) ([]*transport.Update
 	defer cancel()
 	timer := time.AfterFunc(blockTime+t.opts.Timeout, cancel)
 	defer timer.Stop()
-	cmd := t.c.B().Xread().Count(readCount).Block(blockTime.Milliseconds()).Streams().Key(t.keys[0]).Id(streamID(last)).Build()
+	cmd := t.c.B().Xread().Count(readCount).Block(blockTime.Milliseconds()).Streams().Key(t.keys[0], t.keys[4]).Id(streamID(last), streamID(last)).Build()
 	res, err := t.c.Do(cctx, cmd).AsXReadSlices()
 	if rueidis.IsRedisNil(err) {
 		return nil, 0, nil // nothing within blockTime
@@ -468,7 +500,20 @@ func (t *Transport) xread(ctx context.Context, last uint64) ([]*transport.Update
 	if err != nil {
 		return nil, 0, err
 	}
-	return decodeEntries(res[t.keys[0]])
+	ups, first, err := decodeEntries(res[t.keys[0]])
+	if err != nil {
+		return nil, 0, err
+	}
+	sys, sysFirst, err := decodeEntries(res[t.keys[4]])
+	if err != nil {
+		return nil, 0, err
+	}
+	// Each stream gave its first readCount entries after last: so did both, merged. Of the
+	// two f fields, that of the newer entry is the later bound.
+	if len(sys) > 0 && (len(ups) == 0 || sys[len(sys)-1].Seq > ups[len(ups)-1].Seq) {
+		first = sysFirst
+	}
+	return ring.Merge(ups, sys, readCount), first, nil
 }
 
 func (t *Transport) callHead(ctx context.Context) (uint64, error) {

@@ -56,14 +56,15 @@ func TestConformance(t *testing.T) {
 	transporttest.Run(t, transporttest.Factory{
 		Open: func(t *testing.T, key string, o transporttest.Options) transport.Transport {
 			opts := base
-			opts.Stream, opts.Size, opts.MaxBytes = key, o.Size, o.MaxBytes
+			opts.Stream, opts.Size, opts.MaxBytes, opts.SystemSize = key, o.Size, o.MaxBytes, o.SystemSize
 			tr, err := Open(t.Context(), opts)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
 			return tr
 		},
-		Persistent: true,
+		Persistent:  true,
+		SystemFlood: 20_000, // one script call each
 	})
 }
 
@@ -81,6 +82,7 @@ func TestParseURL(t *testing.T) {
 		{url: "redis://herald:s3cret@h:1/2?size=500&max_bytes=1048576&timeout=250ms&stream=a:b",
 			opts: Options{Addr: "h:1", Username: "herald", Password: "s3cret", DB: 2, Size: 500, MaxBytes: 1 << 20, Timeout: 250 * time.Millisecond, Stream: "a:b"}},
 		{url: "redis://h?size=0", opts: Options{Addr: "h:6379"}},
+		{url: "redis://h?system_size=500", opts: Options{Addr: "h:6379", SystemSize: 500}},
 		{url: "bolt://x.db", wantErr: `want "redis" or "rediss"`},
 		{url: "redis://h/zero", wantErr: "database number"},
 		{url: "redis://h:0", wantErr: "bad port"},
@@ -289,4 +291,36 @@ func TestOpenWrongPassword(t *testing.T) {
 		t.Fatalf("Open with a wrong password = %v; want a configuration error without the password", err)
 	}
 	t.Log(err)
+}
+
+// A log that holds only system updates so far opens again; one whose stream was deleted
+// while it held publishers' updates is refused.
+func TestReopenSystemOnly(t *testing.T) {
+	opts := serverOptions(t)
+	opts.Stream = logtest.StreamName(t)
+	tr := openT(t, opts)
+	ctx := context.Background()
+	s := &transport.Update{ID: "s", Topics: []string{"t"}, System: true}
+	if err := tr.Append(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr = openT(t, opts)
+	if seq, err := tr.Lookup(ctx, "s"); err != nil || seq != s.Seq {
+		t.Fatalf("Lookup of the system update after reopening = %d, %v; want %d", seq, err, s.Seq)
+	}
+	if err := tr.Append(ctx, logtest.Upd("u", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.c.Do(ctx, tr.c.B().Del().Key(opts.Stream).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := Open(ctx, opts); err == nil || !strings.Contains(err.Error(), "is missing") {
+		if tr != nil {
+			_ = tr.Close()
+		}
+		t.Fatalf("Open after the stream was deleted = %v, want a refusal", err)
+	}
 }

@@ -26,10 +26,11 @@ const (
 // (default 0); user info gives the ACL user and password (AUTH). Query parameters, each with
 // its default:
 //
-//	stream     herald       key of the stream; the index, meta and costs keys are named after it
-//	size       100000       updates kept for history
-//	max_bytes  268435456    bound on their summed cost (see memory.Cost)
-//	timeout    5s           bound on every call to Redis, and on the dial
+//	stream       herald     key of the stream; the index, meta and costs keys are named after it
+//	size         100000     updates kept for history
+//	max_bytes    268435456  bound on their summed cost (see memory.Cost)
+//	system_size  10000      system updates (subscription events) kept apart from size
+//	timeout      5s         bound on every call to Redis, and on the dial
 //
 // A parameter given twice, a value out of range and any other parameter are errors that name
 // it. Errors never contain the password.
@@ -75,6 +76,7 @@ func ParseURL(u *url.URL) (Options, error) {
 		urlopt.Param{Name: "stream", Set: urlopt.Set(&opts.Stream, urlopt.NonEmpty)},
 		urlopt.Param{Name: "size", Set: urlopt.Set(&opts.Size, urlopt.Size)},
 		urlopt.Param{Name: "max_bytes", Set: urlopt.Set(&opts.MaxBytes, urlopt.Bytes)},
+		urlopt.Param{Name: "system_size", Set: urlopt.Set(&opts.SystemSize, urlopt.Size)},
 		urlopt.Param{Name: "timeout", Set: urlopt.Set(&opts.Timeout, urlopt.Duration)},
 	)
 	if err != nil {

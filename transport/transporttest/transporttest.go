@@ -4,7 +4,7 @@
 //	func TestConformance(t *testing.T) {
 //		transporttest.Run(t, transporttest.Factory{
 //			Open: func(t *testing.T, key string, opts transporttest.Options) transport.Transport {
-//				return memory.New(memory.Options{Size: opts.Size, MaxBytes: opts.MaxBytes})
+//				return memory.New(memory.Options{Size: opts.Size, MaxBytes: opts.MaxBytes, SystemSize: opts.SystemSize})
 //			},
 //		})
 //	}
@@ -12,18 +12,22 @@
 // The suite checks the rules written on transport.Transport: ordering and exact round-trip of
 // every field, reads after a position and with a limit, blocking reads woken by an append or
 // ended by their context, Lookup and Head, duplicate IDs, the count and byte bounds, concurrent
-// publishers and tailers, Close, and (for persistent transports) a restart.
+// publishers and tailers, Close, system updates kept apart under their own bound (and a flood
+// of them that leaves a publisher's update replayable), and (for persistent transports) a
+// restart.
 //
 // The suite waits for events (a reader returning, an update arriving) rather than sleeping for
-// them; a timeout only turns a hang into a failure. It stays well under five seconds per
-// transport under -race when each append costs about a millisecond.
+// them; a timeout only turns a hang into a failure. Apart from the flood, it stays well under
+// five seconds per transport under -race when each append costs about a millisecond.
 package transporttest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +44,9 @@ type Options struct {
 	// MaxBytes bounds the summed cost of the retained updates; each transport measures cost its
 	// own way, but an update's Data counts at least its length.
 	MaxBytes int64
+	// SystemSize is the number of system updates (transport.Update.System) the log must
+	// retain apart from Size.
+	SystemSize int
 }
 
 // Factory tells the suite how to open the transport under test.
@@ -56,7 +63,23 @@ type Factory struct {
 
 	// Persistent says the log survives Close: the restart subtests run only when it is true.
 	Persistent bool
+
+	// SharedLimit says the transport bounds both classes with one limit of Size+SystemSize
+	// updates (nats): a system update replaces the oldest one of its class, so at most
+	// SystemSize are retained and publishers' updates always keep at least Size, but these may
+	// use the share that system updates leave unused, and then push out system updates older
+	// than them. The System subtests check that weaker rule when it is true.
+	SharedLimit bool
+
+	// SystemFlood is how many system updates the flood subtest appends; zero selects
+	// DefaultSystemFlood. A transport whose appends each cost a round trip to a server may
+	// lower it to keep the suite fast.
+	SystemFlood int
 }
+
+// DefaultSystemFlood is how many system updates the flood subtest appends by default: more
+// than twice the default history bound of the persistent transports.
+const DefaultSystemFlood = 250_000
 
 // timeout turns a hang into a test failure. Nothing waits for it in a passing run.
 const timeout = 5 * time.Second
@@ -82,6 +105,8 @@ func Run(t *testing.T, f Factory) {
 	t.Run("ConcurrentPublishers", s.testConcurrentPublishers)
 	t.Run("ConcurrentTailers", s.testConcurrentTailers)
 	t.Run("Close", s.testClose)
+	t.Run("SystemApart", s.testSystemApart)
+	t.Run("SystemFlood", s.testSystemFlood)
 	if f.Persistent {
 		t.Run("Restart", s.testRestart)
 		t.Run("RestartBounds", s.testRestartBounds)
@@ -123,6 +148,18 @@ func (s *suite) fresh(t *testing.T, opts Options) transport.Transport {
 }
 
 // ---- helpers ----
+
+// system returns the i-th system update of a test, shaped like a subscription event.
+func system(prefix string, i int) *transport.Update {
+	topic := fmt.Sprintf("/.well-known/mercure/subscriptions/%s/%d", prefix, i)
+	return &transport.Update{
+		ID:      fmt.Sprintf("%s-sys-%d", prefix, i),
+		Topics:  []string{topic},
+		Private: true,
+		System:  true,
+		Data:    fmt.Sprintf(`{"id":%q,"active":true}`, topic),
+	}
+}
 
 // sample returns the i-th update of a test, with a distinct ID and a payload that varies with i.
 func sample(prefix string, i int) *transport.Update {
@@ -229,6 +266,7 @@ func sameUpdate(got, want *transport.Update) string {
 	check("Private", got.Private, want.Private)
 	check("Type", got.Type, want.Type)
 	check("Retry", got.Retry, want.Retry)
+	check("System", got.System, want.System)
 	if got.Data != want.Data {
 		diffs = append(diffs, fmt.Sprintf("Data: got %d bytes %.80q, want %d bytes %.80q", len(got.Data), got.Data, len(want.Data), want.Data))
 	}
@@ -844,4 +882,141 @@ func (s *suite) testRestartBounds(t *testing.T) {
 	more := appendOK(t, tr, sample("rbound", 100))
 	checkUnknown(t, tr, all[5].ID)
 	checkUpdates(t, "Read(0) after a restart and an append", readAll(t, tr, 0), append(all[6:], more))
+}
+
+func (s *suite) testSystemApart(t *testing.T) {
+	const size, systemSize = 5, 3
+	tr := s.fresh(t, Options{Size: size, SystemSize: systemSize})
+	var users, systems []*transport.Update
+	users = append(users, appendOK(t, tr, sample("apart", 0)))
+	for i := range 10 {
+		systems = append(systems, appendOK(t, tr, system("apart", i)))
+	}
+	users = append(users, appendOK(t, tr, sample("apart", 1)))
+	systems = append(systems, appendOK(t, tr, system("apart", 10)))
+	users = append(users, appendOK(t, tr, sample("apart", 2)))
+	all := append(append([]*transport.Update(nil), users...), systems...)
+	for i := 1; i < len(all); i++ {
+		for j := range i {
+			if all[i].Seq == all[j].Seq {
+				t.Fatalf("updates %q and %q share Seq %d", all[i].ID, all[j].ID, all[i].Seq)
+			}
+		}
+	}
+
+	// Eleven system updates dropped only system updates: every publisher's update is kept.
+	keptSys := systems[len(systems)-systemSize:]
+	want := s.retained(users, systems, size, systemSize)
+	checkUpdates(t, "Read(0) of both classes", readAll(t, tr, 0), want)
+	checkUpdates(t, "Read(after the first update)", readAll(t, tr, users[0].Seq), want[1:])
+	checkUpdates(t, "Read(0, limit=2)", readNow(t, tr, 0, 2), want[:2])
+	for _, u := range append(users, keptSys...) {
+		checkLookup(t, tr, u.ID, u.Seq)
+	}
+	for _, u := range systems[:len(systems)-systemSize] {
+		checkUnknown(t, tr, u.ID)
+	}
+	checkHead(t, tr, users[2].Seq)
+
+	// A retained ID is unique across both classes.
+	dup := system("apart", 99)
+	dup.ID = users[1].ID
+	if err := tr.Append(t.Context(), dup); !errors.Is(err, transport.ErrDuplicateID) {
+		t.Fatalf("system Append of a publisher's retained ID = %v, want ErrDuplicateID", err)
+	}
+	dup = sample("apart", 99)
+	dup.ID = keptSys[0].ID
+	if err := tr.Append(t.Context(), dup); !errors.Is(err, transport.ErrDuplicateID) {
+		t.Fatalf("Append of a system update's retained ID = %v, want ErrDuplicateID", err)
+	}
+
+	// Publishers' updates obey their own bound, without dropping system updates.
+	for i := 3; i < 3+size; i++ {
+		users = append(users, appendOK(t, tr, sample("apart", i)))
+	}
+	want = s.retained(users, systems, size, systemSize)
+	checkUpdates(t, "Read(0) after publishers' updates", readAll(t, tr, 0), want)
+	checkUnknown(t, tr, users[0].ID)
+
+	// A waiting reader is woken by a system update.
+	ch := readAsync(t.Context(), tr, users[len(users)-1].Seq, 10)
+	stillBlocked(t, ch, "at head")
+	last := appendOK(t, tr, system("apart", 100))
+	r := await(t, ch, "system append")
+	if r.err != nil {
+		t.Fatalf("Read(wait=true) woken by a system update: %v", r.err)
+	}
+	checkUpdates(t, "woken Read", r.ups, []*transport.Update{last})
+}
+
+// testSystemFlood appends a flood of system updates, as a presence flood would, and checks
+// that the publishers' update written before it is still found and replayed exactly.
+func (s *suite) testSystemFlood(t *testing.T) {
+	const size, systemSize, workers = 10, 100, 4
+	flood := s.f.SystemFlood
+	if flood <= 0 {
+		flood = DefaultSystemFlood
+	}
+	tr := s.fresh(t, Options{Size: size, SystemSize: systemSize})
+	before := appendOK(t, tr, sample("flood", 0))
+	canary := appendOK(t, tr, sample("flood", 1))
+
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		mu   sync.Mutex
+		sys  []*transport.Update
+		errs []error
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= flood {
+					return
+				}
+				u := system("flood", i)
+				if err := tr.Append(t.Context(), u); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				sys = append(sys, clone(u))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("appending %d system updates: %v", flood, err)
+	}
+	after := appendOK(t, tr, sample("flood", 2))
+
+	checkLookup(t, tr, canary.ID, canary.Seq)
+	checkLookup(t, tr, before.ID, before.Seq)
+	sys = bySeq(sys)
+	want := append([]*transport.Update{canary}, sys[len(sys)-min(systemSize, len(sys)):]...)
+	want = append(want, after)
+	checkUpdates(t, "Read(after the update before the canary)", readAll(t, tr, before.Seq), want)
+	checkUnknown(t, tr, sys[0].ID)
+}
+
+// retained returns, in Seq order, what a log bounded by size and systemSize retains of the
+// publishers' updates users and the system updates systems, each in Seq order.
+func (s *suite) retained(users, systems []*transport.Update, size, systemSize int) []*transport.Update {
+	systems = systems[max(0, len(systems)-systemSize):]
+	if !s.f.SharedLimit {
+		users = users[max(0, len(users)-size):]
+		return bySeq(append(append([]*transport.Update(nil), users...), systems...))
+	}
+	all := bySeq(append(append([]*transport.Update(nil), users...), systems...))
+	return all[max(0, len(all)-size-systemSize):]
+}
+
+// bySeq sorts ups by Seq, in place, and returns it.
+func bySeq(ups []*transport.Update) []*transport.Update {
+	slices.SortFunc(ups, func(a, b *transport.Update) int { return cmp.Compare(a.Seq, b.Seq) })
+	return ups
 }

@@ -5,7 +5,7 @@
 //
 // The form, without the Seq (which the server's log position carries):
 //
-//	version byte, flags byte, uvarint-prefixed ID and Type, uvarint Retry,
+//	version byte, flags byte (bit 0 private, bit 1 system), uvarint-prefixed ID and Type, uvarint Retry,
 //	uvarint topic count, each topic uvarint-prefixed, then Data to the end.
 package codec
 
@@ -19,7 +19,11 @@ import (
 // version is the first byte of every encoded update.
 const version = 1
 
-const flagPrivate = 1 << 0
+// Flags, the second byte.
+const (
+	flagPrivate = 1 << 0
+	flagSystem  = 1 << 1
+)
 
 // Encode returns u in its binary form, in a new slice of the right capacity.
 func Encode(u *transport.Update) []byte {
@@ -31,6 +35,9 @@ func Encode(u *transport.Update) []byte {
 	var flags byte
 	if u.Private {
 		flags |= flagPrivate
+	}
+	if u.System {
+		flags |= flagSystem
 	}
 	b = append(b, version, flags)
 	b = appendString(b, u.ID)
@@ -62,7 +69,7 @@ func Decode(seq uint64, s string) (*transport.Update, error) {
 		return nil, fmt.Errorf("update %d: unknown encoding (written by a newer Herald?)", seq)
 	}
 	d := decoder{s: s[2:]}
-	u := &transport.Update{Seq: seq, Private: s[1]&flagPrivate != 0}
+	u := &transport.Update{Seq: seq, Private: s[1]&flagPrivate != 0, System: s[1]&flagSystem != 0}
 	u.ID = d.str()
 	u.Type = d.str()
 	u.Retry = d.uvarint()

@@ -35,6 +35,10 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := Decode(1, "\x02\x00"); err == nil {
 		t.Fatal("decode of an unknown version succeeded")
 	}
+	sys := transport.Update{Seq: 7, ID: "s", Topics: []string{"t"}, Private: true, System: true}
+	if got, err := Decode(7, EncodeString(&sys)); err != nil || !reflect.DeepEqual(*got, sys) {
+		t.Fatalf("round trip of a system update = %+v, %v", got, err)
+	}
 }
 
 func FuzzDecode(f *testing.F) {
