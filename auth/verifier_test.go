@@ -379,8 +379,14 @@ func TestNewVerifierKeyForms(t *testing.T) {
 func TestNewVerifierWarnsOnShortHMACKey(t *testing.T) {
 	logger, buf := bufferLogger()
 	v := newTestVerifier(t, Config{Key: "short", Logger: logger})
-	if !strings.Contains(buf.String(), "HMAC key is shorter than the hash size") {
+	if !strings.Contains(buf.String(), "the JWT key is shorter than the hash size") {
 		t.Errorf("no warning logged; log: %q", buf.String())
+	}
+	// Named, the warning says which key to change.
+	named, namedBuf := bufferLogger()
+	newTestVerifier(t, Config{Key: "short", Logger: named, Name: "publisher"})
+	if !strings.Contains(namedBuf.String(), "the publisher key is shorter than the hash size") {
+		t.Errorf("the warning does not name the key; log: %q", namedBuf.String())
 	}
 	// A short key still works: the warning is advice, not a refusal.
 	if _, err := v.Verify(sign(t, jwt.SigningMethodHS256, []byte("short"), jwt.MapClaims{}, "")); err != nil {

@@ -464,18 +464,36 @@ func subscribeOverTLS(t *testing.T, th *testHub, http2 bool) *http.Response {
 // A stream whose lifetime ends while its socket is full ends cleanly once the client has
 // read what was waiting: every event it was sent arrives, in order, then the last chunk.
 func TestLifetimeEndsAfterFullSocketDrains(t *testing.T) {
+	// The lifetime must end after the socket is full: on a loaded machine, publishing may
+	// outlast a short one, and the test tries again with a longer one.
+	for _, lifetime := range []time.Duration{1500 * time.Millisecond, 4 * time.Second, 10 * time.Second} {
+		if lifetimeEndsAfterFullSocketDrains(t, lifetime) {
+			return
+		}
+		t.Logf("publishing outlasted a lifetime of %v; trying a longer one", lifetime)
+	}
+	t.Fatal("publishing outlasted every lifetime tried")
+}
+
+// lifetimeEndsAfterFullSocketDrains is one try of TestLifetimeEndsAfterFullSocketDrains; it
+// reports false when the stream's lifetime may have ended before its socket was full.
+func lifetimeEndsAfterFullSocketDrains(t *testing.T, lifetime time.Duration) bool {
 	th := newTestHubWith(t, func(c *hub.Config) { c.QueueSize = 1000 }, func(c *server.Config) {
 		c.Anonymous = true
 		c.DispatchTimeout = 20 * time.Second
-		c.WriteTimeout = 1500 * time.Millisecond // the lifetime: 1.2 to 1.5 s
+		c.WriteTimeout = lifetime // each stream gets 80 to 100 % of it
 	})
+	start := time.Now()
 	conn, req := dialStalled(t, th, "topic=a", 128<<10)
 	waitFor(t, "the subscriber", func() bool { return th.Hub.Subscribers() == 1 })
 	payload := strings.Repeat("w", 16<<10)
 	for i := range 400 {
 		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
 	}
-	time.Sleep(2 * time.Second) // the lifetime ends while the socket is full
+	if time.Since(start) > lifetime*7/10 {
+		return false
+	}
+	time.Sleep(time.Until(start.Add(lifetime + 500*time.Millisecond))) // the lifetime ends while the socket is full
 	if n := th.Hub.Subscribers(); n != 1 {
 		t.Fatalf("%d subscribers while the socket is full, want 1 (the stream waits for it)", n)
 	}
@@ -503,4 +521,5 @@ func TestLifetimeEndsAfterFullSocketDrains(t *testing.T) {
 		t.Fatal("no event before the end of the stream")
 	}
 	waitFor(t, "the stream to be gone", func() bool { return th.Hub.Subscribers() == 0 })
+	return true
 }

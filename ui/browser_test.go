@@ -213,12 +213,16 @@ func testDebugger(t *testing.T, browser context.Context) {
 		{ID: "urn:test:go-1", Type: "message", Data: "plain text\nsecond line", Selectors: []string{template}},
 		{ID: "urn:test:go-3", Type: "message", Data: "[\n  1,\n  2\n]", Selectors: []string{template, exact}},
 	}
-	// The two streams deliver independently: a row's selectors come in either order.
+	// The two streams deliver independently: a row's selectors come in either order, and
+	// the rows too (the page lists updates as they first arrive, and the template stream may
+	// get go-1 after the exact one got go-3).
 	for i := range rows {
 		if len(rows[i].Selectors) == 2 && rows[i].Selectors[0] == exact {
 			slices.Reverse(rows[i].Selectors)
 		}
 	}
+	order := func(r pageRow) int { return slices.IndexFunc(want, func(w pageRow) bool { return w.ID == r.ID }) }
+	slices.SortStableFunc(rows, func(a, b pageRow) int { return order(a) - order(b) })
 	if !slices.EqualFunc(rows, want, func(a, b pageRow) bool {
 		return a.ID == b.ID && a.Type == b.Type && a.Data == b.Data && slices.Equal(a.Selectors, b.Selectors) && !a.Duplicate
 	}) {
