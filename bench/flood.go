@@ -33,6 +33,9 @@ type FloodConfig struct {
 	// for the first one, none of the templates.
 	BigTopics int
 	BigRate   float64
+	// Settle is a pause between the last subscriber connecting and the first publish, so that
+	// phase 1 does not measure the aftermath of opening thousands of connections.
+	Settle time.Duration
 	// Concurrency bounds the subscriptions being opened at once. Default DefaultConcurrency.
 	Concurrency int
 	// Grace is how long deliveries may stall, once publishing is over, before the run gives
@@ -210,6 +213,9 @@ func Flood(ctx context.Context, cfg FloodConfig) (*FloodResult, error) {
 	if p := connectProblem(ctx, "subscribers", oready, cfg.Subscribers); p != "" {
 		res.Problems = append(res.Problems, p)
 	}
+	if len(res.Problems) == 0 && !sleepUntil(ctx, time.Now().Add(cfg.Settle)) {
+		res.Problems = append(res.Problems, errTimeout.Error()+fmt.Sprintf(" (%s)", cfg.Timeout))
+	}
 	if len(res.Problems) > 0 {
 		_, _, _ = ogs.stop([]int64{0})
 		_, _, _ = tgs.stop([]int64{0, 0})
@@ -379,7 +385,7 @@ func connectProblem(ctx context.Context, what string, r readyInfo, want int) str
 		msg += " before the timeout"
 	}
 	if r.FirstError != "" {
-		msg += ": " + r.FirstError
+		msg += ": " + truncate(r.FirstError, 300) // a refused template subscriber's URL is long
 	}
 	return msg
 }
@@ -406,6 +412,7 @@ func floodFlags(fs *flag.FlagSet, o *Options) func(context.Context) (Result, err
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "length of each phase")
 	fs.IntVar(&c.BigTopics, "big-topics", 1000, "topics of each big update of phase 2")
 	fs.Float64Var(&c.BigRate, "big-rate", 1, "big updates per second in phase 2")
+	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "pause between connecting and publishing")
 	fs.IntVar(&c.Concurrency, "concurrency", DefaultConcurrency, "subscriptions being opened at once")
 	fs.DurationVar(&c.Grace, "grace", DefaultGrace, "how long deliveries may stall after publishing before giving up")
 	fs.DurationVar(&c.MaxP99, "max-p99", 0, "fail when the ordinary subscribers' p99 latency of a phase is over this (0 = no target)")
