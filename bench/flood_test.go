@@ -104,3 +104,17 @@ func TestFloodCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestFloodWithoutTemplates: with no template subscriber, the run measures the ordinary ones
+// alone, and the big updates reach nobody.
+func TestFloodWithoutTemplates(t *testing.T) {
+	cfg := floodConfig(newHerald(t, nil))
+	cfg.TemplateSubscribers = 0
+	res, err := bench.Flood(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || res.TemplateConnected != 0 || res.BigPublished != 5 || res.TemplateCheck.Expected != 0 || res.Check.Delivered != 20*100/4 || !res.Check.OK() {
+		t.Fatalf("problems %q\n%+v", res.Problems, res)
+	}
+}
