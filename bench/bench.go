@@ -13,8 +13,11 @@
 //   - Catchup: M updates published, then one subscriber reads them all from history with
 //     Last-Event-ID (or "earliest"): updates/s, none missing.
 //   - Publish: C concurrent publishers, U updates: publishes/s and latency.
+//   - Flood: clients holding many distinct URI templates beside ordinary subscribers of exact
+//     topics, whose latency is measured with exact publishes only, then with updates of many
+//     topics as well; every delivery is checked, the templates' included.
 //
-// Fanout and Idle can spread their subscribers over several worker processes (Options.Procs)
+// Fanout, Idle and Flood can spread their subscribers over several worker processes (Options.Procs)
 // when one process's open-file limit is too small; each worker re-executes the binary
 // (`herald bench worker`) and reports its share as JSON, merged exactly by the parent.
 //
@@ -78,8 +81,8 @@ type Options struct {
 	// ReconnectDelay is the subscribers' reconnection delay (the hub's retry field replaces
 	// it). Default DefaultReconnectDelay.
 	ReconnectDelay time.Duration
-	// Procs spreads subscribers (Fanout, Idle) over that many worker processes; 0 or 1 keeps
-	// them in this process.
+	// Procs spreads subscribers (Fanout, Idle, Flood) over that many worker processes; 0 or 1
+	// keeps them in this process.
 	Procs int
 	// WorkerCommand returns the command that starts one worker process, which must run
 	// RunWorker on its standard input and output. Default: this executable with the

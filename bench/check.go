@@ -82,6 +82,7 @@ type streamCheck struct {
 
 	unique, dup, outOfOrder, unexpected int64
 	lastAt                              int64 // unix nanos of the latest new delivery
+	last                                int64 // index p + j×Publishers of the latest update read
 }
 
 func newStreamCheck(pl plan, topic int) *streamCheck {
@@ -100,6 +101,7 @@ func (c *streamCheck) receive(pl plan, data string, nowNs int64) (sentNs int64, 
 		c.unexpected++
 		return 0, false
 	}
+	c.last = int64(p) + j*int64(pl.Publishers)
 	step := int64(pl.Topics)
 	switch n := c.next[p]; {
 	case j == n:

@@ -32,6 +32,7 @@ Scenarios:
   idle      open N connections and hold them: connections/s, hub memory per connection
   catchup   publish M updates, then read them back with Last-Event-ID: updates/s
   publish   C concurrent publishers: publishes/s, latency
+  flood     subscribers of many URI templates beside exact ones: the exact ones' latency
   floorhub  run the floor hub, a bare broadcaster to compare with (--listen ADDR)
 
 "herald bench SCENARIO --help" lists a scenario's flags. Every run is bounded by --timeout,
@@ -55,7 +56,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		return RunWorker(ctx, os.Stdin, stdout)
 	case "floorhub":
 		return floorHubCommand(ctx, args[1:], stdout, stderr)
-	case "fanout", "idle", "catchup", "publish":
+	case "fanout", "idle", "catchup", "publish", "flood":
 	default:
 		fmt.Fprint(stderr, Usage)
 		return fmt.Errorf("unknown scenario %q", args[0])
@@ -141,6 +142,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 			c.Options = o
 			return Publish(ctx, c)
 		}
+	case "flood":
+		run = floodFlags(fs, &o)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -30,6 +30,14 @@ type groupSpec struct {
 	Concurrency    int           `json:"concurrency"`
 	ReconnectDelay time.Duration `json:"reconnect_delay"`
 	Insecure       bool          `json:"insecure,omitempty"`
+
+	// Selectors, when set, replaces Topics: subscriber i subscribes to all the selectors of
+	// Selectors[i mod len(Selectors)] at once, and is checked as a subscriber of topic i mod
+	// len(Selectors) of the Plan.
+	Selectors [][]string `json:"selectors,omitempty"`
+	// Split, when positive, times apart (groupResult.Latency2) the deliveries of the updates
+	// from that index on, publisher p's j-th update having index p + j×Plan.Publishers.
+	Split int64 `json:"split,omitempty"`
 }
 
 // readyInfo is how the opening of a group's subscribers went.
@@ -50,6 +58,9 @@ type groupResult struct {
 	StillOpen  int    `json:"still_open"` // subscribers still on their first connection
 	Stopped    int    `json:"stopped"`    // subscriptions that ended with an error
 	FirstError string `json:"first_error,omitempty"`
+
+	// Latency2 is the encoded histogram of the updates from groupSpec.Split on.
+	Latency2 []byte `json:"latency2,omitempty"`
 }
 
 // group is a share of subscribers, in this process or in a worker process.
@@ -72,6 +83,7 @@ type localGroup struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	rec    *recorder
+	rec2   *recorder // updates from spec.Split on
 
 	subs      []*benchSub
 	unique    atomic.Int64
@@ -91,12 +103,29 @@ type benchSub struct {
 	isOpen bool
 }
 
+// streams is the number of distinct subscriptions of the spec: subscriber i has the i mod
+// streams-th.
+func (s groupSpec) streams() int {
+	if len(s.Selectors) > 0 {
+		return len(s.Selectors)
+	}
+	return len(s.Topics)
+}
+
+// selectors returns the selectors of the t-th subscription.
+func (s groupSpec) selectors(t int) []string {
+	if len(s.Selectors) > 0 {
+		return s.Selectors[t]
+	}
+	return []string{s.Topics[t]}
+}
+
 func newLocalGroup(spec groupSpec) *localGroup {
 	tr := NewTransport(spec.Count, spec.Insecure)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &localGroup{
 		spec: spec, tr: tr, c: &client.Client{HTTPClient: &http.Client{Transport: tr}},
-		ctx: ctx, cancel: cancel, rec: newRecorder(),
+		ctx: ctx, cancel: cancel, rec: newRecorder(), rec2: newRecorder(),
 	}
 }
 
@@ -161,9 +190,9 @@ loop:
 // subscribe starts subscriber id.
 func (g *localGroup) subscribe(id int) *benchSub {
 	b := &benchSub{id: id, opened: make(chan struct{})}
-	t := id % len(g.spec.Topics)
+	t := id % g.spec.streams()
 	opts := client.SubscribeOptions{
-		Topics:     []string{g.spec.Topics[t]},
+		Topics:     g.spec.selectors(t),
 		Token:      g.spec.Token,
 		RetryDelay: g.spec.ReconnectDelay,
 		OnConnect: func(client.Connection) {
@@ -180,7 +209,11 @@ func (g *localGroup) subscribe(id int) *benchSub {
 			now := time.Now().UnixNano()
 			if sent, fresh := b.check.receive(pl, ev.Data, now); fresh {
 				g.unique.Add(1)
-				g.rec.record(b.id, (now-sent)/1000)
+				rec := g.rec
+				if g.spec.Split > 0 && b.check.last >= g.spec.Split {
+					rec = g.rec2
+				}
+				rec.record(b.id, (now-sent)/1000)
 			}
 		}
 	} else {
@@ -221,6 +254,9 @@ func (g *localGroup) stop(published []int64) (groupResult, error) {
 		}
 		if g.spec.Mode == modeFanout {
 			r.Latency = encodeHist(g.rec.merged())
+			if g.spec.Split > 0 {
+				r.Latency2 = encodeHist(g.rec2.merged())
+			}
 		}
 		g.subs = nil
 		g.tr.CloseIdleConnections()

@@ -106,7 +106,8 @@ func (gs groups) stop(published []int64) (groupResult, *hdrhistogram.Histogram, 
 	}
 	wg.Wait()
 	var total groupResult
-	h := newHist()
+	h, h2 := newHist(), newHist()
+	split := false
 	for i, r := range results {
 		if errs[i] != nil {
 			continue
@@ -126,6 +127,18 @@ func (gs groups) stop(published []int64) (groupResult, *hdrhistogram.Histogram, 
 			continue
 		}
 		h.Merge(lh)
+		if len(r.Latency2) > 0 {
+			lh2, err := decodeHist(r.Latency2)
+			if err != nil {
+				errs[i] = fmt.Errorf("a worker's latency histogram: %w", err)
+				continue
+			}
+			h2.Merge(lh2)
+			split = true
+		}
+	}
+	if split {
+		total.Latency2 = encodeHist(h2) // the second histogram travels encoded, as from a worker
 	}
 	return total, h, errors.Join(errs...)
 }

@@ -43,7 +43,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if err := dec.Decode(&first); err != nil {
 		return fmt.Errorf("reading the job: %w", err)
 	}
-	if first.Spec == nil || first.Spec.Count <= 0 || len(first.Spec.Topics) == 0 {
+	if first.Spec == nil || first.Spec.Count <= 0 || first.Spec.streams() == 0 {
 		return errors.New("the job has no subscribers")
 	}
 	g := newLocalGroup(*first.Spec)
