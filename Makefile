@@ -1,6 +1,13 @@
 # Herald: the two commands of the README, and a few helpers.
 
-.PHONY: run test build bench fuzz
+.PHONY: run test build bench fuzz release
+
+# The version stamped into binaries and images: the git tag (or commit) of the checkout.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# -trimpath and an empty build id make the same checkout give the same bytes on any machine.
+LDFLAGS = -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+GOBUILD = CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
 
 # Run a development hub on :3000 (random key, anonymous subscribers, permissive CORS).
 run:
@@ -11,7 +18,18 @@ test:
 	bash scripts/test.sh
 
 build:
-	CGO_ENABLED=0 go build -trimpath -o herald ./cmd/herald
+	$(GOBUILD) -o herald ./cmd/herald
+
+# Static binaries for every platform, and their checksums, in dist/.
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+release:
+	rm -rf dist && mkdir -p dist
+	for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/herald_$(VERSION)_$${os}_$${arch}$$ext ./cmd/herald || exit 1; \
+	done
+	cd dist && sha256sum herald_* > SHA256SUMS
+	cat dist/SHA256SUMS
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./hub ./topic ./sse ./transport/...
