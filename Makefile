@@ -1,6 +1,6 @@
 # Herald: the two commands of the README, and a few helpers.
 
-.PHONY: run test build bench fuzz release
+.PHONY: run test build bench fuzz release image image-files
 
 # The version stamped into binaries and images: the git tag (or commit) of the checkout.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -30,6 +30,21 @@ release:
 	done
 	cd dist && sha256sum herald_* > SHA256SUMS
 	cat dist/SHA256SUMS
+
+# The container image (see Dockerfile): the files it copies, then the build. CONTAINER=podman
+# builds in the docker format, the one that keeps HEALTHCHECK.
+IMAGE ?= herald:$(VERSION)
+IMAGE_ARCHES ?= $(shell go env GOARCH)
+CONTAINER ?= docker
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+image-files:
+	mkdir -p build/data
+	cp $(CA_BUNDLE) build/ca-certificates.crt
+	for arch in $(IMAGE_ARCHES); do GOOS=linux GOARCH=$$arch $(GOBUILD) -o build/linux-$$arch/herald ./cmd/herald || exit 1; done
+
+image: image-files
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) \
+		--build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./hub ./topic ./sse ./transport/...

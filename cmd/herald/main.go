@@ -3,6 +3,7 @@
 //	herald serve [flags]   run the hub (herald serve --help lists every option)
 //	herald token [flags]   mint a JWT for local use
 //	herald import FILE     copy the history of a reference hub's bolt file into Herald's store
+//	herald healthcheck     ask a running hub's /readyz (the container image's HEALTHCHECK)
 //	herald version         print the version, the commit and the Go version
 //
 // This package only wires: configuration → transport → hub → HTTP server.
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = benchCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		err = importCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		err = healthcheckCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCommand(args[1:], stdout)
 	case "help", "-h", "--help":
@@ -71,6 +74,7 @@ Usage:
   herald subscribe ...   print the events of topics as they come (see herald subscribe --help)
   herald bench ...       load-test a hub on this machine: fanout, idle, catchup, publish (see herald bench help)
   herald import FILE     copy the history of a reference hub's bolt file (mercure.db) into Herald's store
+  herald healthcheck     exit 0 when the hub running here is ready (asks /readyz on metrics_addr)
   herald version         print the version, the commit and the Go version (also --version)
 `)
 }
