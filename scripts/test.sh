@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Herald with the race detector, after installing what the tests need and
 # the machine lacks (Debian's chromium for the browser tests, redis-server and nats-server for
-# the cluster transports; the tests start their own servers on free ports). Used by `make test`
-# and CI.
+# the cluster transports; the tests start their own servers on free ports; helm for the
+# Helm chart). Used by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     echo "missing: ${missing[*]}; install them (apt-get install -y ${missing[*]})" >&2
     if [ -n "${CI:-}" ]; then exit 1; fi
+  fi
+fi
+
+# The chart's test (deploy/) needs helm, built from source by the Go toolchain.
+if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH)/bin/helm" ]; then
+  echo "installing helm with go install (once; it lands in $(go env GOPATH)/bin)" >&2
+  if ! go install helm.sh/helm/v4/cmd/helm@v4.3.2 && [ -n "${CI:-}" ]; then
+    echo "could not install helm: go install helm.sh/helm/v4/cmd/helm@v4.3.2 failed" >&2
+    exit 1
   fi
 fi
 
