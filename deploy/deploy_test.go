@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -247,4 +248,47 @@ func TestHelmChart(t *testing.T) {
 			t.Fatalf("helm template: %v\n%s", err, out)
 		}
 	})
+}
+
+// TestSystemdUnit checks deploy/systemd/herald.service with systemd-analyze: `verify` (with
+// ExecStart pointed at an executable that exists here, this test's own binary) reports
+// nothing, the unit keeps the settings the documentation promises, and `security --offline`
+// rates its exposure at most 2 (of 10; lower is better).
+func TestSystemdUnit(t *testing.T) {
+	sa := tool(t, "systemd-analyze", "apt-get install -y systemd")
+	unit, err := os.ReadFile("systemd/herald.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"ExecStart=/usr/local/bin/herald serve", "DynamicUser=yes", "StateDirectory=herald",
+		"WorkingDirectory=/var/lib/herald", "EnvironmentFile=/etc/herald/herald.env",
+		"Environment=MERCURE_TRANSPORT_URL=bolt:///var/lib/herald/herald.db",
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+	} {
+		if !bytes.Contains(unit, []byte("\n"+line+"\n")) {
+			t.Errorf("the unit lacks %q", line)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "herald.service")
+	if err := os.WriteFile(path, bytes.Replace(unit, []byte("ExecStart=/usr/local/bin/herald"), []byte("ExecStart="+self), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(sa, "verify", path).CombinedOutput(); err != nil || len(out) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	out, err := exec.Command(sa, "security", "--offline=true", "--threshold=20", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	_, after, _ := bytes.Cut(out, []byte("Overall exposure level for herald.service: "))
+	level, _, _ := bytes.Cut(after, []byte(" "))
+	if f, err := strconv.ParseFloat(string(level), 64); err != nil || f > 2 {
+		t.Fatalf("exposure level %q, want at most 2:\n%s", level, out)
+	}
 }

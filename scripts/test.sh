@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Herald with the race detector, after installing what the tests need and
 # the machine lacks (Debian's chromium for the browser tests, redis-server and nats-server for
-# the cluster transports; the tests start their own servers on free ports; helm for the
-# Helm chart). Used by `make test` and CI.
+# the cluster transports; the tests start their own servers on free ports; helm and
+# systemd-analyze for the deployment files). Used by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ missing=()
 [ -x "${HERALD_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+command -v systemd-analyze >/dev/null || missing+=(systemd) # deploy/: checks the systemd unit
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
