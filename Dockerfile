@@ -35,9 +35,10 @@ WORKDIR /data
 USER 65532:65532
 
 # Plain HTTP on port 80 unless SERVER_NAME says otherwise (the reference hub's `:80`); 443 for
-# `listen :443` with `tls /data/cert.pem /data/key.pem`. Binding them needs no capability: the
-# container runtimes open ports below 1024 to every user inside the container's network
-# namespace (net.ipv4.ip_unprivileged_port_start=0).
+# `listen :443` with `tls /data/cert.pem /data/key.pem`. The unprivileged user binds them with
+# no capability where net.ipv4.ip_unprivileged_port_start is 0 in the container's network
+# namespace: Docker's default; podman needs --sysctl net.ipv4.ip_unprivileged_port_start=0
+# (or SERVER_NAME=:8080 -p 80:8080). See docs/deployment.md.
 ENV SERVER_NAME=:80
 EXPOSE 80 443
 
