@@ -40,7 +40,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -227,23 +226,6 @@ func NewTransport(maxIdlePerHost int, insecure bool) *http.Transport {
 		TLSClientConfig:       &tls.Config{InsecureSkipVerify: insecure}, //nolint:gosec // opt-in, for loopback hubs
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
-}
-
-// RaiseFileLimit lifts the soft open-file limit to the hard one (every connection is a file)
-// and returns the limit in force.
-func RaiseFileLimit() uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	if lim.Cur < lim.Max {
-		cur := lim.Cur
-		lim.Cur = lim.Max
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
-			return cur
-		}
-	}
-	return lim.Cur
 }
 
 // ReadRSS returns the resident set size of process pid in KiB, from /proc/PID/status.
