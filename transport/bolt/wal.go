@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // The write-ahead log makes an append durable with one fdatasync of a sequential write, where a
@@ -299,7 +297,7 @@ func (w *wal) sync(beforeSync func() error) (bool, error) {
 		err = beforeSync()
 	}
 	if err == nil {
-		err = unix.Fdatasync(int(w.files[w.cur].f.Fd()))
+		err = datasync(w.files[w.cur].f)
 	}
 	if err != nil {
 		w.broken = fmt.Errorf("write-ahead log unusable until the hub restarts: a sync failed, acknowledged updates written since the previous one may not be on disk: %w", err)
@@ -325,7 +323,7 @@ func (w *wal) commit(last uint64, durable bool, beforeSync func() error) error {
 		clear(w.buf)
 		_, zerr := wf.f.WriteAt(w.buf, wf.off)
 		if zerr == nil {
-			zerr = unix.Fdatasync(int(wf.f.Fd()))
+			zerr = datasync(wf.f)
 		}
 		if zerr != nil {
 			w.broken = fmt.Errorf("write-ahead log unusable until the hub restarts: a failed write could not be erased (%w) after: %w", zerr, err)
@@ -369,7 +367,7 @@ func (w *wal) write(wf *walFile, end int64, durable bool, beforeSync func() erro
 			return err
 		}
 	}
-	if err := unix.Fdatasync(int(wf.f.Fd())); err != nil {
+	if err := datasync(wf.f); err != nil {
 		return fmt.Errorf("sync write-ahead log: %w", err)
 	}
 	return nil
