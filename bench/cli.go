@@ -32,6 +32,8 @@ Scenarios:
   idle      open N connections and hold them: connections/s, hub memory per connection
   catchup   publish M updates, then read them back with Last-Event-ID: updates/s
   publish   C concurrent publishers: publishes/s, latency
+  soak      churning subscribers, paced publishes and connection bursts for --duration:
+            every delivery checked, the hub's memory, goroutines, files and store sampled
   floorhub  run the floor hub, a bare broadcaster to compare with (--listen ADDR)
 
 "herald bench SCENARIO --help" lists a scenario's flags. Every run is bounded by --timeout,
@@ -45,7 +47,7 @@ from --key (default $MERCURE_PUBLISHER_JWT_KEY). Only loopback hubs unless --all
 func Command(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, Usage)
-		return errors.New("give a scenario: fanout, idle, catchup or publish")
+		return errors.New("give a scenario: fanout, idle, catchup, publish or soak")
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
@@ -55,7 +57,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		return RunWorker(ctx, os.Stdin, stdout)
 	case "floorhub":
 		return floorHubCommand(ctx, args[1:], stdout, stderr)
-	case "fanout", "idle", "catchup", "publish":
+	case "fanout", "idle", "catchup", "publish", "soak":
 	default:
 		fmt.Fprint(stderr, Usage)
 		return fmt.Errorf("unknown scenario %q", args[0])
@@ -88,6 +90,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to FILE (is the load tool the limit?)")
 
 	var run func(context.Context) (Result, error)
+	var samplesFile string
 	switch scenario {
 	case "fanout":
 		var c FanoutConfig
@@ -141,6 +144,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 			c.Options = o
 			return Publish(ctx, c)
 		}
+	case "soak":
+		run = soakFlags(fs, &o, &samplesFile)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -187,6 +192,11 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if err != nil {
 		return err
+	}
+	if sr, ok := res.(*SoakResult); ok && samplesFile != "" {
+		if err := writeSamplesFile(samplesFile, sr.Samples); err != nil {
+			return err
+		}
 	}
 	if !res.Passed() {
 		return fmt.Errorf("%w: %s", ErrFailed, summary(res))
