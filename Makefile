@@ -1,6 +1,6 @@
 # Herald: the two commands of the README, and a few helpers.
 
-.PHONY: run test build bench fuzz
+.PHONY: run test build bench fuzz soak
 
 # Run a development hub on :3000 (random key, anonymous subscribers, permissive CORS).
 run:
@@ -23,3 +23,10 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./topic
 	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth
+
+# A short soak (2 minutes) of a Herald hub built from this tree: churning subscribers, paced
+# publishes, connection bursts; fails on a lost, duplicated or reordered update or a resource
+# that keeps growing. SOAKFLAGS are passed to `herald bench soak` (e.g. --duration 1h).
+SOAKFLAGS ?=
+soak:
+	bash scripts/soak.sh soak-results $(SOAKFLAGS)

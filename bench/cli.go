@@ -90,7 +90,10 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to FILE (is the load tool the limit?)")
 
 	var run func(context.Context) (Result, error)
-	var samplesFile string
+	var (
+		samplesFile string
+		samplesOut  io.Writer
+	)
 	switch scenario {
 	case "fanout":
 		var c FanoutConfig
@@ -145,7 +148,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 			return Publish(ctx, c)
 		}
 	case "soak":
-		run = soakFlags(fs, &o, &samplesFile)
+		run = soakFlags(fs, &o, &samplesFile, &samplesOut)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -179,6 +182,14 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		defer pprof.StopCPUProfile()
 	}
 
+	if samplesFile != "" { // written as the soak goes
+		f, err := os.Create(samplesFile)
+		if err != nil {
+			return fmt.Errorf("samples: %w", err)
+		}
+		defer f.Close()
+		samplesOut = f
+	}
 	res, err := run(ctx)
 	if err != nil {
 		return err
@@ -192,11 +203,6 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if err != nil {
 		return err
-	}
-	if sr, ok := res.(*SoakResult); ok && samplesFile != "" {
-		if err := writeSamplesFile(samplesFile, sr.Samples); err != nil {
-			return err
-		}
 	}
 	if !res.Passed() {
 		return fmt.Errorf("%w: %s", ErrFailed, summary(res))

@@ -77,6 +77,9 @@ type SoakConfig struct {
 
 	// SampleEvery is the period of the resource samples. Default DefaultSampleEvery.
 	SampleEvery time.Duration
+	// SamplesOut, when set, receives the samples as CSV (see WriteSamplesCSV) as they are
+	// taken.
+	SamplesOut io.Writer
 	// MetricsURL is the hub's Prometheus endpoint (Herald: http://localhost:2019/metrics);
 	// PID a hub process to read from /proc instead (resident memory and open files);
 	// StoreFiles the files whose summed size is the store's.
@@ -341,24 +344,11 @@ func (s *soakSub) account(c *Check, pl *soakPlan, published []int64, uncertain m
 			}
 		}
 	}
-	delivered := s.unique - gotUncertain
-	c.Expected += expected
-	c.Delivered += delivered
-	c.Lost += lost
-	c.Duplicated += s.dup
-	c.OutOfOrder += s.outOfOrder
-	c.Unexpected += s.unexpected
-	if lost != 0 || s.dup != 0 || s.outOfOrder != 0 || s.unexpected != 0 {
-		c.SubscribersWithProblems++
-		if len(c.Examples) < maxExamples {
-			ex := fmt.Sprintf("%s: got %d of %d, lost %d, duplicated %d, out of order %d, unexpected %d",
-				s.describe(), delivered, expected, lost, s.dup, s.outOfOrder, s.unexpected)
-			if s.firstUnexpected != "" {
-				ex += ", first unexpected: " + s.firstUnexpected
-			}
-			c.Examples = append(c.Examples, ex)
-		}
+	detail := ""
+	if s.firstUnexpected != "" {
+		detail = "first unexpected: " + s.firstUnexpected
 	}
+	c.tally(s.describe(), expected, s.unique-gotUncertain, lost, s.dup, s.outOfOrder, s.unexpected, detail)
 }
 
 // soakRun is a running soak.
@@ -803,6 +793,14 @@ func (r *soakRun) expectedTotal() int64 {
 
 // sample reads the hub's resources every SampleEvery until ctx ends.
 func (r *soakRun) sample(ctx context.Context, s *sampler, start time.Time, res *SoakResult) {
+	var out *sampleWriter
+	if r.cfg.SamplesOut != nil {
+		var err error
+		if out, err = newSampleWriter(r.cfg.SamplesOut); err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("writing the samples: %v", err))
+			out = nil
+		}
+	}
 	take := func() {
 		v, err := s.read(ctx)
 		if err != nil && ctx.Err() != nil {
@@ -814,8 +812,14 @@ func (r *soakRun) sample(ctx context.Context, s *sampler, start time.Time, res *
 		if err != nil {
 			res.SampleErrors++
 		}
-		res.Samples = append(res.Samples, Sample{Seconds: time.Since(start).Seconds(), Values: v, Burst: burst,
-			Online: r.online.Load(), Delivered: r.unique.Load()})
+		smp := Sample{Seconds: time.Since(start).Seconds(), Values: v, Burst: burst, Online: r.online.Load(), Delivered: r.unique.Load()}
+		res.Samples = append(res.Samples, smp)
+		if out != nil {
+			if err := out.write(smp); err != nil {
+				res.Problems = append(res.Problems, fmt.Sprintf("writing the samples: %v", err))
+				out = nil
+			}
+		}
 	}
 	take()
 	t := time.NewTicker(r.cfg.SampleEvery)
@@ -852,7 +856,7 @@ func (r *soakRun) bursts(ctx context.Context, res *SoakResult) {
 		r.bursting = false
 		r.burstUntil = time.Now().Add(min(burstSettle, r.cfg.BurstEvery/4))
 		r.mu.Unlock()
-		if ctx.Err() != nil && opened+failed < int64(r.cfg.BurstConnections) {
+		if ctx.Err() != nil {
 			return // cut by the end of the run: not counted
 		}
 		res.Bursts++

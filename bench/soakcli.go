@@ -3,15 +3,14 @@ package bench
 import (
 	"context"
 	"flag"
-	"fmt"
-	"os"
+	"io"
 	"strings"
 	"time"
 )
 
-// soakFlags declares the soak's flags on fs and returns the run they configure; the CSV of
-// samples goes to *samplesFile when set.
-func soakFlags(fs *flag.FlagSet, o *Options, samplesFile *string) func(context.Context) (Result, error) {
+// soakFlags declares the soak's flags on fs and returns the run they configure; --samples
+// sets *samplesFile, and the caller sets *samplesOut to the file it opened before the run.
+func soakFlags(fs *flag.FlagSet, o *Options, samplesFile *string, samplesOut *io.Writer) func(context.Context) (Result, error) {
 	var c SoakConfig
 	fs.DurationVar(&c.Duration, "duration", DefaultSoakDuration, "how long to publish (at most 48h); --timeout is raised to cover it")
 	fs.IntVar(&c.Subscribers, "subscribers", 2000, "churning subscribers (exact, URI-template and * selectors; none, some or all private rights)")
@@ -56,6 +55,7 @@ func soakFlags(fs *flag.FlagSet, o *Options, samplesFile *string) func(context.C
 	fs.StringVar(samplesFile, "samples", "", "write the resource samples to FILE as CSV, for plotting")
 	return func(ctx context.Context) (Result, error) {
 		c.Options = *o
+		c.SamplesOut = *samplesOut
 		c.Limits = map[string]float64{}
 		for res, v := range limits {
 			c.Limits[res] = *v
@@ -65,20 +65,4 @@ func soakFlags(fs *flag.FlagSet, o *Options, samplesFile *string) func(context.C
 		}
 		return Soak(ctx, c)
 	}
-}
-
-// writeSamplesFile writes the samples' CSV to path.
-func writeSamplesFile(path string, samples []Sample) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("samples: %w", err)
-	}
-	if err := WriteSamplesCSV(f, samples); err != nil {
-		f.Close()
-		return fmt.Errorf("samples: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("samples: %w", err)
-	}
-	return nil
 }

@@ -263,31 +263,53 @@ func trends(samples []Sample, warmup float64, limits map[string]float64) []Trend
 // WriteSamplesCSV writes samples as CSV, one row per sample, for plotting: seconds, each
 // resource (empty when unknown), burst (0/1), online subscribers, checked deliveries.
 func WriteSamplesCSV(w io.Writer, samples []Sample) error {
+	sw, err := newSampleWriter(w)
+	if err != nil {
+		return err
+	}
+	for _, s := range samples {
+		if err := sw.write(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sampleWriter writes samples as CSV rows as they are taken, so that a long soak's samples
+// are on disk even if it is interrupted.
+type sampleWriter struct{ cw *csv.Writer }
+
+// newSampleWriter writes the header.
+func newSampleWriter(w io.Writer) (*sampleWriter, error) {
 	cw := csv.NewWriter(w)
 	head := append([]string{"seconds"}, resourceOrder...)
 	head = append(head, "burst", "online", "delivered")
 	if err := cw.Write(head); err != nil {
-		return err
-	}
-	for _, s := range samples {
-		row := []string{strconv.FormatFloat(s.Seconds, 'f', 1, 64)}
-		for _, r := range resourceOrder {
-			v, ok := s.Values[r]
-			if !ok || v < 0 {
-				row = append(row, "")
-				continue
-			}
-			row = append(row, strconv.FormatFloat(v, 'f', -1, 64))
-		}
-		burst := "0"
-		if s.Burst {
-			burst = "1"
-		}
-		row = append(row, burst, strconv.FormatInt(s.Online, 10), strconv.FormatInt(s.Delivered, 10))
-		if err := cw.Write(row); err != nil {
-			return err
-		}
+		return nil, err
 	}
 	cw.Flush()
-	return cw.Error()
+	return &sampleWriter{cw: cw}, cw.Error()
+}
+
+// write writes one row and flushes it.
+func (sw *sampleWriter) write(s Sample) error {
+	row := []string{strconv.FormatFloat(s.Seconds, 'f', 1, 64)}
+	for _, r := range resourceOrder {
+		v, ok := s.Values[r]
+		if !ok || v < 0 {
+			row = append(row, "")
+			continue
+		}
+		row = append(row, strconv.FormatFloat(v, 'f', -1, 64))
+	}
+	burst := "0"
+	if s.Burst {
+		burst = "1"
+	}
+	row = append(row, burst, strconv.FormatInt(s.Online, 10), strconv.FormatInt(s.Delivered, 10))
+	if err := sw.cw.Write(row); err != nil {
+		return err
+	}
+	sw.cw.Flush()
+	return sw.cw.Error()
 }
