@@ -13,6 +13,10 @@
 //   - Catchup: M updates published, then one subscriber reads them all from history with
 //     Last-Event-ID (or "earliest"): updates/s, none missing.
 //   - Publish: C concurrent publishers, U updates: publishes/s and latency.
+//   - Soak: for a duration, churning subscribers (exact, template and "*" selectors, with and
+//     without private rights) reconnecting with Last-Event-ID, paced publishes and bursts of
+//     connections; every delivery is checked, and the hub's memory, goroutines, open files
+//     and store size are sampled and fail the run when they keep growing after a warm-up.
 //
 // Fanout and Idle can spread their subscribers over several worker processes (Options.Procs)
 // when one process's open-file limit is too small; each worker re-executes the binary
