@@ -46,6 +46,7 @@ type series struct {
 
 func main() {
 	out := flag.String("o", "soak.svg", "SVG file to write")
+	warmup := flag.Float64("warmup", 0, "draw the end of the warm-up at this many minutes (0: none)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: soakplot [-o FILE] NAME=SAMPLES.csv [NAME=SAMPLES.csv...]")
 		flag.PrintDefaults()
@@ -68,7 +69,7 @@ func main() {
 		}
 		all = append(all, s)
 	}
-	if err := os.WriteFile(*out, []byte(plot(all)), 0o644); err != nil {
+	if err := os.WriteFile(*out, []byte(plot(all, *warmup)), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "soakplot:", err)
 		os.Exit(1)
 	}
@@ -129,8 +130,17 @@ const (
 	legendRows = 1
 )
 
-func plot(all []series) string {
-	rows := (len(panels) + perRow - 1) / perRow
+func plot(all []series, warmup float64) string {
+	var shown []panel
+	for _, p := range panels {
+		for _, s := range all {
+			if len(s.cols[p.column]) > 0 {
+				shown = append(shown, p)
+				break
+			}
+		}
+	}
+	rows := (len(shown) + perRow - 1) / perRow
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`, perRow*cellW, rows*cellH+20*legendRows+10)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>`)
@@ -143,7 +153,7 @@ func plot(all []series) string {
 		}
 	}
 	xmax = niceCeil(xmax)
-	for i, p := range panels {
+	for i, p := range shown {
 		ox, oy := (i%perRow)*cellW, (i/perRow)*cellH
 		ymax := 0.0
 		for _, s := range all {
@@ -166,6 +176,10 @@ func plot(all []series) string {
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`, x0, y0, x0+pw, y0)
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`, x0, y0, x0, y0-ph)
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">minutes</text>`, x0+pw/2, y0+32)
+		if warmup > 0 && warmup < xmax {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#999" stroke-dasharray="4 3"/>`, sx(warmup), y0, sx(warmup), y0-ph)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" fill="#777" font-size="10">warm-up</text>`, sx(warmup)+3, y0-ph+10)
+		}
 		for si, s := range all {
 			c := colors[si%len(colors)]
 			var line []string
@@ -193,13 +207,13 @@ func plot(all []series) string {
 	return b.String()
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten (1 for 0).
+// niceCeil rounds v up to a round multiple of a power of ten (1 for 0).
 func niceCeil(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if v <= m*p {
 			return m * p
 		}
