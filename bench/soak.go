@@ -452,11 +452,11 @@ func Soak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 		r.sample(sampleCtx, sampler, start, res)
 	}()
 
-	burstCtx, stopBursts := context.WithCancel(ctx)
+	stopBursts := make(chan struct{})
 	burstsDone := make(chan struct{})
 	go func() {
 		defer close(burstsDone)
-		r.bursts(burstCtx, res)
+		r.bursts(ctx, stopBursts, res)
 	}()
 
 	pubCtx, stopPub := context.WithDeadline(ctx, start.Add(cfg.Duration))
@@ -482,7 +482,7 @@ func Soak(ctx context.Context, cfg SoakConfig) (*SoakResult, error) {
 	stopPub()
 	<-pubsDone
 	pubEnd := time.Now()
-	stopBursts()
+	close(stopBursts) // a burst under way completes
 	<-burstsDone
 	close(stopChurn) // subscribers reconnect a last time and stay online
 
@@ -835,8 +835,9 @@ func (r *soakRun) sample(ctx context.Context, s *sampler, start time.Time, res *
 	}
 }
 
-// bursts opens and closes BurstConnections every BurstEvery until ctx ends.
-func (r *soakRun) bursts(ctx context.Context, res *SoakResult) {
+// bursts opens and closes BurstConnections every BurstEvery until stop is closed (a burst
+// under way completes) or ctx ends.
+func (r *soakRun) bursts(ctx context.Context, stop <-chan struct{}, res *SoakResult) {
 	if r.cfg.BurstEvery <= 0 || r.cfg.BurstConnections <= 0 {
 		return
 	}
@@ -844,6 +845,8 @@ func (r *soakRun) bursts(ctx context.Context, res *SoakResult) {
 	defer t.Stop()
 	for {
 		select {
+		case <-stop:
+			return
 		case <-ctx.Done():
 			return
 		case <-t.C:
@@ -857,7 +860,7 @@ func (r *soakRun) bursts(ctx context.Context, res *SoakResult) {
 		r.burstUntil = time.Now().Add(min(burstSettle, r.cfg.BurstEvery/4))
 		r.mu.Unlock()
 		if ctx.Err() != nil {
-			return // cut by the end of the run: not counted
+			return // cut by the run's timeout: not counted
 		}
 		res.Bursts++
 		res.BurstOpened += opened

@@ -27,8 +27,8 @@ func soakConfig(hubURL string) bench.SoakConfig {
 	return bench.SoakConfig{
 		Options: opts(hubURL), Duration: 2 * time.Second, Subscribers: 30, Rate: 100, Publishers: 2,
 		ChurnMin: 200 * time.Millisecond, ChurnMax: 600 * time.Millisecond, Offline: 100 * time.Millisecond,
-		BurstConnections: 40, BurstEvery: 700 * time.Millisecond, BurstHold: 100 * time.Millisecond,
-		PrivateShare: 0.3, SampleEvery: 200 * time.Millisecond, Grace: time.Second, Warmup: 500 * time.Millisecond,
+		BurstConnections: 40, BurstEvery: 900 * time.Millisecond, BurstHold: 50 * time.Millisecond,
+		PrivateShare: 0.3, SampleEvery: 100 * time.Millisecond, Grace: time.Second, Warmup: 300 * time.Millisecond,
 		Limits: map[string]float64{bench.ResRSS: -1, bench.ResHeap: -1, bench.ResGoroutines: -1, bench.ResFDs: -1, bench.ResStore: -1},
 	}
 }
@@ -70,7 +70,7 @@ func TestSoak(t *testing.T) {
 	if res.Bursts < 1 || res.BurstOpened != int64(res.Bursts*cfg.BurstConnections) || res.BurstFailed != 0 {
 		t.Fatalf("bursts %d, opened %d, failed %d", res.Bursts, res.BurstOpened, res.BurstFailed)
 	}
-	if len(res.Samples) < 8 || res.SampleErrors != 0 {
+	if len(res.Samples) < 15 || res.SampleErrors != 0 {
 		t.Fatalf("%d samples, %d errors", len(res.Samples), res.SampleErrors)
 	}
 	if len(res.Trends) != 5 {
