@@ -5,10 +5,13 @@
 #
 #   scripts/soak-cluster.sh [OUTDIR] [BENCH FLAGS...]
 #
-# HERALD=path uses that binary instead of building ./cmd/herald (BENCH=path for the load); REDIS_PORT (default 4500)
-# is the loopback port of the redis-server it starts (appendonly, appendfsync always).
+# HERALD=path uses that binary instead of building ./cmd/herald (BENCH=path for the load).
+# REDIS_PORT (default 4500) is the loopback port of the redis-server it starts (appendonly,
+# appendfsync always); nodes 1-3 listen on BASE..BASE+2 (default 4510), metrics on BASE+10...
 # Defaults: 10 minutes, 300 subscribers, 20 publishes/s, a burst of 1 000 connections every
-# 2 minutes. Publishes that fail while Redis is down are counted, not failed
+# 2 minutes. Every CHAOS_STEP (60) seconds in turn: node 2 is killed (SIGKILL) and restarted
+# 10 s later; node 3 is stopped (SIGTERM) and restarted 5 s later; the first time, Redis is
+# shut down and restarted 3 s later. Publishes that fail while Redis is down are counted, not failed
 # (--tolerate-unavailable): their updates may arrive, once at most. Results: OUTDIR/cluster.txt,
 # OUTDIR/cluster.csv, OUTDIR/chaos.log (what was killed when).
 set -euo pipefail
@@ -24,7 +27,7 @@ fi
 BENCH=${BENCH:-$HERALD} # the binary whose `bench soak` runs the load
 ulimit -n "$(ulimit -Hn)"
 REDIS_PORT=${REDIS_PORT:-4500}
-BASE=${BASE:-4510} # nodes listen on BASE+i, their metrics on BASE+10+i
+BASE=${BASE:-4510}
 TRANSPORT="redis://127.0.0.1:$REDIS_PORT/0?stream=soak&size=10000"
 rm -rf "$OUT/redis-data"
 mkdir -p "$OUT/redis-data"
@@ -65,10 +68,10 @@ chaos() {
   trap 'for p in "${NODE[@]}" "$REDIS"; do kill "$p" 2>/dev/null || true; done; exit 0' TERM
   local step=${CHAOS_STEP:-60} redis_done=""
   while true; do
-    pause "$step"; log "kill -9 node 1"; kill -9 "${NODE[1]}" || true; gone "${NODE[1]}"
-    pause 10; log "restart node 1"; start_node 1
-    pause "$step"; log "kill -TERM node 2 (graceful)"; kill "${NODE[2]}" || true; gone "${NODE[2]}"
-    pause 5; log "restart node 2"; start_node 2
+    pause "$step"; log "kill -9 node 2"; kill -9 "${NODE[1]}" || true; gone "${NODE[1]}"
+    pause 10; log "restart node 2"; start_node 1
+    pause "$step"; log "kill -TERM node 3 (graceful)"; kill "${NODE[2]}" || true; gone "${NODE[2]}"
+    pause 5; log "restart node 3"; start_node 2
     if [[ -z $redis_done ]]; then
       pause "$step"; log "restart redis: shutdown"; redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
       gone "$REDIS"

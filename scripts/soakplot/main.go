@@ -195,14 +195,14 @@ func plot(all []series, warmup float64) string {
 			}
 		}
 	}
-	ly := rows*cellH + 10
+	ly, x := rows*cellH+10, left
 	for si, s := range all {
-		x := left + si*160
 		c := colors[si%len(colors)]
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`, x, ly, x+24, ly, c)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`, x+30, ly+4, s.name)
+		x += 30 + 7*len(s.name) + 24 // about 7 px a character at 12 px
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">dots: samples during a connection burst (left out of the growth fit)</text>`, left+len(all)*160, ly+4)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">dots: samples during a connection burst (left out of the growth fit)</text>`, x, ly+4)
 	b.WriteString(`</svg>`)
 	return b.String()
 }
