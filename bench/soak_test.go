@@ -6,18 +6,22 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldhub/herald/bench"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/metrics"
 )
 
@@ -192,5 +196,57 @@ func TestDetectGrowth(t *testing.T) {
 	}
 	if s := bench.DetectGrowth(xs[:2], grow[:2], limit); s.Growing || s.Points != 2 {
 		t.Fatalf("two points: %+v", s)
+	}
+}
+
+// TestSoakUncertainPublishes: a hub that answers 503 to some publishes, after storing some of
+// them and not others, as a cluster whose shared log restarts may. With TolerateUnavailable
+// the run passes: those updates may arrive or not, and everything else must; without it, the
+// publish errors fail the run.
+func TestSoakUncertainPublishes(t *testing.T) {
+	h := testkit.StartHub(t, testkit.HubOptions{})
+	var n atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			h.Handler.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		forward := func(w http.ResponseWriter) {
+			fr := httptest.NewRequest(http.MethodPost, r.URL.String(), bytes.NewReader(body))
+			fr.Header = r.Header.Clone()
+			h.Handler.ServeHTTP(w, fr)
+		}
+		switch k := n.Add(1); {
+		case k%13 == 0: // stored, but the publisher is told otherwise
+			forward(httptest.NewRecorder())
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		case k%17 == 0: // not stored
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		default:
+			forward(w)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	u := ts.URL + "/.well-known/mercure"
+
+	cfg := soakConfig(u)
+	cfg.Duration, cfg.BurstEvery, cfg.TolerateUnavailable = time.Second, 0, true
+	res, err := bench.Soak(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK || res.PublishErrors == 0 || !res.Check.OK() || res.Check.Delivered == 0 {
+		t.Fatalf("tolerated: OK %v, %d publish errors, problems %q, check %+v", res.OK, res.PublishErrors, res.Problems, res.Check)
+	}
+
+	cfg.TolerateUnavailable = false
+	n.Store(0) // the marker, first, goes through
+	res, err = bench.Soak(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], "publish errors: hub answered 503") || !res.Check.OK() {
+		t.Fatalf("not tolerated: OK %v, problems %q, check %+v", res.OK, res.Problems, res.Check)
 	}
 }
