@@ -1,6 +1,6 @@
 # Herald: the two commands of the README, and a few helpers.
 
-.PHONY: run test build bench fuzz release image image-files
+.PHONY: run test build bench fuzz soak release image image-files
 
 # The version stamped into binaries and images: the git tag (or commit) of the checkout.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -57,3 +57,12 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./topic
 	go test -run '^$$' -fuzz '^FuzzTemplateIndex$$' -fuzztime $(FUZZTIME) ./hub
 	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./auth
+
+# A short soak (6 minutes) of a Herald hub built from this tree: churning subscribers, paced
+# publishes, connection bursts; fails on a lost, duplicated or reordered update or a resource
+# that keeps growing after the first 3 minutes. The store keeps 1 000 updates, so that it and
+# its write-ahead log are full within the warm-up. SOAKFLAGS go to `herald bench soak`; REF_HUB=/path/to/mercure soaks the
+# reference hub beside it. Results in soak-results/.
+SOAKFLAGS ?=
+soak:
+	STORE_SIZE=1000 bash scripts/soak.sh soak-results --duration 6m --warmup 3m $(SOAKFLAGS)

@@ -16,6 +16,10 @@
 //   - Flood: clients holding many distinct URI templates beside ordinary subscribers of exact
 //     topics, whose latency is measured with exact publishes only, then with updates of many
 //     topics as well; every delivery is checked, the templates' included.
+//   - Soak: for a duration, churning subscribers (exact, template and "*" selectors, with and
+//     without private rights) reconnecting with Last-Event-ID, paced publishes and bursts of
+//     connections; every delivery is checked, and the hub's memory, goroutines, open files
+//     and store size are sampled and fail the run when they keep growing after a warm-up.
 //
 // Fanout, Idle and Flood can spread their subscribers over several worker processes (Options.Procs)
 // when one process's open-file limit is too small; each worker re-executes the binary

@@ -168,20 +168,30 @@ const maxExamples = 5
 
 // add accounts one subscriber's stream.
 func (c *Check) add(id int, sc *streamCheck, pl plan, published []int64) {
-	exp := pl.expected(sc.topic, published)
-	lost := sc.lost(pl, published)
-	c.Expected += exp
-	c.Delivered += sc.unique
+	c.tally(fmt.Sprintf("subscriber %d (topic %d)", id, sc.topic), pl.expected(sc.topic, published), sc.unique,
+		sc.lost(pl, published), sc.dup, sc.outOfOrder, sc.unexpected, "")
+}
+
+// tally accounts one subscriber, described by who, and keeps an example when something went
+// wrong; detail, when set, ends the example.
+func (c *Check) tally(who string, expected, delivered, lost, dup, outOfOrder, unexpected int64, detail string) {
+	c.Expected += expected
+	c.Delivered += delivered
 	c.Lost += lost
-	c.Duplicated += sc.dup
-	c.OutOfOrder += sc.outOfOrder
-	c.Unexpected += sc.unexpected
-	if lost != 0 || sc.dup != 0 || sc.outOfOrder != 0 || sc.unexpected != 0 {
-		c.SubscribersWithProblems++
-		if len(c.Examples) < maxExamples {
-			c.Examples = append(c.Examples, fmt.Sprintf("subscriber %d (topic %d): got %d of %d, lost %d, duplicated %d, out of order %d, unexpected %d",
-				id, sc.topic, sc.unique, exp, lost, sc.dup, sc.outOfOrder, sc.unexpected))
+	c.Duplicated += dup
+	c.OutOfOrder += outOfOrder
+	c.Unexpected += unexpected
+	if lost == 0 && dup == 0 && outOfOrder == 0 && unexpected == 0 {
+		return
+	}
+	c.SubscribersWithProblems++
+	if len(c.Examples) < maxExamples {
+		ex := fmt.Sprintf("%s: got %d of %d, lost %d, duplicated %d, out of order %d, unexpected %d",
+			who, delivered, expected, lost, dup, outOfOrder, unexpected)
+		if detail != "" {
+			ex += ", " + detail
 		}
+		c.Examples = append(c.Examples, ex)
 	}
 }
 

@@ -33,6 +33,8 @@ Scenarios:
   catchup   publish M updates, then read them back with Last-Event-ID: updates/s
   publish   C concurrent publishers: publishes/s, latency
   flood     subscribers of many URI templates beside exact ones: the exact ones' latency
+  soak      churning subscribers, paced publishes and connection bursts for --duration:
+            every delivery checked, the hub's memory, goroutines, files and store sampled
   floorhub  run the floor hub, a bare broadcaster to compare with (--listen ADDR)
 
 "herald bench SCENARIO --help" lists a scenario's flags. Every run is bounded by --timeout,
@@ -46,7 +48,7 @@ from --key (default $MERCURE_PUBLISHER_JWT_KEY). Only loopback hubs unless --all
 func Command(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, Usage)
-		return errors.New("give a scenario: fanout, idle, catchup or publish")
+		return errors.New("give a scenario: fanout, idle, catchup, publish, flood or soak")
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
@@ -56,7 +58,7 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		return RunWorker(ctx, os.Stdin, stdout)
 	case "floorhub":
 		return floorHubCommand(ctx, args[1:], stdout, stderr)
-	case "fanout", "idle", "catchup", "publish", "flood":
+	case "fanout", "idle", "catchup", "publish", "flood", "soak":
 	default:
 		fmt.Fprint(stderr, Usage)
 		return fmt.Errorf("unknown scenario %q", args[0])
@@ -89,6 +91,10 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to FILE (is the load tool the limit?)")
 
 	var run func(context.Context) (Result, error)
+	var (
+		samplesFile string
+		samplesOut  io.Writer
+	)
 	switch scenario {
 	case "fanout":
 		var c FanoutConfig
@@ -144,6 +150,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	case "flood":
 		run = floodFlags(fs, &o)
+	case "soak":
+		run = soakFlags(fs, &o, &samplesFile, &samplesOut)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -177,6 +185,14 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		defer pprof.StopCPUProfile()
 	}
 
+	if samplesFile != "" { // written as the soak goes
+		f, err := os.Create(samplesFile)
+		if err != nil {
+			return fmt.Errorf("samples: %w", err)
+		}
+		defer f.Close()
+		samplesOut = f
+	}
 	res, err := run(ctx)
 	if err != nil {
 		return err
