@@ -4,7 +4,9 @@
 #
 #   scripts/perf.sh [OUTDIR]              Herald and the floor hub
 #   REF_HUB=/path/to/mercure scripts/perf.sh   also the reference hub (a Caddy build of
-#                                         dunglas/mercure, e.g. v0.24.2), run in memory
+#                                         dunglas/mercure, e.g. v0.24.2): in memory
+#                                         (transport local) for every scenario but replay,
+#                                         on its bolt store (transport bolt) for replay
 #   SCENARIOS="C P" scripts/perf.sh       only these (default: A B C P idle curve replay)
 #
 # Each scenario runs on every hub in turn before the next scenario starts, so that a machine
