@@ -75,9 +75,9 @@ type Hub struct {
 	helloSeen chan struct{}
 	start     uint64        // log head when the hub was created: Run dispatches what follows
 	done      atomic.Uint64 // Seq of the last update dispatched by the dispatch loop
-	wildDone  atomic.Uint64 // Seq of the last update the wild loop has gone past (wild.go)
-	// progress wakes the wild loop when the dispatch loop has moved on (capacity 1).
-	progress chan struct{}
+	wildDone  atomic.Uint64 // Seq of the last update the wild loop has offered (wild.go)
+	wq        wildQueue     // updates handed from the dispatch loop to the wild loop
+	wildSubs  atomic.Int64  // wild subscribers: the dispatch loop hands off updates only if some
 	// wildCands is the wild loop's scratch list of candidate templates.
 	wildCands []candidate
 
@@ -142,7 +142,7 @@ func New(cfg Config) (*Hub, error) {
 		pres:      newPresence(cfg),
 		node:      newNodeTag(),
 		helloSeen: make(chan struct{}, 1),
-		progress:  make(chan struct{}, 1),
+		wq:        wildQueue{max: maxWildBacklog, maxBytes: maxWildBacklogBytes, wake: make(chan struct{}, 1)},
 		exact:     make(map[string]map[*Subscriber]struct{}),
 		wild:      newWildIndex(),
 	}, nil
@@ -214,10 +214,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			after = u.Seq
 		}
 		h.done.Store(after)
-		select {
-		case h.progress <- struct{}{}:
-		default:
-		}
+		h.handOff(batch)
 	}
 }
 
@@ -227,7 +224,10 @@ func (h *Hub) Lag(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	done := max(min(h.done.Load(), h.wildDone.Load()), h.start)
+	done := max(h.done.Load(), h.start)
+	if h.wildSubs.Load() > 0 {
+		done = min(done, max(h.wildDone.Load(), h.start))
+	}
 	if head < done {
 		return 0, nil
 	}
@@ -389,6 +389,14 @@ func (h *Hub) register(s *Subscriber) error {
 		if h.wild.shut {
 			return ErrShutdown
 		}
+		// The wild loop may lag: what the dispatch loop had gone past when s registered was
+		// published before it subscribed, and is not for it (its replay, if any, reads it
+		// from history). Counted first, so that the dispatch loop hands off what follows.
+		h.wildSubs.Add(1)
+		s.since = h.done.Load()
+		s.mu.Lock()
+		s.replayed = max(s.replayed, s.since)
+		s.mu.Unlock()
 		h.wild.add(s)
 		return nil
 	}
@@ -425,7 +433,9 @@ func (h *Hub) Unsubscribe(s *Subscriber) {
 	removed := false
 	if s.wild {
 		h.wmu.Lock()
-		removed = h.wild.remove(s)
+		if removed = h.wild.remove(s); removed {
+			h.wildSubs.Add(-1)
+		}
 		h.wmu.Unlock()
 	} else {
 		h.mu.Lock()

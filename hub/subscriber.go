@@ -43,6 +43,7 @@ type Subscriber struct {
 	maxQueueBytes int
 	lastSeq       uint64 // Seq last offered; touched only by the loop that serves the subscriber
 	wild          bool   // served by the wild loop (a "*" or template selector); set by register
+	since         uint64 // for a wild subscriber, the dispatch loop's position when it registered
 
 	mu         sync.Mutex
 	queue      []*Event

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -20,7 +19,7 @@ import (
 // subscribers, and each subscriber still gets its updates in log order, as it is served by one
 // loop only.
 
-// cutLengths are the lengths at which the literal prefixes and suffixes of templates are
+// cutLengths (read only) are the lengths at which the literal prefixes and suffixes of templates are
 // indexed. A template is filed under its prefix and its suffix, each cut to the longest of
 // these lengths that fits; a topic looks up its own prefix and suffix cut at the lengths in
 // use. The steps are fine where real prefixes are (a scheme, a host and a path segment or two)
@@ -56,7 +55,7 @@ type tplEntry struct {
 	pair    classPair // its bucket
 	key     cutKey    // its prefix and suffix, cut to the bucket's lengths
 	matched uint64    // Seq of the last update it matched; wild loop only
-	offered uint64    // Seq of the last update offered to its subscribers; wild loop only
+	offered uint64    // Seq of the last update offered to its subscribers (a guard: candidates leaves matched entries out); wild loop only
 }
 
 // wildIndex finds the wild subscribers an update is for. It is guarded by Hub.wmu.
@@ -251,64 +250,123 @@ func (w *wildIndex) candidates(dst []candidate, topic string, seq uint64) []cand
 	return dst
 }
 
-// runWild is the wild loop: it reads the log behind the dispatch loop (up to what that loop has
-// dispatched, so that the table of active subscriptions and LastEventID already include what
-// a wild subscriber receives) and offers each update to the wild subscribers.
+// Bounds of the hand-off from the dispatch loop to the wild loop (see wildQueue).
+const (
+	maxWildBacklog      = 100_000
+	maxWildBacklogBytes = 64 << 20
+)
+
+// wildQueue hands the updates the dispatch loop has gone past to the wild loop, in log order:
+// the wild loop is never ahead of the dispatch loop, so the table of active subscriptions and
+// LastEventID already include what a wild subscriber receives. It is bounded in updates and in
+// bytes of data. When the wild loop falls that far behind (matching a flood of templates),
+// the backlog is dropped and the wild subscribers that should have received it are closed as
+// slow: they reconnect with Last-Event-ID and catch up from history, so nothing is lost
+// without their knowing, and memory stays bounded.
+type wildQueue struct {
+	max, maxBytes int // the bounds: maxWildBacklog and maxWildBacklogBytes
+
+	mu      sync.Mutex
+	updates []*transport.Update
+	bytes   int
+	dropped uint64        // Seq of the last update dropped by an overflow not yet handled; 0 if none
+	wake    chan struct{} // capacity 1: a token means "something to take"
+}
+
+// push appends updates (in log order) to the queue, or drops the backlog when it would exceed
+// its bounds. It runs on the dispatch loop and never blocks on the wild loop.
+func (q *wildQueue) push(updates []*transport.Update) {
+	q.mu.Lock()
+	for _, u := range updates {
+		if len(q.updates) >= q.max || q.bytes+len(u.Data) > q.maxBytes {
+			clear(q.updates)
+			q.updates = q.updates[:0]
+			q.bytes = 0
+			q.dropped = u.Seq
+			continue
+		}
+		q.updates = append(q.updates, u)
+		q.bytes += len(u.Data)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what the queue holds, and the Seq of the last update dropped since the last
+// take (0 if none), emptying it; spare is a slice the queue may reuse.
+func (q *wildQueue) take(spare []*transport.Update) (updates []*transport.Update, dropped uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	updates, dropped = q.updates, q.dropped
+	clear(spare)
+	if cap(spare) > 4096 {
+		spare = nil // do not keep a burst's array
+	}
+	q.updates, q.bytes, q.dropped = spare[:0], 0, 0
+	return updates, dropped
+}
+
+// handOff gives the wild loop the updates the dispatch loop has just dispatched, when there is
+// a wild subscriber to serve: without one, nothing is kept (a wild subscriber registering later
+// starts after what the dispatch loop has done; see register).
+func (h *Hub) handOff(batch []*transport.Update) {
+	if h.wildSubs.Load() == 0 {
+		return
+	}
+	keep := batch[:0:0]
+	for _, u := range batch {
+		if !isControl(u) {
+			keep = append(keep, u)
+		}
+	}
+	if len(keep) > 0 {
+		h.wq.push(keep)
+	}
+}
+
+// runWild is the wild loop: it takes the updates the dispatch loop hands off and offers each
+// to the wild subscribers.
 func (h *Hub) runWild(ctx context.Context) {
-	after := h.start
-	backoff := 10 * time.Millisecond
+	var updates []*transport.Update
 	for {
-		done := max(h.done.Load(), h.start)
-		if done <= after {
-			select {
-			case <-ctx.Done():
-				return
-			case <-h.progress:
-			}
-			continue
-		}
-		h.wmu.RLock()
-		idle := h.wild.count == 0
-		h.wmu.RUnlock()
-		if idle {
-			// Nobody to serve: skip what the dispatch loop has done. A wild subscriber
-			// registering from now on gets what the dispatch loop has not reached yet.
-			after = done
-			h.wildDone.Store(after)
-			continue
-		}
-		batch, err := h.tr.Read(ctx, after, h.cfg.ReadBatch, false)
-		switch {
-		case ctx.Err() != nil, errors.Is(err, transport.ErrClosed):
+		select {
+		case <-ctx.Done():
 			return
-		case err != nil:
-			h.cfg.Metrics.TransportError("read")
-			h.log.Warn("reading the transport for template subscribers failed; retrying", "err", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
+		case <-h.wq.wake:
 		}
-		backoff = 10 * time.Millisecond
-		if len(batch) == 0 {
-			after = done // what the dispatch loop saw is gone from the log already
+		var dropped uint64
+		updates, dropped = h.wq.take(updates)
+		if dropped > 0 {
+			h.closeBehind(dropped)
 		}
-		for _, u := range batch {
-			if u.Seq > done {
-				break
-			}
+		for _, u := range updates {
 			if ctx.Err() != nil {
 				return
 			}
-			if !isControl(u) {
-				h.dispatchWild(ctx, u)
-			}
-			after = u.Seq
+			h.dispatchWild(ctx, u)
+			h.wildDone.Store(u.Seq)
 		}
-		h.wildDone.Store(after)
+	}
+}
+
+// closeBehind closes as slow the wild subscribers that registered before the update with Seq
+// dropped, which the wild loop could not keep and they will not receive.
+func (h *Hub) closeBehind(dropped uint64) {
+	var behind []*Subscriber
+	h.wmu.RLock()
+	h.wild.each(func(s *Subscriber) {
+		if s.since < dropped {
+			behind = append(behind, s)
+		}
+	})
+	h.wmu.RUnlock()
+	h.log.Warn("template and * subscribers fell too far behind the log: closing them so that they reconnect and catch up from history",
+		"subscribers", len(behind), "backlog", h.wq.max, "backlog_bytes", h.wq.maxBytes)
+	for _, s := range behind {
+		s.close(ErrSlow)
 	}
 }
 
@@ -390,8 +448,8 @@ func (h *Hub) match(ctx context.Context, seq uint64, cands []candidate) bool {
 		}
 		return true
 	}
-	// Each worker writes the results of its own slice of candidates; entries found in several
-	// slices are matched more than once, and marked afterwards on this goroutine.
+	// Each worker writes the results of its own slice of candidates (an entry appears once in
+	// the candidates of a topic), marked afterwards on this goroutine.
 	ok := make([]bool, len(cands))
 	var wg sync.WaitGroup
 	chunk := (len(cands) + workers - 1) / workers

@@ -2,12 +2,15 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/yosida95/uritemplate/v3"
 
 	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
@@ -187,6 +190,75 @@ func TestWildLoopFollowsDispatch(t *testing.T) {
 	}
 }
 
+// TestWildBacklogOverflow checks that wild subscribers are told when the wild loop falls
+// further behind than its backlog holds: closed as slow, to reconnect and catch up from
+// history, while exact subscribers get everything. Holding the wild index's lock stands in
+// for a long template match.
+func TestWildBacklogOverflow(t *testing.T) {
+	h, _ := newHub(t, Config{}, true)
+	h.wq.max = 10
+	exact, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(exact)
+	wild, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "*")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(wild)
+	h.wmu.Lock()
+	want := make([]string, 30)
+	for i := range want {
+		want[i] = strconv.Itoa(i)
+		publish(t, h, want[i], false, "t")
+	}
+	equal(t, collect(t, exact, 30), want...)
+	h.wmu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); !errors.Is(wild.Err(), ErrSlow); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the wild subscriber left behind was not closed: %v", wild.Err())
+		}
+	}
+	// A wild subscriber that arrives now is served as usual.
+	late, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "*")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(late)
+	publish(t, h, "after", false, "t")
+	equal(t, collect(t, late, 1), "after")
+	if late.Err() != nil {
+		t.Fatalf("the late subscriber was closed: %v", late.Err())
+	}
+}
+
+// TestWildSubscriberStartsAtRegistration checks that a wild subscriber does not get what the
+// dispatch loop had gone past before it registered, however far behind the wild loop is.
+func TestWildSubscriberStartsAtRegistration(t *testing.T) {
+	h, _ := newHub(t, Config{}, true)
+	first, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "*")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(first)
+	publish(t, h, "before", false, "t")
+	// Wait for the dispatch loop (not the wild loop) to have gone past it.
+	for deadline := time.Now().Add(5 * time.Second); h.done.Load() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the update was not dispatched")
+		}
+	}
+	second, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), "*")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(second)
+	publish(t, h, "after", false, "t")
+	equal(t, collect(t, first, 2), "before", "after")
+	equal(t, collect(t, second, 1), "after")
+}
+
 // TestTemplateIndexMemory bounds what the hub keeps per distinct template: its selector, its
 // index entry and its share of the subscriber that holds it, at most 1 KiB.
 func TestTemplateIndexMemory(t *testing.T) {
@@ -249,7 +321,7 @@ func FuzzTemplateIndex(f *testing.F) {
 		}
 		s := &Subscriber{Selectors: []*topic.Selector{sel}}
 		w.add(s)
-		want := sel.Match(tp)
+		want := uritemplate.MustNew(raw).Regexp().MatchString(tp)
 		found := false
 		for _, c := range w.candidates(nil, tp, 1) {
 			if c.e.sel == s.Selectors[0] {

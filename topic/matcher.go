@@ -30,13 +30,14 @@ type matchKey struct {
 	shape, topic string
 }
 
-// NewMatcher returns a Matcher whose caches hold at most cacheSize entries each (the regular
-// expression cache at most maxCachedRegexps). A cacheSize of zero (or less) disables caching:
-// every call compiles or matches afresh.
+// NewMatcher returns a Matcher whose caches of selectors and of match results hold at most
+// cacheSize entries each; a cacheSize of zero (or less) disables them: every call compiles or
+// matches afresh. The cache of regular expressions always holds up to maxCachedRegexps: it
+// bounds CPU (compiling one costs tens of microseconds), and its memory is bounded anyway.
 func NewMatcher(cacheSize int) *Matcher {
 	return &Matcher{
 		selectors: newCache[string, *Selector](cacheSize, maphash.String),
-		regexps:   newCache[string, *regexp.Regexp](min(cacheSize, maxCachedRegexps), maphash.String),
+		regexps:   newCache[string, *regexp.Regexp](maxCachedRegexps, maphash.String),
 		results:   newCache[matchKey, bool](cacheSize, hashMatchKey),
 	}
 }
