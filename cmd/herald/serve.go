@@ -95,6 +95,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer sub.Close()
 	}
+	tlsCfg, err := tlsConfig(cfg)
+	if err != nil {
+		return err
+	}
 	opsLn, err := listenOps(cfg.MetricsAddr, config.DefaultMetricsAddr, log)
 	if err != nil {
 		return err
@@ -208,7 +212,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
 	}
 
-	ln := srv.Listener(rawLn, cfg.TLSCert != "")
+	ln := srv.Listener(rawLn, tlsCfg != nil)
 	// No ReadTimeout here: it would stay on the connection for the whole request and end every
 	// subscription older than it. The handler bounds bodies per request instead (read_timeout).
 	httpSrv := &http.Server{
@@ -217,6 +221,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsCfg,
 	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -228,14 +233,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer func() { stopRun(); <-trimDone }()
 	serveDone := make(chan error, 1)
 	go func() {
-		if cfg.TLSCert != "" {
-			serveDone <- httpSrv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		if tlsCfg != nil {
+			serveDone <- httpSrv.ServeTLS(ln, "", "")
 		} else {
 			serveDone <- httpSrv.Serve(ln)
 		}
 	}()
 	scheme := "http"
-	if cfg.TLSCert != "" {
+	if tlsCfg != nil {
 		scheme = "https"
 	}
 	hubURL := scheme + "://" + displayAddr(ln.Addr()) + server.Path
