@@ -95,10 +95,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer sub.Close()
 	}
-	tlsCfg, err := tlsConfig(cfg)
+	https, err := planHTTPS(cfg, getenv, log)
 	if err != nil {
 		return err
 	}
+	defer https.close()
+	tlsCfg := https.tls
 	opsLn, err := listenOps(cfg.MetricsAddr, config.DefaultMetricsAddr, log)
 	if err != nil {
 		return err
@@ -203,7 +205,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var opsSrv *http.Server
 	if opsLn != nil {
 		opsSrv = &http.Server{
-			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: h.Ready, Draining: &draining, Pprof: cfg.Pprof}),
+			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
@@ -239,11 +241,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			serveDone <- httpSrv.Serve(ln)
 		}
 	}()
-	scheme := "http"
-	if tlsCfg != nil {
-		scheme = "https"
+	if err := https.start(ctx, log); err != nil {
+		return err
 	}
-	hubURL := scheme + "://" + displayAddr(ln.Addr()) + server.Path
+	hubURL := https.hubURL(cfg, ln.Addr(), server.Path)
 	log.Info("herald started", "url", hubURL, "transport", redactURL(cfg.TransportURL), "anonymous", cfg.Anonymous)
 	if cfg.Dev {
 		printDevHelp(stdout, cfg, hubURL)
