@@ -190,16 +190,8 @@ func TestLocalCertificates(t *testing.T) {
 			} else if !cert.Equal(first) {
 				t.Errorf("the restart served a new certificate (serial %v, was %v)", cert.SerialNumber, first.SerialNumber)
 			}
-			noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			resp, err := noFollow.Get("http://127.0.0.1:" + httpPort + "/.well-known/mercure?topic=a")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
 			_, port, _ := net.SplitHostPort(addr)
-			if want := "https://127.0.0.1:" + port + "/.well-known/mercure?topic=a"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
-				t.Errorf("redirect: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
-			}
+			checkRedirect(t, httpPort, port)
 		})
 	}
 	err := filepath.Walk(dataDir, func(path string, fi os.FileInfo, err error) error {
@@ -217,6 +209,21 @@ func TestLocalCertificates(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkRedirect checks that HTTP on 127.0.0.1:httpPort answers 308 to the same URL over
+// HTTPS on httpsPort.
+func checkRedirect(t *testing.T, httpPort, httpsPort string) {
+	t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get("http://127.0.0.1:" + httpPort + "/.well-known/mercure?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "https://127.0.0.1:" + httpsPort + "/.well-known/mercure?topic=a"; resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+		t.Errorf("redirect: %d %q, want 308 %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 }
 

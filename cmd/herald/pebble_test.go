@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pebbleVersion is the Pebble that scripts/test.sh installs; its module source holds the
+// certificate Pebble serves its directory with, and the root that signs it.
+const pebbleVersion = "v2.10.3"
+
+// pebble is a running Pebble, Let's Encrypt's test ACME CA.
+type pebble struct {
+	dir  string // its ACME directory URL
+	root string // PEM file of the root to trust for its own HTTPS
+	mgmt string // its management API (https://localhost:PORT)
+}
+
+// startPebble runs Pebble on free loopback ports, validating every challenge as passed (the
+// test's host name does not resolve), and stops it at cleanup. Without Pebble installed the
+// test is skipped, or fails when CI is set.
+func startPebble(t *testing.T) *pebble {
+	t.Helper()
+	exe, err := exec.LookPath("pebble")
+	if err != nil {
+		exe = filepath.Join(goEnv(t, "GOPATH"), "bin", "pebble")
+	}
+	certs := filepath.Join(goEnv(t, "GOMODCACHE"), "github.com", "letsencrypt", "pebble", "v2@"+pebbleVersion, "test", "certs")
+	if _, err := os.Stat(exe); err != nil || !fileExists(filepath.Join(certs, "pebble.minica.pem")) {
+		msg := "pebble " + pebbleVersion + " is not installed: go install github.com/letsencrypt/pebble/v2/cmd/pebble@" + pebbleVersion + " (scripts/test.sh does)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, mport, _ := net.SplitHostPort(freeAddr(t))
+	conf := map[string]any{"pebble": map[string]any{
+		"listenAddress":           "127.0.0.1:" + port,
+		"managementListenAddress": "127.0.0.1:" + mport,
+		"certificate":             filepath.Join(certs, "localhost", "cert.pem"),
+		"privateKey":              filepath.Join(certs, "localhost", "key.pem"),
+		"httpPort":                5002,
+		"tlsPort":                 5001,
+		"keyAlgorithm":            "ecdsa",
+		"profiles":                map[string]any{"default": map[string]any{"validityPeriod": 7776000}},
+	}}
+	b, _ := json.Marshal(conf)
+	confFile := filepath.Join(t.TempDir(), "pebble.json")
+	if err := os.WriteFile(confFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-config", confFile)
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=100")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("pebble:\n%s", out.String())
+		}
+	})
+	p := &pebble{dir: "https://localhost:" + port + "/dir", root: filepath.Join(certs, "pebble.minica.pem"), mgmt: "https://localhost:" + mport}
+	c := p.client(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := c.Get(p.dir)
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not serve its directory: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client trusts Pebble's own HTTPS.
+func (p *pebble) client(t *testing.T) *http.Client {
+	t.Helper()
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: poolOf(t, p.root)}}}
+}
+
+// issuingRoot returns the root that signs the certificates Pebble issues (new at each start).
+func (p *pebble) issuingRoot(t *testing.T) *x509.CertPool {
+	t.Helper()
+	resp, err := p.client(t).Get(p.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("pebble's root: %q", b)
+	}
+	return pool
+}
+
+func goEnv(t *testing.T, name string) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func poolOf(t *testing.T, file string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	return pool
+}
+
+// TestACMEWithPebble checks SERVER_NAME=hub.test:PORT with GLOBAL_OPTIONS naming Pebble: a
+// certificate is issued, a client trusting Pebble's issuing root publishes and subscribes
+// over HTTPS (HTTP/2), HTTP on http_port answers 308, and a restart orders nothing new.
+func TestACMEWithPebble(t *testing.T) {
+	p := startPebble(t)
+	dataDir := t.TempDir()
+	addr, ops := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	_, httpPort, _ := net.SplitHostPort(freeAddr(t))
+	env := map[string]string{
+		"SERVER_NAME":    "hub.test:" + port,
+		"GLOBAL_OPTIONS": "email ops@hub.test\nacme_ca " + p.dir + "\nacme_ca_root " + p.root + "\nhttp_port " + httpPort,
+	}
+	args := []string{"--listen", addr, "--metrics-addr", ops, "--data-dir", dataDir}
+	var first *x509.Certificate
+	for i := range 2 {
+		t.Run(fmt.Sprintf("start %d", i+1), func(t *testing.T) {
+			log := startHTTPS(t, env, args...)
+			waitUp(t, addr)
+			waitReady(t, ops, log)
+			roots := p.issuingRoot(t)
+			cert := servedCert(t, addr, "hub.test", roots)
+			obtained := strings.Count(log.String(), `msg="certificate obtained" `)
+			switch {
+			case first == nil && obtained != 1:
+				t.Errorf("first start: %d certificates obtained, want 1\n%s", obtained, log.String())
+			case first == nil:
+				first = cert
+			case obtained != 0 || !cert.Equal(first):
+				t.Errorf("the restart ordered a certificate (%d obtained, same: %v)\n%s", obtained, cert.Equal(first), log.String())
+			}
+			publishAndSubscribe(t, addr, roots)
+			checkRedirect(t, httpPort, port)
+		})
+	}
+}
+
+// publishAndSubscribe subscribes to a topic over HTTPS as hub.test, publishes to it, and
+// checks that the event arrives, both over HTTP/2.
+func publishAndSubscribe(t *testing.T, addr string, roots *x509.CertPool) {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "hub.test"}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	tok, err := mintToken(mintOptions{alg: "HS256", key: key, publish: []string{"*"}, subscribe: []string{"*"}, ttl: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubURL := "https://" + addr + "/.well-known/mercure"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, hubURL+"?topic=https://hub.test/books/1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	sub, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Body.Close()
+	if sub.StatusCode != http.StatusOK || sub.Proto != "HTTP/2.0" {
+		t.Fatalf("subscribe: %s %d", sub.Proto, sub.StatusCode)
+	}
+	preq, _ := http.NewRequestWithContext(ctx, http.MethodPost, hubURL, strings.NewReader(url.Values{"topic": {"https://hub.test/books/1"}, "data": {"over https"}, "id": {"e1"}}.Encode()))
+	preq.Header.Set("Authorization", "Bearer "+tok)
+	preq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	pub, err := c.Do(preq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(pub.Body)
+	pub.Body.Close()
+	if pub.StatusCode != http.StatusOK || string(body) != "e1" {
+		t.Fatalf("publish: %d %q", pub.StatusCode, body)
+	}
+	var got []string
+	sc := bufio.NewScanner(sub.Body)
+	for sc.Scan() && sc.Text() != "data: over https" {
+		got = append(got, sc.Text())
+	}
+	if sc.Text() != "data: over https" {
+		t.Fatalf("no event; read %q, %v", got, sc.Err())
+	}
+}
+
+// TestACMECADown checks a hub whose CA does not answer: it starts and stays up, /readyz
+// answers 503 naming the host name, and the log says why in words.
+func TestACMECADown(t *testing.T) {
+	down := freeAddr(t) // nothing listens there
+	addr, ops := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	env := map[string]string{
+		"SERVER_NAME":    "hub.test:" + port,
+		"GLOBAL_OPTIONS": "acme_ca https://" + down + "/dir\nauto_https disable_redirects",
+	}
+	log := startHTTPS(t, env, "--listen", addr, "--metrics-addr", ops, "--data-dir", t.TempDir())
+	waitUp(t, addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "no certificate for hub.test yet: the CA https://"+down+"/dir could not issue one; /readyz fails until it does") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line saying why:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + ops + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no certificate yet for hub.test (the CA https://"+down+"/dir failed: ") {
+		t.Fatalf("readyz: %d %q", resp.StatusCode, body)
+	}
+}
