@@ -14,9 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // pebbleVersion is the Pebble that scripts/test.sh installs; its module source holds the
@@ -30,10 +33,17 @@ type pebble struct {
 	mgmt string // its management API (https://localhost:PORT)
 }
 
-// startPebble runs Pebble on free loopback ports, validating every challenge as passed (the
-// test's host name does not resolve), and stops it at cleanup. Without Pebble installed the
-// test is skipped, or fails when CI is set.
-func startPebble(t *testing.T) *pebble {
+// pebbleVA is where Pebble validates challenges: every name resolves to 127.0.0.1 through
+// the DNS server at dns, HTTP-01 is asked on httpPort and TLS-ALPN-01 on tlsPort.
+type pebbleVA struct {
+	dns               string
+	httpPort, tlsPort int
+}
+
+// startPebble runs Pebble on free loopback ports and stops it at cleanup. With va nil every
+// challenge passes without validation; otherwise Pebble validates as va says. Without Pebble
+// installed the test is skipped, or fails when CI is set.
+func startPebble(t *testing.T, va *pebbleVA) *pebble {
 	t.Helper()
 	exe, err := exec.LookPath("pebble")
 	if err != nil {
@@ -59,13 +69,22 @@ func startPebble(t *testing.T) *pebble {
 		"keyAlgorithm":            "ecdsa",
 		"profiles":                map[string]any{"default": map[string]any{"validityPeriod": 7776000}},
 	}}
+	env := []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}
+	var flags []string
+	if va == nil {
+		env = append(env, "PEBBLE_VA_ALWAYS_VALID=1")
+	} else {
+		conf["pebble"].(map[string]any)["httpPort"] = va.httpPort
+		conf["pebble"].(map[string]any)["tlsPort"] = va.tlsPort
+		flags = []string{"-dnsserver", va.dns}
+	}
 	b, _ := json.Marshal(conf)
 	confFile := filepath.Join(t.TempDir(), "pebble.json")
 	if err := os.WriteFile(confFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-config", confFile)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=100")
+	cmd := exec.Command(exe, append([]string{"-config", confFile}, flags...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -145,7 +164,7 @@ func poolOf(t *testing.T, file string) *x509.CertPool {
 // certificate is issued, a client trusting Pebble's issuing root publishes and subscribes
 // over HTTPS (HTTP/2), HTTP on http_port answers 308, and a restart orders nothing new.
 func TestACMEWithPebble(t *testing.T) {
-	p := startPebble(t)
+	p := startPebble(t, nil)
 	dataDir := t.TempDir()
 	addr, ops := freeAddr(t), freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
@@ -252,4 +271,79 @@ func TestACMECADown(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no certificate yet for hub.test (the CA https://"+down+"/dir failed: ") {
 		t.Fatalf("readyz: %d %q", resp.StatusCode, body)
 	}
+}
+
+// TestACMEChallenges checks that Herald answers the challenges Pebble really validates: the
+// host name resolves to 127.0.0.1 through a DNS server of the test. Each subtest points
+// Pebble's other challenge at a closed port, so that the certificate can come only from the
+// challenge it names: HTTP-01 on http_port, or TLS-ALPN-01 on the HTTPS port (the only one
+// certmagic offers when auto_https disable_redirects leaves no HTTP listener). certmagic
+// tries the challenge types in a random order and falls back to the other on failure.
+func TestACMEChallenges(t *testing.T) {
+	dnsAddr := startDNS(t)
+	for _, c := range []struct{ option, challenge string }{
+		{"", "http-01"},
+		{"auto_https disable_redirects", "tls-alpn-01"},
+	} {
+		t.Run(c.challenge, func(t *testing.T) {
+			addr, ops := freeAddr(t), freeAddr(t)
+			_, port, _ := net.SplitHostPort(addr)
+			_, httpPort, _ := net.SplitHostPort(freeAddr(t))
+			hp, _ := strconv.Atoi(httpPort)
+			tp, _ := strconv.Atoi(port)
+			_, closed, _ := net.SplitHostPort(freeAddr(t))
+			cp, _ := strconv.Atoi(closed)
+			if c.challenge == "http-01" {
+				tp = cp
+			} else {
+				hp = cp
+			}
+			p := startPebble(t, &pebbleVA{dns: dnsAddr, httpPort: hp, tlsPort: tp})
+			env := map[string]string{
+				"SERVER_NAME":    "hub.test:" + port,
+				"GLOBAL_OPTIONS": "acme_ca " + p.dir + "\nacme_ca_root " + p.root + "\nhttp_port " + httpPort + "\n" + c.option,
+			}
+			log := startHTTPS(t, env, "--listen", addr, "--metrics-addr", ops, "--data-dir", t.TempDir())
+			waitUp(t, addr)
+			waitReady(t, ops, log)
+			servedCert(t, addr, "hub.test", p.issuingRoot(t))
+			if !strings.Contains(log.String(), "challenge_type="+c.challenge) {
+				t.Errorf("no %s challenge in the log:\n%s", c.challenge, log.String())
+			}
+		})
+	}
+}
+
+// startDNS serves, on a free loopback port over UDP and TCP (Pebble's resolver uses TCP), an
+// A record of 127.0.0.1 for every name (and no other record), and returns its address.
+func startDNS(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for _, question := range q.Question {
+			if question.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.ActivateAndServe() }()
+		<-started
+		t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+	}
+	return pc.LocalAddr().String()
 }
