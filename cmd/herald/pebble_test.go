@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +31,7 @@ type pebble struct {
 	dir  string // its ACME directory URL
 	root string // PEM file of the root to trust for its own HTTPS
 	mgmt string // its management API (https://localhost:PORT)
+	stop func() // ends it; cleanup calls it too
 }
 
 // pebbleVA is where Pebble validates challenges: every name resolves to 127.0.0.1 through
@@ -90,14 +91,15 @@ func startPebble(t *testing.T, va *pebbleVA) *pebble {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("pebble:\n%s", out.String())
 		}
 	})
-	p := &pebble{dir: "https://localhost:" + port + "/dir", root: filepath.Join(certs, "pebble.minica.pem"), mgmt: "https://localhost:" + mport}
+	p := &pebble{dir: "https://localhost:" + port + "/dir", root: filepath.Join(certs, "pebble.minica.pem"), mgmt: "https://localhost:" + mport, stop: stop}
 	c := p.client(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -162,7 +164,8 @@ func poolOf(t *testing.T, file string) *x509.CertPool {
 
 // TestACMEWithPebble checks SERVER_NAME=hub.test:PORT with GLOBAL_OPTIONS naming Pebble: a
 // certificate is issued, a client trusting Pebble's issuing root publishes and subscribes
-// over HTTPS (HTTP/2), HTTP on http_port answers 308, and a restart orders nothing new.
+// over HTTPS (HTTP/2), HTTP on http_port answers 308, a restart orders nothing new, and a
+// restart while Pebble is down serves the stored certificate and is ready.
 func TestACMEWithPebble(t *testing.T) {
 	p := startPebble(t, nil)
 	dataDir := t.TempDir()
@@ -174,13 +177,16 @@ func TestACMEWithPebble(t *testing.T) {
 		"GLOBAL_OPTIONS": "email ops@hub.test\nacme_ca " + p.dir + "\nacme_ca_root " + p.root + "\nhttp_port " + httpPort,
 	}
 	args := []string{"--listen", addr, "--metrics-addr", ops, "--data-dir", dataDir}
+	roots := p.issuingRoot(t) // new at each Pebble start, and unavailable once it is stopped
 	var first *x509.Certificate
-	for i := range 2 {
-		t.Run(fmt.Sprintf("start %d", i+1), func(t *testing.T) {
+	for _, name := range []string{"first start", "restart", "restart with the CA down"} {
+		t.Run(name, func(t *testing.T) {
+			if name == "restart with the CA down" {
+				p.stop()
+			}
 			log := startHTTPS(t, env, args...)
 			waitUp(t, addr)
 			waitReady(t, ops, log)
-			roots := p.issuingRoot(t)
 			cert := servedCert(t, addr, "hub.test", roots)
 			obtained := strings.Count(log.String(), `msg="certificate obtained" `)
 			switch {
