@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,12 +163,13 @@ func poolOf(t *testing.T, file string) *x509.CertPool {
 	return pool
 }
 
-// TestACMEWithPebble checks SERVER_NAME=hub.test:PORT with GLOBAL_OPTIONS naming Pebble: a
+// TestACMEWithPebble checks the binary with SERVER_NAME=hub.test:PORT and GLOBAL_OPTIONS naming Pebble: a
 // certificate is issued, a client trusting Pebble's issuing root publishes and subscribes
 // over HTTPS (HTTP/2), HTTP on http_port answers 308, a restart orders nothing new, and a
 // restart while Pebble is down serves the stored certificate and is ready.
 func TestACMEWithPebble(t *testing.T) {
 	p := startPebble(t, nil)
+	bin := buildHerald(t)
 	dataDir := t.TempDir()
 	addr, ops := freeAddr(t), freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
@@ -184,7 +186,7 @@ func TestACMEWithPebble(t *testing.T) {
 			if name == "restart with the CA down" {
 				p.stop()
 			}
-			log := startHTTPS(t, env, args...)
+			log := startBinary(t, bin, env, args...)
 			waitUp(t, addr)
 			waitReady(t, ops, log)
 			cert := servedCert(t, addr, "hub.test", roots)
@@ -201,6 +203,30 @@ func TestACMEWithPebble(t *testing.T) {
 			checkRedirect(t, httpPort, port)
 		})
 	}
+}
+
+// startBinary runs bin serve with an in-memory log, the test key, env added to the
+// environment and args, and returns its log; at cleanup it is stopped with SIGTERM and must
+// exit with 0.
+func startBinary(t *testing.T, bin string, env map[string]string, args ...string) *syncBuffer {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--transport-url", "local://"}, args...)...)
+	cmd.Env = append(os.Environ(), "MERCURE_PUBLISHER_JWT_KEY="+key)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("herald: %v\n%s", err, log.String())
+		}
+	})
+	return log
 }
 
 // publishAndSubscribe subscribes to a topic over HTTPS as hub.test, publishes to it, and
