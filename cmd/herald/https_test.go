@@ -125,7 +125,13 @@ func startHTTPS(t *testing.T, env map[string]string, args ...string) *syncBuffer
 // 10s.
 func waitReady(t *testing.T, ops string, log *syncBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitReadyWithin(t, ops, log, 10*time.Second)
+}
+
+// waitReadyWithin is waitReady with another deadline.
+func waitReadyWithin(t *testing.T, ops string, log *syncBuffer, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		resp, err := http.Get("http://" + ops + "/readyz")
 		if err == nil {
@@ -135,7 +141,7 @@ func waitReady(t *testing.T, ops string, log *syncBuffer) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v\n%s", err, log.String())
+			t.Fatalf("not ready within %v: %v\n%s", d, err, log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

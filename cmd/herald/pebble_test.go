@@ -42,10 +42,20 @@ type pebbleVA struct {
 	httpPort, tlsPort int
 }
 
+// pebbleDir is the ACME directory URL of a Pebble listening on port.
+func pebbleDir(port string) string { return "https://localhost:" + port + "/dir" }
+
 // startPebble runs Pebble on free loopback ports and stops it at cleanup. With va nil every
 // challenge passes without validation; otherwise Pebble validates as va says. Without Pebble
 // installed the test is skipped, or fails when CI is set.
 func startPebble(t *testing.T, va *pebbleVA) *pebble {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	return startPebbleOn(t, port, va)
+}
+
+// startPebbleOn is startPebble with the ACME directory on the loopback port port.
+func startPebbleOn(t *testing.T, port string, va *pebbleVA) *pebble {
 	t.Helper()
 	exe, err := exec.LookPath("pebble")
 	if err != nil {
@@ -59,7 +69,6 @@ func startPebble(t *testing.T, va *pebbleVA) *pebble {
 		}
 		t.Skip(msg)
 	}
-	_, port, _ := net.SplitHostPort(freeAddr(t))
 	_, mport, _ := net.SplitHostPort(freeAddr(t))
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":           "127.0.0.1:" + port,
@@ -100,7 +109,7 @@ func startPebble(t *testing.T, va *pebbleVA) *pebble {
 			t.Logf("pebble:\n%s", out.String())
 		}
 	})
-	p := &pebble{dir: "https://localhost:" + port + "/dir", root: filepath.Join(certs, "pebble.minica.pem"), mgmt: "https://localhost:" + mport, stop: stop}
+	p := &pebble{dir: pebbleDir(port), root: filepath.Join(certs, "pebble.minica.pem"), mgmt: "https://localhost:" + mport, stop: stop}
 	c := p.client(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -378,4 +387,33 @@ func startDNS(t *testing.T) string {
 		t.Cleanup(func() { _ = srv.Shutdown(); <-done })
 	}
 	return pc.LocalAddr().String()
+}
+
+// TestACMECAComesBack checks a hub started while its CA is down: not ready, and ready with a
+// certificate once the CA is up, at certmagic's first retry a minute later. It takes over a
+// minute, so it runs only with HERALD_TEST_SLOW=1 (make test-slow).
+func TestACMECAComesBack(t *testing.T) {
+	if os.Getenv("HERALD_TEST_SLOW") == "" {
+		t.Skip("takes over a minute: run with HERALD_TEST_SLOW=1 (make test-slow)")
+	}
+	_, caPort, _ := net.SplitHostPort(freeAddr(t))
+	addr, ops := freeAddr(t), freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	certs := filepath.Join(goEnv(t, "GOMODCACHE"), "github.com", "letsencrypt", "pebble", "v2@"+pebbleVersion, "test", "certs")
+	env := map[string]string{
+		"SERVER_NAME":    "hub.test:" + port,
+		"GLOBAL_OPTIONS": "acme_ca " + pebbleDir(caPort) + "\nacme_ca_root " + filepath.Join(certs, "pebble.minica.pem") + "\nauto_https disable_redirects",
+	}
+	log := startHTTPS(t, env, "--listen", addr, "--metrics-addr", ops, "--data-dir", t.TempDir())
+	waitUp(t, addr)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), "no certificate for hub.test yet") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line saying why:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p := startPebbleOn(t, caPort, nil)
+	waitReadyWithin(t, ops, log, 90*time.Second)
+	servedCert(t, addr, "hub.test", p.issuingRoot(t))
 }
