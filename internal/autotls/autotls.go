@@ -76,6 +76,9 @@ func New(cfg Config) (*Manager, error) {
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		cfg.Logger.Warn("data_dir holds private keys but other users may read it: chmod 700 it", "data_dir", cfg.DataDir, "mode", fi.Mode().Perm().String())
+	}
 	m := &Manager{cfg: cfg, failed: map[string]string{}}
 	for _, n := range cfg.Names {
 		if cfg.Local || IsLocal(n) {
