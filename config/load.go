@@ -90,8 +90,8 @@ func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (
 		}
 	}
 	cli.SetUsage(fs, "serve [flags]", fmt.Sprintf("Runs the hub. Flags override environment variables, which override the configuration file.\n"+
-		"Environment: %s, %s/%s, %s/%s, %s, %s (one directive a line).",
-		EnvServerName, EnvPublisherKey, EnvPublisherAlg, EnvSubscriberKey, EnvSubscriberAlg, EnvJWTKey, EnvExtraDirectives))
+		"Environment: %s, %s/%s, %s/%s, %s, %s (one directive a line), %s (Caddy global options: the HTTPS ones, grace_period, debug).",
+		EnvServerName, EnvPublisherKey, EnvPublisherAlg, EnvSubscriberKey, EnvSubscriberAlg, EnvJWTKey, EnvExtraDirectives, EnvGlobalOptions))
 	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return c, err
 	}
