@@ -40,6 +40,9 @@ USER 65532:65532
 # namespace: Docker's default; podman needs --sysctl net.ipv4.ip_unprivileged_port_start=0
 # (or SERVER_NAME=:8080 -p 80:8080). See docs/deployment.md.
 ENV SERVER_NAME=:80
+# With a host name in SERVER_NAME, certificates, their keys and the ACME account are kept in
+# /data/herald (data_dir's default under XDG_DATA_HOME), on the volume.
+ENV XDG_DATA_HOME=/data
 EXPOSE 80 443
 
 # /readyz on the operations listener (metrics_addr, localhost:2019 by default), asked by the

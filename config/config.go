@@ -23,6 +23,21 @@ type Config struct {
 	TLSCert string // certificate file; with TLSKey, serve HTTPS (and HTTP/2)
 	TLSKey  string
 
+	// HTTPS as the reference hub's Caddy serves it (see docs/https.md). ServerNames are the
+	// host names of SERVER_NAME that get certificates: from ACME, or from Herald's local CA for
+	// localhost, *.localhost, IP addresses and with LocalCerts. Empty serves plain HTTP.
+	ServerNames []string
+	Email       string // ACME account e-mail address
+	ACMECA      string // ACME directory URL; "" = Let's Encrypt
+	ACMECARoot  string // PEM file of a root to trust for the ACME server's own TLS
+	LocalCerts  bool   // every certificate from the local CA
+	// AutoHTTPS is "" (on), "off" (no certificates are obtained and no redirect is served)
+	// or "disable_redirects" (certificates without the HTTP listener that redirects).
+	AutoHTTPS string
+	HTTPPort  int    // the redirect and HTTP-01 listener's port; 0 = 80
+	HTTPSPort int    // the HTTPS port of host names without one; 0 = 443
+	DataDir   string // certificates, keys and the ACME account; "" = $XDG_DATA_HOME/herald
+
 	PublisherKey  string
 	PublisherAlg  string
 	PublisherJWKS string
@@ -188,6 +203,19 @@ func directives() []directive {
 			return nil
 		}
 	}
+	port := func(dst func(*Config) *int) func(*Config, []string) error {
+		return func(c *Config, a []string) error {
+			if len(a) != 1 {
+				return errors.New("takes a port")
+			}
+			n, err := strconv.Atoi(a[0])
+			if err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("%q is not a port (1-65535)", a[0])
+			}
+			*dst(c) = n
+			return nil
+		}
+	}
 	jwt := func(key, alg func(*Config) *string) func(*Config, []string) error {
 		return func(c *Config, a []string) error {
 			if len(a) < 1 || len(a) > 2 {
@@ -213,6 +241,29 @@ func directives() []directive {
 				return errors.New("takes a certificate file and a key file")
 			}
 			c.TLSCert, c.TLSKey = a[0], a[1]
+			return nil
+		}},
+		{"data_dir", "DIR", "where certificates, their keys and the ACME account are kept, with 0700/0600 permissions (default $XDG_DATA_HOME/herald, else ~/.local/share/herald)", str(func(c *Config) *string { return &c.DataDir })},
+		{"email", "ADDRESS", "e-mail address of the ACME account (GLOBAL_OPTIONS' email)", str(func(c *Config) *string { return &c.Email })},
+		{"acme_ca", "URL", "ACME directory of the CA that issues certificates (default Let's Encrypt)", str(func(c *Config) *string { return &c.ACMECA })},
+		{"acme_ca_root", "FILE", "PEM root certificate to trust for the ACME CA's own HTTPS (a test CA such as Pebble)", str(func(c *Config) *string { return &c.ACMECARoot })},
+		{"local_certs", "", "issue every certificate from Herald's local CA instead of ACME", flag(func(c *Config) *bool { return &c.LocalCerts })},
+		{"auto_https", "off|disable_redirects", "off: obtain no certificates and serve no redirect; disable_redirects: no HTTP listener redirecting to HTTPS", func(c *Config, a []string) error {
+			if len(a) != 1 || a[0] != "off" && a[0] != "disable_redirects" {
+				return errors.New("takes off or disable_redirects")
+			}
+			c.AutoHTTPS = a[0]
+			return nil
+		}},
+		{"http_port", "PORT", "port of the HTTP listener that redirects to HTTPS and answers HTTP-01 challenges (default 80)", port(func(c *Config) *int { return &c.HTTPPort })},
+		{"https_port", "PORT", "HTTPS port of host names given without one (default 443)", port(func(c *Config) *int { return &c.HTTPSPort })},
+		{"debug", "", "log at debug level (as log_level debug)", func(c *Config, a []string) error {
+			if len(a) > 1 || len(a) == 1 && a[0] != "true" && a[0] != "false" {
+				return errors.New("takes no argument")
+			}
+			if len(a) == 0 || a[0] == "true" {
+				c.LogLevel = "debug"
+			}
 			return nil
 		}},
 		{"publisher_jwt", "KEY [ALG]", "key (HMAC secret or PEM public key) and algorithm (default HS256) of publishers' JWTs", jwt(func(c *Config) *string { return &c.PublisherKey }, func(c *Config) *string { return &c.PublisherAlg })},

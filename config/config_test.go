@@ -61,7 +61,6 @@ func TestLoadErrors(t *testing.T) {
 		{"bad event rate", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscription_events_rate 10 0\nsubscription_events_rate"}, []string{
 			`subscription_events_rate: "0" is not a positive whole number`, `subscription_events_rate: takes a rate and an optional burst`}},
 		{"bad number", []string{"--max-topics", "-3"}, map[string]string{EnvPublisherKey: "k"}, []string{`"-3" is not a non-negative whole number`}},
-		{"https server name", nil, map[string]string{EnvPublisherKey: "k", EnvServerName: "https://example.com"}, []string{"HTTPS needs the tls directive"}},
 		{"bad log format", []string{"--log-format", "xml"}, map[string]string{EnvPublisherKey: "k"}, []string{`log_format "xml"`}},
 		{"tls needs both", []string{"--tls", "cert.pem"}, map[string]string{EnvPublisherKey: "k"}, []string{"takes a certificate file and a key file"}},
 		{"stray argument", []string{"extra"}, map[string]string{EnvPublisherKey: "k"}, []string{`unexpected argument "extra"`}},
@@ -145,25 +144,93 @@ func TestBodyLimits(t *testing.T) {
 }
 
 func TestServerName(t *testing.T) {
-	for in, want := range map[string]string{
-		":3000":                 ":3000",
-		"localhost:8080":        "localhost:8080",
-		"http://127.0.0.1:9000": "127.0.0.1:9000",
-		"example.com":           "example.com:80",
-		"[::1]:3000":            "[::1]:3000",
+	for in, want := range map[string]struct {
+		addr  string
+		names []string
+	}{
+		":3000":                    {":3000", nil},
+		"http://127.0.0.1:9000":    {"127.0.0.1:9000", nil},
+		"http://example.com":       {"example.com:80", nil},
+		"http://[::1]:3000":        {"[::1]:3000", nil},
+		"hub.example.com":          {":443", []string{"hub.example.com"}},
+		"https://hub.example.com/": {":443", []string{"hub.example.com"}},
+		"hub.test:8443":            {":8443", []string{"hub.test"}},
+		"a.example, b.example":     {":443", []string{"a.example", "b.example"}},
+		"a.example b.example":      {":443", []string{"a.example", "b.example"}},
+		"localhost":                {":443", []string{"localhost"}},
+		"127.0.0.1:8443":           {":8443", []string{"127.0.0.1"}},
+		"[::1]:8443":               {":8443", []string{"::1"}},
 	} {
-		if got, err := listenAddr(in); err != nil || got != want {
-			t.Errorf("listenAddr(%q) = %q, %v; want %q", in, got, err, want)
+		c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvServerName: in}), io.Discard, io.Discard)
+		if err != nil || c.Addr != want.addr || !reflect.DeepEqual(c.ServerNames, want.names) {
+			t.Errorf("SERVER_NAME %q: Addr %q, ServerNames %q, %v; want %q, %q", in, c.Addr, c.ServerNames, err, want.addr, want.names)
+		}
+	}
+	for in, want := range map[string]string{
+		"a.example:8443, b.example:9443": `SERVER_NAME: "a.example:8443, b.example:9443": every host name must use the same port`,
+		":80, hub.example.com":           `SERVER_NAME: ":80, hub.example.com": a plain HTTP address must be the only one`,
+		" , ":                            `SERVER_NAME: empty`,
+	} {
+		_, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvServerName: in}), io.Discard, io.Discard)
+		if err == nil || err.Error() != want {
+			t.Errorf("SERVER_NAME %q: %v; want %s", in, err, want)
+		}
+	}
+}
+
+func TestGlobalOptions(t *testing.T) {
+	c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvServerName: "hub.test", EnvGlobalOptions: `
+		# the reference image's global block, one option a line
+		email ops@example.com
+		acme_ca https://localhost:14000/dir
+		acme_ca_root /etc/pebble.pem
+		local_certs
+		auto_https disable_redirects
+		http_port 8080
+		https_port 8443
+		grace_period 3s
+		debug`}), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Addr, want.ServerNames = ":8443", []string{"hub.test"}
+	want.Email, want.ACMECA, want.ACMECARoot = "ops@example.com", "https://localhost:14000/dir", "/etc/pebble.pem"
+	want.LocalCerts, want.AutoHTTPS, want.HTTPPort, want.HTTPSPort = true, "disable_redirects", 8080, 8443
+	want.GracePeriod, want.LogLevel, want.PublisherKey = 3*time.Second, "debug", "k"
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+	// The same settings as flags.
+	f, err := Load([]string{"--email", "ops@example.com", "--acme-ca", "https://localhost:14000/dir", "--acme-ca-root", "/etc/pebble.pem", "--local-certs",
+		"--auto-https", "disable_redirects", "--http-port", "8080", "--https-port", "8443", "--grace-period", "3s", "--debug"},
+		env(map[string]string{EnvPublisherKey: "k", EnvServerName: "hub.test"}), io.Discard, io.Discard)
+	if err != nil || !reflect.DeepEqual(f, want) {
+		t.Fatalf("flags: %v\ngot  %+v\nwant %+v", err, f, want)
+	}
+	// auto_https off without tls files: plain HTTP on http_port.
+	o, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvServerName: "hub.test", EnvGlobalOptions: "auto_https off\nhttp_port 8080"}), io.Discard, io.Discard)
+	if err != nil || o.Addr != ":8080" {
+		t.Fatalf("auto_https off: %q, %v", o.Addr, err)
+	}
+	_, err = Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvGlobalOptions: "email a@example.com\nservers {\nhttp_port 99999\nauto_https on"}), io.Discard, io.Discard)
+	for _, w := range []string{
+		`GLOBAL_OPTIONS line 2: Herald does not read the global option "servers" (it reads email, acme_ca, acme_ca_root, local_certs, auto_https, http_port, https_port, grace_period, debug)`,
+		`GLOBAL_OPTIONS line 3: http_port: "99999" is not a port (1-65535)`,
+		`GLOBAL_OPTIONS line 4: auto_https: takes off or disable_redirects`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v\nwant %s", err, w)
 		}
 	}
 }
 
 func TestCompatibilityDirectivesAreNoted(t *testing.T) {
-	c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscriber_list_cache_size 100\nprotocol_version_compatibility 7", "GLOBAL_OPTIONS": "debug"}), io.Discard, io.Discard)
+	c, err := Load(nil, env(map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "subscriber_list_cache_size 100\nprotocol_version_compatibility 7", "CADDY_EXTRA_CONFIG": "x"}), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Notes) != 2 || !strings.Contains(c.Notes[0], "subscriber_list_cache_size") || !strings.Contains(c.Notes[1], "GLOBAL_OPTIONS") {
+	if len(c.Notes) != 2 || !strings.Contains(c.Notes[0], "subscriber_list_cache_size") || !strings.Contains(c.Notes[1], "CADDY_EXTRA_CONFIG") {
 		t.Fatalf("notes %q", c.Notes)
 	}
 }

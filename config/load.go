@@ -1,12 +1,15 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,34 +30,34 @@ const (
 	EnvConfigFile      = "HERALD_CONFIG"
 )
 
-// EnvGlobalOptions holds the reference image's Caddy global options, of which Herald reads
-// grace_period only.
+// EnvGlobalOptions holds the reference image's Caddy global options. Herald reads those that
+// mean something to it (globalOptions); any other is an error naming it.
 const EnvGlobalOptions = "GLOBAL_OPTIONS"
 
 // caddyOnly are the reference image's other Caddy variables: Herald has no Caddy, so a
 // non-empty one is reported rather than silently ignored.
 var caddyOnly = []string{"CADDY_EXTRA_CONFIG", "CADDY_SERVER_EXTRA_DIRECTIVES"}
 
-// applyGlobalOptions applies the grace_period line of the reference image's Caddy global
-// options, which means the same there; other options are noted as not read.
+// globalOptions are the Caddy global options Herald reads from GLOBAL_OPTIONS: each is also a
+// directive of the same name and meaning.
+var globalOptions = []string{"email", "acme_ca", "acme_ca_root", "local_certs", "auto_https", "http_port", "https_port", "grace_period", "debug"}
+
+// applyGlobalOptions applies the reference image's Caddy global options, one a line, as the
+// directives of the same names. An option Herald does not read is an error naming it: it may
+// be one that matters, such as a storage or a CA setting.
 func applyGlobalOptions(c *Config, text string) error {
-	ignored := false
-	for _, line := range strings.Split(text, "\n") {
+	lines := strings.Split(text, "\n")
+	var errs []error
+	for i, line := range lines {
 		fields := strings.Fields(line)
-		switch {
-		case len(fields) == 0:
-		case fields[0] == "grace_period":
-			if err := ApplyDirectives(c, EnvGlobalOptions, line); err != nil {
-				return err
-			}
-		default:
-			ignored = true
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") || slices.Contains(globalOptions, fields[0]) {
+			continue
 		}
+		errs = append(errs, fmt.Errorf("%s line %d: Herald does not read the global option %q (it reads %s)", EnvGlobalOptions, i+1, fields[0], strings.Join(globalOptions, ", ")))
+		lines[i] = "" // keeps the line numbers of the others
 	}
-	if ignored {
-		c.Notes = append(c.Notes, EnvGlobalOptions+" is Caddy configuration; Herald has no Caddy and reads only grace_period from it")
-	}
-	return nil
+	errs = append(errs, ApplyDirectives(c, EnvGlobalOptions, strings.Join(lines, "\n")))
+	return errors.Join(errs...)
 }
 
 // Load builds the configuration of `herald serve` from its arguments (without the command
@@ -87,8 +90,8 @@ func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (
 		}
 	}
 	cli.SetUsage(fs, "serve [flags]", fmt.Sprintf("Runs the hub. Flags override environment variables, which override the configuration file.\n"+
-		"Environment: %s, %s/%s, %s/%s, %s, %s (one directive a line).",
-		EnvServerName, EnvPublisherKey, EnvPublisherAlg, EnvSubscriberKey, EnvSubscriberAlg, EnvJWTKey, EnvExtraDirectives))
+		"Environment: %s, %s/%s, %s/%s, %s, %s (one directive a line), %s (Caddy global options: the HTTPS ones, grace_period, debug).",
+		EnvServerName, EnvPublisherKey, EnvPublisherAlg, EnvSubscriberKey, EnvSubscriberAlg, EnvJWTKey, EnvExtraDirectives, EnvGlobalOptions))
 	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return c, err
 	}
@@ -108,11 +111,11 @@ func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (
 	}
 	// 2. The environment.
 	if v := getenv(EnvServerName); v != "" {
-		addr, err := listenAddr(v)
+		addr, names, err := parseServerName(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", EnvServerName, err))
 		}
-		c.Addr = addr
+		c.Addr, c.ServerNames = addr, names
 	}
 	setIf(&c.PublisherKey, getenv(EnvJWTKey))
 	setIf(&c.SubscriberKey, getenv(EnvJWTKey))
@@ -153,6 +156,7 @@ func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (
 	setIf(&c.SubscriberKey, *subKey)
 	setIf(&c.SubscriberAlg, *subAlg)
 	c.Dev = *dev
+	c.resolveHTTPS()
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
@@ -166,23 +170,59 @@ func setIf(dst *string, v string) {
 	}
 }
 
-// listenAddr turns a SERVER_NAME such as ":3000", "localhost:3000", "http://host:8080" or a
-// bare host name into a listen address. A bare name listens on port 80: Herald does not obtain
-// certificates the way Caddy does.
-func listenAddr(v string) (string, error) {
-	v = strings.TrimSpace(v)
-	if strings.ContainsAny(v, ", ") {
-		return "", fmt.Errorf("%q: Herald listens on one address", v)
+// parseServerName reads SERVER_NAME as Caddy reads a site address. ":PORT" and "http://..."
+// are plain HTTP on that address (a host without a port listens on 80). Host names, one or
+// several separated by commas or spaces, with or without "https://", are served over HTTPS
+// with certificates for them: names holds them, and addr is ":PORT" when they give a port
+// (all the same one) or "" for the https_port, which resolveHTTPS fills in.
+func parseServerName(v string) (addr string, names []string, err error) {
+	sites := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	if len(sites) == 0 {
+		return "", nil, errors.New("empty")
 	}
-	v = strings.TrimPrefix(v, "http://")
-	if strings.HasPrefix(v, "https://") {
-		return "", fmt.Errorf("%q: HTTPS needs the tls directive with a certificate and key; give a host:port", v)
+	port := ""
+	for _, site := range sites {
+		plain := strings.HasPrefix(site, "http://")
+		site = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(site, "http://"), "https://"), "/")
+		host, p := site, ""
+		if strings.HasPrefix(site, ":") || strings.HasPrefix(site, "[") || strings.Count(site, ":") == 1 {
+			if host, p, err = net.SplitHostPort(site); err != nil {
+				return "", nil, fmt.Errorf("%q: %w", site, err)
+			}
+		}
+		if plain || host == "" {
+			if len(sites) > 1 {
+				return "", nil, fmt.Errorf("%q: a plain HTTP address must be the only one", v)
+			}
+			if p == "" {
+				p = "80"
+			}
+			return net.JoinHostPort(host, p), nil, nil
+		}
+		if len(names) > 0 && p != port {
+			return "", nil, fmt.Errorf("%q: every host name must use the same port", v)
+		}
+		port = p
+		names = append(names, host)
 	}
-	v = strings.TrimSuffix(v, "/")
-	if strings.HasPrefix(v, "[") || strings.Contains(v, ":") {
-		return v, nil
+	if port != "" {
+		addr = ":" + port
 	}
-	return v + ":80", nil
+	return addr, names, nil
+}
+
+// resolveHTTPS completes the HTTPS settings once every source is read: host names without a
+// port listen on https_port, or, with auto_https off and no tls files, serve plain HTTP on
+// http_port.
+func (c *Config) resolveHTTPS() {
+	if len(c.ServerNames) == 0 || c.Addr != "" {
+		return
+	}
+	if c.AutoHTTPS == "off" && c.TLSCert == "" {
+		c.Addr = ":" + strconv.Itoa(cmp.Or(c.HTTPPort, 80))
+		return
+	}
+	c.Addr = ":" + strconv.Itoa(cmp.Or(c.HTTPSPort, 443))
 }
 
 // Validate checks values that directives cannot check alone.

@@ -4,7 +4,8 @@
 # read-only root filesystem, every capability dropped and no new privileges. It checks: the
 # image size and labels, HEALTHCHECK, subscribe and publish through the mapped port, the process
 # user, that `podman restart` keeps the history in the named volume (a Last-Event-ID replay
-# after it), and that SIGTERM (`podman stop`) ends the hub cleanly within the grace period.
+# after it), that SIGTERM (`podman stop`) ends the hub cleanly within the grace period, and
+# that SERVER_NAME=localhost serves HTTPS over HTTP/2 with a certificate kept in /data/herald.
 #
 # Installs podman and runc with apt when missing and run as root; without them it skips, or
 # fails when CI is set. Everything it creates is named herald-image-test-PID and removed.
@@ -127,4 +128,19 @@ code=$(pm inspect --format '{{.State.ExitCode}}' "$name")
 [ "$stopms" -lt 10000 ] || fail "SIGTERM took ${stopms}ms"
 pm logs "$name" 2>&1 | grep -q 'herald stopped' || fail "no 'herald stopped' in the log"
 
-echo "image test: ok ($size bytes; uid 65532, no capabilities, read-only root; restart kept the history; SIGTERM stop in ${stopms}ms)" >&2
+# HTTPS as the reference image serves SERVER_NAME=localhost: a certificate from the local CA,
+# kept in /data/herald on the volume, served over HTTP/2 on 443; healthy once it exists.
+pm rm -f "$name" >/dev/null
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+pm run -d --name "$name" --read-only --cap-drop=all --security-opt=no-new-privileges \
+  --sysctl net.ipv4.ip_unprivileged_port_start=0 \
+  -p "127.0.0.1:$sport:443" -v "$name:/data" \
+  -e SERVER_NAME=localhost -e MERCURE_PUBLISHER_JWT_KEY="$pubkey" \
+  "$image" >/dev/null || fail "podman run with SERVER_NAME=localhost"
+waitHealthy
+pm cp "$name:/data/herald/pki/local/root.crt" "$work/root.crt" || fail "no local CA root in /data/herald"
+got=$(curl -sS --max-time 5 --cacert "$work/root.crt" --resolve "localhost:$sport:127.0.0.1" -o /dev/null \
+  -w '%{http_code} %{http_version}' "https://localhost:$sport/.well-known/mercure") || fail "HTTPS to localhost"
+[ "$got" = "401 2" ] || fail "HTTPS to localhost: '$got', want '401 2' (status, HTTP version)"
+
+echo "image test: ok ($size bytes; uid 65532, no capabilities, read-only root; restart kept the history; SIGTERM stop in ${stopms}ms; HTTPS with a local certificate over HTTP/2)" >&2

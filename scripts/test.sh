@@ -2,7 +2,7 @@
 # Runs every test of Herald with the race detector, after installing what the tests need and
 # the machine lacks (Debian's chromium for the browser tests, redis-server and nats-server for
 # the cluster transports; the tests start their own servers on free ports; helm and
-# systemd-analyze for the deployment files). Used by `make test` and CI.
+# systemd-analyze for the deployment files, pebble for the HTTPS tests). Used by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,16 @@ if ! command -v helm >/dev/null && [ ! -x "$(go env GOPATH)/bin/helm" ]; then
   echo "installing helm with go install (once; it lands in $(go env GOPATH)/bin)" >&2
   if ! go install helm.sh/helm/v4/cmd/helm@v4.3.2 && [ -n "${CI:-}" ]; then
     echo "could not install helm: go install helm.sh/helm/v4/cmd/helm@v4.3.2 failed" >&2
+    exit 1
+  fi
+fi
+
+# The HTTPS tests (cmd/herald) obtain certificates from Pebble, Let's Encrypt's test CA; its
+# module source, which go install leaves in the module cache, holds the root of its own HTTPS.
+if ! command -v pebble >/dev/null && [ ! -x "$(go env GOPATH)/bin/pebble" ]; then
+  echo "installing pebble with go install (once; it lands in $(go env GOPATH)/bin)" >&2
+  if ! go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3 && [ -n "${CI:-}" ]; then
+    echo "could not install pebble: go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3 failed" >&2
     exit 1
   fi
 fi

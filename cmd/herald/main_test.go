@@ -26,7 +26,14 @@ import (
 	"github.com/heraldhub/herald/sse"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Two certmagic goroutines outlive a hub: the one refreshing a storage lock file notices the
+// release only at its next refresh, seconds later, then ends; and the rate limiter of each ACME
+// account is kept, process-wide, for the life of the process.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"),
+		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"))
+}
 
 const key = "a-key-that-is-at-least-32-bytes-long!!"
 

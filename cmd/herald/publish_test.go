@@ -15,11 +15,19 @@ import (
 func startServe(t *testing.T, extra ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
+	runServe(t, keyEnv, append([]string{"--listen", addr, "--metrics-addr", "off", "--transport-url", "local://"}, extra...)...)
+	waitUp(t, addr)
+	return "http://" + addr + "/.well-known/mercure"
+}
+
+// runServe runs `herald serve` in-process with args and the environment getenv, and returns
+// its log; it stops at cleanup, which fails the test unless it exits with 0.
+func runServe(t *testing.T, getenv func(string) string, args ...string) *syncBuffer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	code := make(chan int, 1)
-	args := append([]string{"serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", "local://"}, extra...)
-	go func() { code <- run(ctx, args, keyEnv, &stdout, &stderr) }()
+	go func() { code <- run(ctx, append([]string{"serve"}, args...), getenv, &stdout, &stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -31,8 +39,7 @@ func startServe(t *testing.T, extra ...string) string {
 			t.Error("serve did not stop")
 		}
 	})
-	waitUp(t, addr)
-	return "http://" + addr + "/.well-known/mercure"
+	return &stderr
 }
 
 // keyEnv is an environment with the test key as MERCURE_PUBLISHER_JWT_KEY.

@@ -95,6 +95,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer sub.Close()
 	}
+	https, err := planHTTPS(cfg, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer https.close()
+	tlsCfg := https.tls
 	opsLn, err := listenOps(cfg.MetricsAddr, config.DefaultMetricsAddr, log)
 	if err != nil {
 		return err
@@ -199,7 +205,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var opsSrv *http.Server
 	if opsLn != nil {
 		opsSrv = &http.Server{
-			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: h.Ready, Draining: &draining, Pprof: cfg.Pprof}),
+			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
@@ -208,7 +214,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
 	}
 
-	ln := srv.Listener(rawLn, cfg.TLSCert != "")
+	ln := srv.Listener(rawLn, tlsCfg != nil)
 	// No ReadTimeout here: it would stay on the connection for the whole request and end every
 	// subscription older than it. The handler bounds bodies per request instead (read_timeout).
 	httpSrv := &http.Server{
@@ -217,6 +223,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:         tlsCfg,
 	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -228,17 +235,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer func() { stopRun(); <-trimDone }()
 	serveDone := make(chan error, 1)
 	go func() {
-		if cfg.TLSCert != "" {
-			serveDone <- httpSrv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		if tlsCfg != nil {
+			serveDone <- httpSrv.ServeTLS(ln, "", "")
 		} else {
 			serveDone <- httpSrv.Serve(ln)
 		}
 	}()
-	scheme := "http"
-	if cfg.TLSCert != "" {
-		scheme = "https"
+	if err := https.start(ctx, log); err != nil {
+		return err
 	}
-	hubURL := scheme + "://" + displayAddr(ln.Addr()) + server.Path
+	hubURL := https.hubURL(cfg, ln.Addr(), server.Path)
 	log.Info("herald started", "url", hubURL, "transport", redactURL(cfg.TransportURL), "anonymous", cfg.Anonymous)
 	if cfg.Dev {
 		printDevHelp(stdout, cfg, hubURL)

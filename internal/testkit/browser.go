@@ -84,7 +84,9 @@ const browserCloseTimeout = 10 * time.Second
 // been reaped, every leftover child process of the profile is gone and chromedp's goroutines
 // have ended, so goleak-style checks and t.TempDir's removal see a clean state. The browser's
 // own output is logged when the test has failed, to explain crashes.
-func Browser(t testing.TB) context.Context {
+//
+// extra adds command-line switches, such as a certificate to accept.
+func Browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	exe := Chromium(t)
 	profile := t.TempDir()
@@ -96,6 +98,7 @@ func Browser(t testing.TB) context.Context {
 		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(out),
 	}, browserFlags...)
+	opts = append(opts, extra...)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx,
 		chromedp.WithLogf(logs.logf),
