@@ -45,17 +45,21 @@ type pebbleVA struct {
 // pebbleDir is the ACME directory URL of a Pebble listening on port.
 func pebbleDir(port string) string { return "https://localhost:" + port + "/dir" }
 
+// pebbleValidity is how long the certificates Pebble issues are valid, as Let's Encrypt's.
+const pebbleValidity = 90 * 24 * time.Hour
+
 // startPebble runs Pebble on free loopback ports and stops it at cleanup. With va nil every
 // challenge passes without validation; otherwise Pebble validates as va says. Without Pebble
 // installed the test is skipped, or fails when CI is set.
 func startPebble(t *testing.T, va *pebbleVA) *pebble {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(freeAddr(t))
-	return startPebbleOn(t, port, va)
+	return startPebbleOn(t, port, va, pebbleValidity)
 }
 
-// startPebbleOn is startPebble with the ACME directory on the loopback port port.
-func startPebbleOn(t *testing.T, port string, va *pebbleVA) *pebble {
+// startPebbleOn is startPebble with the ACME directory on the loopback port port, issuing
+// certificates valid for validity (whole seconds).
+func startPebbleOn(t *testing.T, port string, va *pebbleVA, validity time.Duration) *pebble {
 	t.Helper()
 	exe, err := exec.LookPath("pebble")
 	if err != nil {
@@ -78,7 +82,7 @@ func startPebbleOn(t *testing.T, port string, va *pebbleVA) *pebble {
 		"httpPort":                5002,
 		"tlsPort":                 5001,
 		"keyAlgorithm":            "ecdsa",
-		"profiles":                map[string]any{"default": map[string]any{"validityPeriod": 7776000}},
+		"profiles":                map[string]any{"default": map[string]any{"validityPeriod": int(validity.Seconds())}},
 	}}
 	env := []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"}
 	var flags []string
@@ -413,7 +417,7 @@ func TestACMECAComesBack(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p := startPebbleOn(t, caPort, nil)
+	p := startPebbleOn(t, caPort, nil, pebbleValidity)
 	waitReadyWithin(t, ops, log, 90*time.Second)
 	servedCert(t, addr, "hub.test", p.issuingRoot(t))
 }

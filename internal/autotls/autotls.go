@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 )
@@ -36,6 +37,10 @@ type Config struct {
 	// challenges) and HTTPS (TLS-ALPN-01 challenges). HTTPPort 0 turns HTTP-01 off.
 	HTTPPort, HTTPSPort int
 	Logger              *slog.Logger
+	// RenewCheckInterval is how often the certificates are checked for renewal; 0 means
+	// certmagic's default (10 minutes). It is not a setting: tests shorten it to see a
+	// short-lived certificate renewed within seconds.
+	RenewCheckInterval time.Duration
 }
 
 // Manager obtains, stores, renews and serves the certificates of Config.Names.
@@ -94,7 +99,8 @@ func New(cfg Config) (*Manager, error) {
 			}
 			return m.acme, nil
 		},
-		Logger: zapLogger(cfg.Logger),
+		Logger:             zapLogger(cfg.Logger),
+		RenewCheckInterval: cfg.RenewCheckInterval,
 	})
 	storage := &certmagic.FileStorage{Path: cfg.DataDir}
 	base := certmagic.Config{
