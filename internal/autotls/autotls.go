@@ -225,6 +225,16 @@ func (m *Manager) Ready() error {
 	return nil
 }
 
+// whatToCheck says, for a failed order, what usually makes one fail.
+func (m *Manager) whatToCheck(name string) string {
+	ports := strconv.Itoa(m.cfg.HTTPSPort)
+	if m.cfg.HTTPPort > 0 {
+		ports = strconv.Itoa(m.cfg.HTTPPort) + " and " + ports
+	}
+	return "that the CA's address (acme_ca) is right and it answers; that " + name +
+		" resolves (DNS) to this machine; that port " + ports + " of this machine can be reached from the CA"
+}
+
 // onEvent logs in words why a certificate could not be obtained, and remembers it for Ready.
 func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) error {
 	name, _ := data["identifier"].(string)
@@ -239,7 +249,7 @@ func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) 
 		m.mu.Lock()
 		m.failed[name] = "the CA " + m.caName(name) + " failed: " + why
 		m.mu.Unlock()
-		m.cfg.Logger.Error("no certificate for "+name+" yet: the CA "+m.caName(name)+" could not issue one; /readyz fails until it does, and it is retried in the background", "err", why)
+		m.cfg.Logger.Error("no certificate for "+name+" yet: the CA "+m.caName(name)+" could not issue one; /readyz fails until it does, and it is retried in the background", "err", why, "check", m.whatToCheck(name))
 	case "cert_obtained":
 		m.mu.Lock()
 		delete(m.failed, name)
