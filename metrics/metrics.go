@@ -6,6 +6,7 @@
 package metrics
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,35 @@ type Metrics struct {
 	matchCandidates prometheus.Histogram
 	connRefused     *prometheus.CounterVec
 	acceptErrors    prometheus.Counter
+
+	// totals mirror a few counters as plain atomics so that the live stats (/stats, herald
+	// top) read exact counts without gathering the registry.
+	totals struct {
+		published, delivered, bytes, connections, slow atomic.Uint64
+	}
+}
+
+// Totals are exact counts since the process started, read by the live stats endpoint.
+type Totals struct {
+	Published       uint64 `json:"published"`        // updates accepted and stored
+	Delivered       uint64 `json:"delivered"`        // events written to subscribers, history included
+	BytesWritten    uint64 `json:"bytes_written"`    // bytes of SSE frames written to subscribers
+	Connections     uint64 `json:"connections"`      // subscriber streams opened
+	SlowDisconnects uint64 `json:"slow_disconnects"` // streams ended for being too slow
+}
+
+// Totals returns the exact counts recorded so far; zero for a nil *Metrics.
+func (m *Metrics) Totals() Totals {
+	if m == nil {
+		return Totals{}
+	}
+	return Totals{
+		Published:       m.totals.published.Load(),
+		Delivered:       m.totals.delivered.Load(),
+		BytesWritten:    m.totals.bytes.Load(),
+		Connections:     m.totals.connections.Load(),
+		SlowDisconnects: m.totals.slow.Load(),
+	}
 }
 
 // New creates the instruments and registers them with the Go and process collectors.
@@ -157,6 +187,7 @@ func (m *Metrics) Published(private bool, d time.Duration) {
 		v = "private"
 	}
 	m.published.WithLabelValues(v).Inc()
+	m.totals.published.Add(1)
 	m.publishDuration.Observe(d.Seconds())
 }
 
@@ -198,8 +229,10 @@ func (m *Metrics) Written(events, bytes int, oldest time.Time) {
 	}
 	if events > 0 {
 		m.delivered.Add(float64(events))
+		m.totals.delivered.Add(uint64(events))
 	}
 	m.bytesWritten.Add(float64(bytes))
+	m.totals.bytes.Add(uint64(max(bytes, 0)))
 	m.writes.Inc()
 	if !oldest.IsZero() {
 		m.deliveryLatency.Observe(time.Since(oldest).Seconds())
@@ -212,6 +245,7 @@ func (m *Metrics) Connected() {
 		return
 	}
 	m.connections.Inc()
+	m.totals.connections.Add(1)
 }
 
 // Disconnected records the end of a stream and its reason.
@@ -220,6 +254,9 @@ func (m *Metrics) Disconnected(reason string) {
 		return
 	}
 	m.disconnects.WithLabelValues(reason).Inc()
+	if reason == "slow" {
+		m.totals.slow.Add(1)
+	}
 }
 
 // TransportError records a failed transport operation ("append", "read", "lookup").

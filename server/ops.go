@@ -24,10 +24,13 @@ type OpsConfig struct {
 	Draining *atomic.Bool
 	// Pprof serves Go's profiler under /debug/pprof/.
 	Pprof bool
+	// Stats describes the hub to /stats, the live snapshot that herald top reads; nil leaves
+	// /stats out.
+	Stats *StatsConfig
 }
 
 // OpsHandler returns the operations routes: /healthz (the process is alive), /readyz (ready
-// for traffic), /metrics and optionally /debug/pprof/.
+// for traffic), /metrics, /stats and optionally /debug/pprof/.
 func OpsHandler(cfg OpsConfig) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +55,9 @@ func OpsHandler(cfg OpsConfig) http.Handler {
 	})
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	}
+	if cfg.Stats != nil {
+		mux.Handle("GET /stats", statsHandler(*cfg.Stats, cfg.Metrics))
 	}
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

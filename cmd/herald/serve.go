@@ -43,6 +43,7 @@ const shutdownMargin = time.Second
 
 // serve implements `herald serve`.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	started := time.Now()
 	// From the start: a stop that arrives while the hub starts must end it cleanly, not kill
 	// it halfway through opening its store.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -205,13 +206,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var opsSrv *http.Server
 	if opsLn != nil {
 		opsSrv = &http.Server{
-			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof}),
+			Handler: server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof,
+				Stats: &server.StatsConfig{Version: readVersion().Version, Transport: transportScheme(cfg.TransportURL), Started: started, Subscribers: h.Subscribers}}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
 		go func() { _ = opsSrv.Serve(server.OpsListener(opsLn, max(reserve/8, 8), log, m)) }()
 		defer opsSrv.Close()
-		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz")
+		log.Info("operations endpoints", "url", "http://"+displayAddr(opsLn.Addr()), "paths", "/metrics /healthz /readyz /stats")
 	}
 
 	ln := srv.Listener(rawLn, tlsCfg != nil)
@@ -435,6 +437,15 @@ func redactURL(raw string) string {
 		return raw // as given: Redacted would turn local:// into local:
 	}
 	return u.Redacted()
+}
+
+// transportScheme names the transport by its URL's scheme, which never holds credentials.
+func transportScheme(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "unknown"
+	}
+	return u.Scheme
 }
 
 // listenOps opens the operations endpoint's listener, or returns nil when metrics_addr is off.
