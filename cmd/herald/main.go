@@ -4,6 +4,7 @@
 //	herald token [flags]   mint a JWT for local use
 //	herald import FILE     copy the history of a reference hub's bolt file into Herald's store
 //	herald healthcheck     ask a running hub's /readyz (the container image's HEALTHCHECK)
+//	herald top             show a running hub's live figures (from /stats on its operations address)
 //	herald version         print the version, the commit and the Go version
 //
 // This package only wires: configuration → transport → hub → HTTP server.
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = importCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		err = healthcheckCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "top":
+		err = topCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCommand(args[1:], stdout)
 	case "help", "-h", "--help":
@@ -75,6 +78,7 @@ Usage:
   herald bench ...       load-test a hub on this machine: fanout, idle, catchup, publish (see herald bench help)
   herald import FILE     copy the history of a reference hub's bolt file (mercure.db) into Herald's store
   herald healthcheck     exit 0 when the hub running here is ready (asks /readyz on metrics_addr)
+  herald top [flags]     show a running hub's live figures every second (see herald top --help)
   herald version         print the version, the commit and the Go version (also --version)
 `)
 }

@@ -104,6 +104,23 @@ func post(t *testing.T, client *http.Client, hubURL, tok string, form url.Values
 	return resp.StatusCode, string(b)
 }
 
+// subscribeNews opens a subscription to the topic news with a token allowed to read it; the
+// stream is closed at cleanup.
+func subscribeNews(t *testing.T, client *http.Client, hubURL string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=news", nil)
+	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"news"}))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: %d", resp.StatusCode)
+	}
+	return resp
+}
+
 // TestServeAndGracefulShutdown runs `herald serve` in-process: publish, subscribe, then stop
 // it: the stream ends cleanly, with what was published before the stop delivered, and serve
 // returns exit code 0.
@@ -126,16 +143,7 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 
-	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=news", nil)
-	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"news"}))
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("subscribe: %d", resp.StatusCode)
-	}
+	resp := subscribeNews(t, client, hubURL)
 	if c, body := post(t, client, hubURL, mint(t, []string{"news"}, nil), url.Values{"topic": {"news"}, "data": {"hello"}, "id": {"n1"}}); c != 200 || body != "n1" {
 		t.Fatalf("publish: %d %q", c, body)
 	}
