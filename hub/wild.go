@@ -188,7 +188,11 @@ func (w *wildIndex) each(fn func(*Subscriber)) {
 	for s := range w.any {
 		visit(s)
 	}
-	eachExact(w.exact, visit)
+	for _, set := range w.exact {
+		for s := range set {
+			visit(s)
+		}
+	}
 	for _, e := range w.tpls {
 		for s := range e.subs {
 			visit(s)

@@ -103,11 +103,19 @@ func Compile(raw string) *Selector {
 // variables to be matched as one. Such a template always has a usable regular expression: the
 // fuzz test of Compile checks it.
 func validTemplate(raw string) bool {
+	return parseValid(raw) != nil
+}
+
+// parseValid returns raw parsed as a URI template when validTemplate would accept it, or nil.
+func parseValid(raw string) *uritemplate.Template {
 	if len(raw) > MaxTemplateLen || countVars(raw) > MaxTemplateVars {
-		return false
+		return nil
 	}
-	_, err := uritemplate.New(raw)
-	return err == nil
+	tpl, err := uritemplate.New(raw)
+	if err != nil {
+		return nil
+	}
+	return tpl
 }
 
 // parseTemplate splits raw, a valid URI template, into its literal runs and computes its shape.
@@ -184,11 +192,8 @@ func (t *template) mayMatch(topic string) bool {
 // template raw, or nil if raw is not a valid template (see validTemplate) or its expression
 // cannot be compiled.
 func compileTemplate(raw string) (re *regexp.Regexp) {
-	if !validTemplate(raw) {
-		return nil
-	}
-	tpl, err := uritemplate.New(raw)
-	if err != nil {
+	tpl := parseValid(raw)
+	if tpl == nil {
 		return nil
 	}
 	// Regexp uses regexp.MustCompile: a template that parses but yields an expression the regexp
