@@ -15,17 +15,8 @@
 # (--tolerate-unavailable): their updates may arrive, once at most. Results: OUTDIR/cluster.txt,
 # OUTDIR/cluster.csv, OUTDIR/chaos.log (what was killed when).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=$(realpath -m "${1:-soak-results}")
+source "$(dirname "$0")/lib/soak-common.sh"
 shift || true
-mkdir -p "$OUT"
-KEY='soak-key-that-is-long-enough-for-hs256!'
-if [[ -z ${HERALD:-} ]]; then
-  HERALD=$OUT/herald
-  CGO_ENABLED=0 go build -o "$HERALD" ./cmd/herald
-fi
-BENCH=${BENCH:-$HERALD} # the binary whose `bench soak` runs the load
-ulimit -n "$(ulimit -Hn)"
 REDIS_PORT=${REDIS_PORT:-4500}
 BASE=${BASE:-4510}
 TRANSPORT="redis://127.0.0.1:$REDIS_PORT/0?stream=soak&size=10000"

@@ -12,17 +12,8 @@
 # every 30 s; BENCH FLAGS override them. Results in OUTDIR: herald.txt and ref.txt (tables),
 # herald.csv and ref.csv (samples), soak.svg (their plot). Exits non-zero if a soak failed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT=$(realpath -m "${1:-soak-results}")
+source "$(dirname "$0")/lib/soak-common.sh"
 shift || true
-mkdir -p "$OUT"
-KEY='soak-key-that-is-long-enough-for-hs256!'
-if [[ -z ${HERALD:-} ]]; then
-  HERALD=$OUT/herald
-  CGO_ENABLED=0 go build -o "$HERALD" ./cmd/herald
-fi
-BENCH=${BENCH:-$HERALD} # the binary whose `bench soak` runs the load
-ulimit -n "$(ulimit -Hn)"
 STORE_SIZE=${STORE_SIZE:-10000} # updates the stores keep
 PORT=${PORT:-4400} # Herald on PORT (metrics PORT+1), the reference hub on PORT+2 (admin PORT+3)
 PIDS=()
