@@ -169,10 +169,7 @@ func (h *Hub) ownSubscriptions() []Subscription {
 	var out []Subscription
 	add := func(s *Subscriber) {
 		for _, sel := range s.Selectors {
-			out = append(out, Subscription{
-				ID: SubscriptionID(sel.Raw(), s.ID), Type: "Subscription", Subscriber: s.ID,
-				Topic: sel.Raw(), Active: true, Payload: s.Payload,
-			})
+			out = append(out, newSubscription(sel, s.ID, s.Payload))
 		}
 	}
 	h.eachSubscriber(add)
@@ -216,13 +213,11 @@ func (h *Hub) expireDeadNodes(ctx context.Context) {
 		return
 	}
 	for _, s := range gone {
-		s.Context = JSONLDContext
 		s.Active = false
-		data, err := json.Marshal(s)
+		u, err := s.event()
 		if err != nil {
 			continue
 		}
-		u := &transport.Update{Topics: []string{s.ID}, Private: true, System: true, Data: string(data)}
 		if err := h.Publish(ctx, u); err != nil && ctx.Err() == nil {
 			h.pres.failed("publishing departures for a dead node failed", "subscription", s.ID, "err", err)
 		}

@@ -42,7 +42,7 @@ func waitSubs(t *testing.T, n *node, what string, want int) []Subscription {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		subs, _ := n.SubscriptionsSnapshot("", "")
+		subs, _ := n.SubscriptionsSnapshot(SubscriptionFilter{})
 		if len(subs) == want {
 			return subs
 		}

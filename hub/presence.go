@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldhub/herald/internal/loglimit"
+	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
 )
 
@@ -22,23 +23,80 @@ const SubscriptionsPath = "/.well-known/mercure/subscriptions"
 // JSONLDContext is the @context of subscription documents.
 const JSONLDContext = "https://mercure.rocks/"
 
-// Subscription is the JSON-LD document that describes one subscription (one selector of one
-// subscriber), in subscription events and in the subscriptions API.
+// Subscription describes one subscription (one selector of one subscriber), in subscription
+// events and in the subscriptions API. It has two forms, chosen by the dialect the selector
+// came in, so that each watcher finds the events it knows: a Mercure 0.x topic selector gives
+// the JSON-LD document (@context, type "Subscription", topic) under
+// SubscriptionsPath/{topic}/{subscriber}; a draft-08 matcher gives the plain JSON document
+// (type "subscription", match_type, match) under SubscriptionsPath/{match_type}/{match}/{subscriber},
+// sent with the SSE event type "mercure".
 type Subscription struct {
 	Context     string          `json:"@context,omitempty"`
 	ID          string          `json:"id"`
 	Type        string          `json:"type"`
 	Subscriber  string          `json:"subscriber"`
-	Topic       string          `json:"topic"`
+	Topic       string          `json:"topic,omitempty"`
+	MatchType   string          `json:"match_type,omitempty"`
+	Match       string          `json:"match,omitempty"`
 	Active      bool            `json:"active"`
 	Payload     json.RawMessage `json:"payload,omitempty"`
 	LastEventID string          `json:"lastEventID,omitempty"`
 }
 
-// SubscriptionID returns the IRI of a subscription: the subscriptions path, then the selector
-// and the subscriber id, each percent-encoded once as an RFC 6570 simple expansion does.
+// Document types and event type of the two forms of Subscription.
+const (
+	docSubscription       = "Subscription" // 0.x, JSON-LD
+	docSubscription08     = "subscription" // draft-08
+	SubscriptionEventType = "mercure"      // SSE event of draft-08 subscription events
+)
+
+// Draft08 reports whether s is in the draft-08 form.
+func (s *Subscription) Draft08() bool { return s.Type == docSubscription08 }
+
+// newSubscription returns the active subscription of sel by subscriber, in the form of the
+// dialect sel came in.
+func newSubscription(sel *topic.Selector, subscriber string, payload json.RawMessage) Subscription {
+	if t := sel.Type(); t != topic.MatchTopic {
+		return Subscription{
+			ID: SubscriptionID08(t.String(), sel.Raw(), subscriber), Type: docSubscription08,
+			Subscriber: subscriber, MatchType: t.String(), Match: sel.Raw(), Active: true, Payload: payload,
+		}
+	}
+	return Subscription{
+		ID: SubscriptionID(sel.Raw(), subscriber), Type: docSubscription,
+		Subscriber: subscriber, Topic: sel.Raw(), Active: true, Payload: payload,
+	}
+}
+
+// event returns the subscription event that publishes s: private, a system update, and for
+// the draft-08 form the "mercure" event type.
+func (s Subscription) event() (*transport.Update, error) {
+	u := &transport.Update{Topics: []string{s.ID}, Private: true, System: true}
+	if s.Draft08() {
+		s.Context = ""
+		u.Type = SubscriptionEventType
+	} else {
+		s.Context = JSONLDContext
+	}
+	s.LastEventID = ""
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("hub: encoding subscription event %s: %w", s.ID, err)
+	}
+	u.Data = string(data)
+	return u, nil
+}
+
+// SubscriptionID returns the IRI of a 0.x subscription: the subscriptions path, then the
+// selector and the subscriber id, each percent-encoded once as an RFC 6570 simple expansion does.
 func SubscriptionID(selector, subscriber string) string {
 	return SubscriptionsPath + "/" + EscapeSegment(selector) + "/" + EscapeSegment(subscriber)
+}
+
+// SubscriptionID08 returns the topic of a draft-08 subscription:
+// SubscriptionsPath/{match_type}/{match}/{subscriber}, each variable percent-encoded once.
+func SubscriptionID08(matchType, match, subscriber string) string {
+	return SubscriptionsPath + "/" + EscapeSegment(matchType) + "/" + EscapeSegment(match) + "/" + EscapeSegment(subscriber)
 }
 
 // EscapeSegment percent-encodes every byte of s except RFC 3986 unreserved characters.
@@ -74,9 +132,9 @@ func (r *registry) apply(u *transport.Update) {
 	var s Subscription
 	isEvent := len(u.Topics) == 1 && strings.HasPrefix(u.Topics[0], SubscriptionsPath+"/") && u.Private
 	if isEvent {
-		if err := json.Unmarshal([]byte(u.Data), &s); err != nil || s.Type != "Subscription" || s.ID != u.Topics[0] {
-			isEvent = false
-		}
+		err := json.Unmarshal([]byte(u.Data), &s)
+		isEvent = err == nil && s.ID == u.Topics[0] &&
+			(s.Type == docSubscription || s.Type == docSubscription08 && u.Type == SubscriptionEventType)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -97,14 +155,37 @@ func (r *registry) apply(u *transport.Update) {
 	}
 }
 
-// SubscriptionsSnapshot lists active subscriptions, optionally only those of one selector
-// (topic != "") and one subscriber (subscriber != ""), sorted by ID, with the ID of the last
-// update dispatched when the list was taken.
-func (h *Hub) SubscriptionsSnapshot(topic, subscriber string) (subs []Subscription, lastEventID string) {
+// SubscriptionFilter selects subscriptions in SubscriptionsSnapshot; its zero value selects
+// them all. Topic selects the 0.x subscriptions of one topic selector, MatchType and Match
+// the draft-08 subscriptions of one matcher; Subscriber narrows either to one subscriber.
+type SubscriptionFilter struct {
+	Topic      string
+	MatchType  string
+	Match      string
+	Subscriber string
+}
+
+func (f SubscriptionFilter) keep(s *Subscription) bool {
+	switch {
+	case f.MatchType != "":
+		if !s.Draft08() || s.MatchType != f.MatchType || s.Match != f.Match {
+			return false
+		}
+	case f.Topic != "":
+		if s.Draft08() || s.Topic != f.Topic {
+			return false
+		}
+	}
+	return f.Subscriber == "" || s.Subscriber == f.Subscriber
+}
+
+// SubscriptionsSnapshot lists the active subscriptions that f selects, sorted by ID, with
+// the ID of the last update dispatched when the list was taken (Earliest when none was).
+func (h *Hub) SubscriptionsSnapshot(f SubscriptionFilter) (subs []Subscription, lastEventID string) {
 	h.reg.mu.RLock()
 	defer h.reg.mu.RUnlock()
 	for _, s := range h.reg.subs {
-		if (topic == "" || s.Topic == topic) && (subscriber == "" || s.Subscriber == subscriber) {
+		if f.keep(&s) {
 			subs = append(subs, s)
 		}
 	}
@@ -116,25 +197,18 @@ func (h *Hub) SubscriptionsSnapshot(topic, subscriber string) (subs []Subscripti
 	return subs, lastEventID
 }
 
-// announce publishes one subscription event per selector of s, active or not. Failures are
-// logged: presence is best effort and must not refuse or hold a subscriber.
+// announce publishes one subscription event per selector of s, active or not, each in the
+// form of the dialect its selector came in. Failures are logged: presence is best effort and
+// must not refuse or hold a subscriber.
 func (h *Hub) announce(ctx context.Context, s *Subscriber, active bool) {
 	for _, sel := range s.Selectors {
-		doc := Subscription{
-			Context:    JSONLDContext,
-			ID:         SubscriptionID(sel.Raw(), s.ID),
-			Type:       "Subscription",
-			Subscriber: s.ID,
-			Topic:      sel.Raw(),
-			Active:     active,
-			Payload:    s.Payload,
-		}
-		data, err := json.Marshal(doc)
+		doc := newSubscription(sel, s.ID, s.Payload)
+		doc.Active = active
+		u, err := doc.event()
 		if err != nil {
 			h.log.Error("encoding a subscription event failed", "err", err)
 			continue
 		}
-		u := &transport.Update{Topics: []string{doc.ID}, Private: true, System: true, Data: string(data)}
 		if err := h.Publish(ctx, u); err != nil {
 			h.pres.failed("publishing subscription events failed", "subscription", doc.ID, "active", active, "err", err)
 		}

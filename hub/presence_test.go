@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,7 +190,7 @@ func TestSubscriptionsLastEventIDResolves(t *testing.T) {
 	var last string
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		subs, id := h.SubscriptionsSnapshot("", "")
+		subs, id := h.SubscriptionsSnapshot(SubscriptionFilter{})
 		if len(subs) == 1 {
 			last = id
 			break
@@ -225,4 +227,115 @@ func TestSubscriptionsLastEventIDResolves(t *testing.T) {
 		t.Fatal(err)
 	}
 	equal(t, topics, SubscriptionID("b", second.ID), SubscriptionID(watch[0].Raw(), w.ID))
+}
+
+// collectEvents drains s until it has n events or 5 s pass.
+func collectEvents(t testing.TB, s *Subscriber, n int) []*Event {
+	t.Helper()
+	var all, evs []*Event
+	deadline := time.After(5 * time.Second)
+	for len(all) < n {
+		select {
+		case <-s.Ready():
+			evs = s.Drain(evs[:0])
+			all = append(all, evs...)
+		case <-deadline:
+			t.Fatalf("got %d events, want %d", len(all), n)
+		}
+	}
+	return all
+}
+
+// Each subscription is announced in the form of the dialect its selector came in: a 0.x topic
+// selector as the JSON-LD document under /subscriptions/{topic}/{subscriber}; a draft-08
+// matcher as the plain JSON document under /subscriptions/{match_type}/{match}/{subscriber},
+// with the SSE event type "mercure" (draft-08, "Subscription Events").
+func TestSubscriptionEventsInBothDialects(t *testing.T) {
+	h, _ := newHub(t, Config{Subscriptions: true}, true)
+	m := h.Matcher()
+	all := sels(m, "*")
+	w, err := h.Subscribe(t.Context(), SubscribeOptions{Selectors: all, Allowed: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(w)
+	spec := func(typ topic.MatchType, v string) *topic.Selector {
+		s, err := m.CompileSpec(topic.Spec{Type: typ, Value: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	selectors := []*topic.Selector{
+		m.Compile("https://example.com/books/{id}"),
+		spec(topic.MatchExact, "https://example.com/books/1"),
+		spec(topic.MatchURLPattern, "https://example.com/books/:id"),
+	}
+	s, err := h.Subscribe(t.Context(), SubscribeOptions{Selectors: selectors, Payload: []byte(`{"user":"ann"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := EscapeSegment(s.ID)
+	type event struct{ topic, typ, data string }
+	want := func(active bool) []event {
+		a := fmt.Sprint(active)
+		return []event{
+			{SubscriptionsPath + "/https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D/" + id, "",
+				`{"@context":"https://mercure.rocks/","id":"` + SubscriptionsPath + `/https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D/` + id + `","type":"Subscription","subscriber":"` + s.ID + `","topic":"https://example.com/books/{id}","active":` + a + `,"payload":{"user":"ann"}}`},
+			{SubscriptionsPath + "/exact/https%3A%2F%2Fexample.com%2Fbooks%2F1/" + id, "mercure",
+				`{"id":"` + SubscriptionsPath + `/exact/https%3A%2F%2Fexample.com%2Fbooks%2F1/` + id + `","type":"subscription","subscriber":"` + s.ID + `","match_type":"exact","match":"https://example.com/books/1","active":` + a + `,"payload":{"user":"ann"}}`},
+			{SubscriptionsPath + "/urlpattern/https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid/" + id, "mercure",
+				`{"id":"` + SubscriptionsPath + `/urlpattern/https%3A%2F%2Fexample.com%2Fbooks%2F%3Aid/` + id + `","type":"subscription","subscriber":"` + s.ID + `","match_type":"urlpattern","match":"https://example.com/books/:id","active":` + a + `,"payload":{"user":"ann"}}`},
+		}
+	}
+	check := func(evs []*Event, want []event) {
+		t.Helper()
+		evs = slices.DeleteFunc(evs, func(e *Event) bool { return strings.HasSuffix(e.Update.Topics[0], EscapeSegment(w.ID)) })
+		if len(evs) != len(want) {
+			t.Fatalf("%d events of the subscriber, want %d", len(evs), len(want))
+		}
+		for i, e := range evs {
+			u := e.Update
+			got := event{u.Topics[0], u.Type, u.Data}
+			if len(u.Topics) != 1 || !u.Private || !u.System || got != want[i] {
+				t.Errorf("event %d:\n got %+v (topics %q, private %v, system %v)\nwant %+v", i, got, u.Topics, u.Private, u.System, want[i])
+			}
+		}
+	}
+	check(collectEvents(t, w, 4), want(true)) // and the watcher's own
+
+	// The table of active subscriptions holds both forms; its filters keep them apart.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if subs, _ := h.SubscriptionsSnapshot(SubscriptionFilter{Subscriber: s.ID}); len(subs) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the table never listed the three subscriptions")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		f    SubscriptionFilter
+		want string
+	}{
+		{SubscriptionFilter{Topic: "https://example.com/books/{id}"}, "https://example.com/books/{id}"},
+		{SubscriptionFilter{Topic: "https://example.com/books/1"}, ""}, // a draft-08 matcher is not a topic selector
+		{SubscriptionFilter{MatchType: "exact", Match: "https://example.com/books/1"}, "https://example.com/books/1"},
+		{SubscriptionFilter{MatchType: "urlpattern", Match: "https://example.com/books/1"}, ""},
+		{SubscriptionFilter{MatchType: "urlpattern", Match: "https://example.com/books/:id", Subscriber: s.ID}, "https://example.com/books/:id"},
+		{SubscriptionFilter{MatchType: "exact", Match: "https://example.com/books/1", Subscriber: "urn:uuid:other"}, ""},
+	} {
+		subs, _ := h.SubscriptionsSnapshot(c.f)
+		var got string
+		if len(subs) == 1 {
+			got = subs[0].Topic + subs[0].Match
+		}
+		if len(subs) > 1 || got != c.want {
+			t.Errorf("SubscriptionsSnapshot(%+v) = %+v; want %q", c.f, subs, c.want)
+		}
+	}
+
+	h.Unsubscribe(s)
+	check(collectEvents(t, w, 3), want(false))
 }

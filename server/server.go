@@ -187,8 +187,9 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Subscriptions {
 		sp := hub.SubscriptionsPath
 		mux.HandleFunc("GET "+sp, s.subscriptions)
-		mux.HandleFunc("GET "+sp+"/{topic}", s.subscriptions)
-		mux.HandleFunc("GET "+sp+"/{topic}/{subscriber}", s.subscriptions)
+		mux.HandleFunc("GET "+sp+"/{a}", s.subscriptions)
+		mux.HandleFunc("GET "+sp+"/{a}/{b}", s.subscriptions)
+		mux.HandleFunc("GET "+sp+"/{a}/{b}/{subscriber}", s.subscriptions)
 	}
 	if s.cfg.UI != nil {
 		mux.Handle("GET "+Path+"/ui/", s.cfg.UI)

@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/topic"
 )
 
-// subscriptionsCollection is the JSON-LD collection of subscriptions.
+// subscriptionsCollection is the JSON-LD collection of subscriptions (Mercure 0.x).
 type subscriptionsCollection struct {
 	Context       string             `json:"@context"`
 	ID            string             `json:"id"`
@@ -17,41 +19,58 @@ type subscriptionsCollection struct {
 	Subscriptions []hub.Subscription `json:"subscriptions"`
 }
 
-// subscriptions serves the draft's active subscriptions API:
+// subscriptionsCollection08 is the plain JSON collection of subscriptions (draft-08); the
+// reconciliation cursor travels in the Link header.
+type subscriptionsCollection08 struct {
+	ID            string             `json:"id"`
+	Type          string             `json:"type"`
+	Subscriptions []hub.Subscription `json:"subscriptions"`
+}
+
+// subscriptions serves the active subscriptions API in both dialects:
 //
-//	GET /.well-known/mercure/subscriptions                        every subscription
-//	GET /.well-known/mercure/subscriptions/{topic}                those of one selector
-//	GET /.well-known/mercure/subscriptions/{topic}/{subscriber}   one subscription
+//	GET /.well-known/mercure/subscriptions                                   every subscription
+//	GET /.well-known/mercure/subscriptions/{topic}                           those of a 0.x selector
+//	GET /.well-known/mercure/subscriptions/{topic}/{subscriber}              one 0.x subscription
+//	GET /.well-known/mercure/subscriptions/{match_type}/{match}              those of a draft-08 matcher
+//	GET /.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber} one draft-08 subscription
 //
-// A JWT is required, even with anonymous subscribers allowed, and a selector of its
-// mercure.subscribe claim must match the requested path, as subscription events' topics do.
+// Two segments are a draft-08 matcher when the first names a matcher type ("exact",
+// "urlpattern"), a 0.x subscription otherwise. A draft-08 path, or a draft-08 token on the
+// collection, gets draft-08 documents: plain JSON, the cursor in the Link header; the rest gets
+// the JSON-LD documents of 0.x. A JWT is required, even with anonymous subscribers allowed, and
+// one of its subscribe selectors must match the requested path, as subscription events' topics
+// do.
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
-	discovery(w)
+	f, draft08, rerr := subscriptionsFilter(r)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
+		return
+	}
 	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
 	if rerr == nil && claims == nil {
 		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
 	}
 	if rerr != nil {
+		discovery(w)
 		s.refuse(w, r, rerr)
 		return
 	}
+	draft08 = draft08 || draft08Claims(claims)
 	path := r.URL.EscapedPath()
-	m := s.hub.Matcher()
-	allowed := false
-	for _, sel := range claims.Subscribe {
-		if m.Match(m.Compile(sel), path) {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
+	if !s.mayReadSubscriptions(claims, path) {
+		discovery(w)
 		s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path})
 		return
 	}
-	selector, subscriber := r.PathValue("topic"), r.PathValue("subscriber")
-	subs, lastEventID := s.hub.SubscriptionsSnapshot(selector, subscriber)
+	subs, lastEventID := s.hub.SubscriptionsSnapshot(f)
 
 	h := w.Header()
+	if draft08 {
+		h.Add("Link", "<"+Path+`>; rel="mercure"; last-event-id="`+linkQuote(lastEventID)+`"; type="mercure"; content-type="application/json"`)
+	} else {
+		discovery(w)
+	}
 	etag := `"` + strings.ReplaceAll(lastEventID, `"`, "") + `"`
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "must-revalidate")
@@ -60,29 +79,84 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var doc any
-	if subscriber != "" {
+	switch {
+	case f.Subscriber != "":
 		if len(subs) == 0 {
 			s.refuse(w, r, &requestError{code: http.StatusNotFound, category: reasonNotFound, reason: "no such active subscription"})
 			return
 		}
 		one := subs[0]
-		one.Context = hub.JSONLDContext
-		one.LastEventID = lastEventID
-		doc = one
-	} else {
-		if subs == nil {
-			subs = []hub.Subscription{}
+		if !draft08 {
+			one.Context = hub.JSONLDContext
+			one.LastEventID = lastEventID
 		}
+		doc = one
+	case draft08:
+		doc = subscriptionsCollection08{ID: path, Type: "subscriptions", Subscriptions: nonNil(subs)}
+	default:
 		doc = subscriptionsCollection{
 			Context:       hub.JSONLDContext,
 			ID:            path,
 			Type:          "Subscriptions",
 			LastEventID:   lastEventID,
-			Subscriptions: subs,
+			Subscriptions: nonNil(subs),
 		}
 	}
-	h.Set("Content-Type", "application/ld+json")
+	if draft08 {
+		h.Set("Content-Type", "application/json")
+	} else {
+		h.Set("Content-Type", "application/ld+json")
+	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(doc)
+}
+
+// subscriptionsFilter reads the request's path: which subscriptions it asks for, and whether
+// it is a draft-08 path. A draft-08 path naming a matcher type the hub does not know is a 400.
+func subscriptionsFilter(r *http.Request) (f hub.SubscriptionFilter, draft08 bool, rerr *requestError) {
+	a, b, c := r.PathValue("a"), r.PathValue("b"), r.PathValue("subscriber")
+	switch {
+	case c != "":
+		if _, ok := topic.ParseMatchType(a); !ok {
+			return f, true, badRequest("unsupported matcher type %q", a)
+		}
+		return hub.SubscriptionFilter{MatchType: a, Match: b, Subscriber: c}, true, nil
+	case b != "":
+		if _, ok := topic.ParseMatchType(a); ok {
+			return hub.SubscriptionFilter{MatchType: a, Match: b}, true, nil
+		}
+		return hub.SubscriptionFilter{Topic: a, Subscriber: b}, false, nil
+	case a != "":
+		return hub.SubscriptionFilter{Topic: a}, false, nil
+	}
+	return f, false, nil
+}
+
+// mayReadSubscriptions reports whether one of the token's subscribe selectors matches path,
+// the requested URL in the relative form that subscription events' topics have.
+func (s *Server) mayReadSubscriptions(claims *auth.Claims, path string) bool {
+	m := s.hub.Matcher()
+	for _, sel := range claims.Subscribe {
+		if m.Match(m.Compile(sel), path) {
+			return true
+		}
+	}
+	return false
+}
+
+// draft08Claims reports whether claims came from a draft-08 access token.
+func draft08Claims(*auth.Claims) bool { return false }
+
+// linkQuote makes v safe inside a quoted Link header parameter.
+func linkQuote(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "").Replace(v)
+}
+
+// nonNil returns subs, or an empty list for nil, so that the JSON says [] rather than null.
+func nonNil(subs []hub.Subscription) []hub.Subscription {
+	if subs == nil {
+		return []hub.Subscription{}
+	}
+	return subs
 }

@@ -58,6 +58,7 @@ func (k Kind) String() string {
 type Selector struct {
 	raw  string
 	kind Kind
+	typ  MatchType
 	tpl  *template // set only for KindTemplate
 }
 
@@ -215,6 +216,9 @@ func compileTemplate(raw string) (re *regexp.Regexp) {
 
 // Raw returns the selector as given to Compile.
 func (s *Selector) Raw() string { return s.raw }
+
+// Type returns the dialect and matcher type the selector was given in.
+func (s *Selector) Type() MatchType { return s.typ }
 
 // Kind returns how the selector matches.
 func (s *Selector) Kind() Kind { return s.kind }
