@@ -41,8 +41,8 @@ type Connection struct {
 	Attempt int
 	// LastEventID is the Last-Event-ID the request sent (empty for none).
 	LastEventID string
-	// ResponseLastEventID is the Last-Event-ID header of the answer: with history requested,
-	// the id the hub resumed after, or "earliest" when it did not know the one sent and replayed
+	// ResponseLastEventID is the Mercure-Last-Event-ID (draft-08) or Last-Event-ID (0.x)
+	// header of the answer: with history requested, the id the hub resumed after, or "earliest" when it did not know the one sent and replayed
 	// everything it retains (so updates may have been missed).
 	ResponseLastEventID string
 	// Header is the answer's header.
@@ -51,8 +51,12 @@ type Connection struct {
 
 // SubscribeOptions describes a subscription.
 type SubscribeOptions struct {
-	// Topics are the topic selectors (exact topics, "*" or URI templates). At least one.
+	// Topics are Mercure 0.x topic selectors (exact topics, "*" or URI templates), sent as
+	// topic= parameters. A subscription needs at least one topic or matcher.
 	Topics []string
+	// Matchers are draft-08 topic matchers, sent as match= and match_<type>= parameters; a
+	// hub that speaks both dialects accepts both kinds on one subscription.
+	Matchers []Matcher
 	// Token is the subscriber JWT, sent as "Authorization: Bearer" unless CookieName is set.
 	// Empty subscribes anonymously.
 	Token string
@@ -133,7 +137,7 @@ func (c *Client) Subscribe(ctx context.Context, hubURL string, opts SubscribeOpt
 		}
 		s.events = make(chan Event, n)
 	}
-	u, err := subscribeURL(hubURL, opts.Topics)
+	u, err := subscribeURL(hubURL, opts.Topics, opts.Matchers)
 	if err != nil {
 		s.stop(err)
 		return s
@@ -143,10 +147,26 @@ func (c *Client) Subscribe(ctx context.Context, hubURL string, opts SubscribeOpt
 	return s
 }
 
-// subscribeURL adds the topic selectors to the hub URL's query.
-func subscribeURL(hubURL string, topics []string) (string, error) {
-	if len(topics) == 0 {
-		return "", errors.New("client: a subscription needs at least one topic selector")
+// Matcher is a draft-08 topic matcher.
+type Matcher struct {
+	// Type is the matcher type: "exact" (the default, when empty) or "urlpattern".
+	Type string
+	// Value is the topic, or the URL pattern, or "*" for every topic.
+	Value string
+}
+
+// param returns the query parameter that carries m.
+func (m Matcher) param() string {
+	if m.Type == "" || m.Type == "exact" {
+		return "match"
+	}
+	return "match_" + m.Type
+}
+
+// subscribeURL adds the topic selectors and matchers to the hub URL's query.
+func subscribeURL(hubURL string, topics []string, matchers []Matcher) (string, error) {
+	if len(topics) == 0 && len(matchers) == 0 {
+		return "", errors.New("client: a subscription needs at least one topic selector or matcher")
 	}
 	u, err := url.Parse(hubURL)
 	if err != nil {
@@ -158,6 +178,9 @@ func subscribeURL(hubURL string, topics []string) (string, error) {
 	q := u.Query()
 	for _, t := range topics {
 		q.Add("topic", t)
+	}
+	for _, m := range matchers {
+		q.Add(m.param(), m.Value)
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
@@ -329,8 +352,9 @@ func (s *Subscription) connect(ctx context.Context) (opened bool, err error) {
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
 		return false, &permanentError{fmt.Errorf("client: the answer is %q, not an event stream", resp.Header.Get("Content-Type"))}
 	}
+	respLastID := responseLastEventID(resp.Header)
 	s.mu.Lock()
-	s.respLastID = resp.Header.Get("Last-Event-ID")
+	s.respLastID = respLastID
 	s.mu.Unlock()
 
 	body := &firstRead{r: resp.Body}
@@ -339,7 +363,7 @@ func (s *Subscription) connect(ctx context.Context) (opened bool, err error) {
 		s.connections.Add(1)
 		if s.opts.OnConnect != nil {
 			s.opts.OnConnect(Connection{Attempt: s.attempts, LastEventID: sentID,
-				ResponseLastEventID: resp.Header.Get("Last-Event-ID"), Header: resp.Header})
+				ResponseLastEventID: respLastID, Header: resp.Header})
 		}
 	}
 	r := sse.NewReader(body)
@@ -400,4 +424,13 @@ func (f *firstRead) Read(p []byte) (int, error) {
 		f.fn()
 	}
 	return n, err
+}
+
+// responseLastEventID returns the position a hub says it resumed from: draft-08 hubs answer
+// with Mercure-Last-Event-ID, 0.x hubs with Last-Event-ID.
+func responseLastEventID(h http.Header) string {
+	if id := h.Get("Mercure-Last-Event-ID"); id != "" {
+		return id
+	}
+	return h.Get("Last-Event-ID")
 }
