@@ -134,7 +134,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, invalidf("token is too long (at most %d bytes)", MaxTokenLength)
 	}
 	gen := v.keyGen()
-	if c, ok := v.cache.get(token, gen); ok {
+	if c, ok := v.cache.get(token, gen); ok && c.Dialect == Dialect0x {
 		if !c.ExpiresAt.IsZero() && !time.Now().Before(c.ExpiresAt) {
 			return nil, &tokenError{reason: "token expired", kind: ErrExpired}
 		}

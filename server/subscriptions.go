@@ -30,22 +30,22 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
 	if rerr == nil && claims == nil {
 		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
+		if draft08Request(r) {
+			rerr.asBearer()
+		}
 	}
 	if rerr != nil {
 		s.refuse(w, r, rerr)
 		return
 	}
 	path := r.URL.EscapedPath()
-	m := s.hub.Matcher()
-	allowed := false
-	for _, sel := range claims.Subscribe {
-		if m.Match(m.Compile(sel), path) {
-			allowed = true
-			break
-		}
+	allowed, rerr := s.compileGrants(r, claims, claims.Subscribe)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
+		return
 	}
-	if !allowed {
-		s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path})
+	if !s.hub.Matcher().MatchAny(allowed, []string{path}) {
+		s.refuse(w, r, forbidden(r, claims, "token's mercure.subscribe claim does not match "+path))
 		return
 	}
 	selector, subscriber := r.PathValue("topic"), r.PathValue("subscriber")

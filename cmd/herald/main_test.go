@@ -297,7 +297,7 @@ func TestTokenCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(claims.Publish) != 1 || claims.Publish[0] != "https://example.com/{id}" || len(claims.Subscribe) != 1 || string(claims.Payload) != `{"user":1}` {
+	if len(claims.Publish) != 1 || claims.Publish[0].Value != "https://example.com/{id}" || len(claims.Subscribe) != 1 || string(claims.Payload) != `{"user":1}` {
 		t.Fatalf("claims %+v", claims)
 	}
 	if d := time.Until(claims.ExpiresAt); d < 50*time.Second || d > time.Minute {
