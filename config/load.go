@@ -31,7 +31,7 @@ const (
 	// spaces, checked with the top-level keys, as the reference image's issuer block does.
 	// Unset, and with no issuer directive, the hub trusts DefaultTrustedIssuer.
 	EnvTrustedIssuers = "MERCURE_TRUSTED_ISSUERS"
-	EnvConfigFile      = "HERALD_CONFIG"
+	EnvConfigFile     = "HERALD_CONFIG"
 )
 
 // EnvGlobalOptions holds the reference image's Caddy global options. Herald reads those that
