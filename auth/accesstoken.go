@@ -340,6 +340,9 @@ type Issuer struct {
 type Issuers struct {
 	list []Issuer
 	byID map[string]int
+	// seen remembers the issuer of tokens that verified, so that a token presented again skips
+	// reading its claims before the signature check; its verifier's own cache then answers.
+	seen verifiedCache
 }
 
 // NewIssuers indexes list. Identifiers must be non-empty and distinct.
@@ -384,9 +387,14 @@ func (is *Issuers) AuthorizationServers() []string {
 // must verify with that key alone (VerifyAccessToken), and resource must be its aud or one of
 // them. Errors wrap ErrInvalidToken.
 func (is *Issuers) Verify(token string, role Role, resource string) (*Claims, error) {
-	iss, err := peekIssuer(token)
-	if err != nil {
-		return nil, err
+	var iss string
+	if c, ok := is.seenIssuer(token); ok {
+		iss = c.Issuer
+	} else {
+		var err error
+		if iss, err = peekIssuer(token); err != nil {
+			return nil, err
+		}
 	}
 	i, ok := 0, false
 	if is != nil {
@@ -412,7 +420,16 @@ func (is *Issuers) Verify(token string, role Role, resource string) (*Claims, er
 	if resource == "" || !slices.Contains(c.Audience, resource) {
 		return nil, invalidf("the token's aud does not name this hub (%s)", resource)
 	}
+	is.seen.put(token, c, 0)
 	return c, nil
+}
+
+// seenIssuer returns the claims of a token that verified lately, to read its issuer from.
+func (is *Issuers) seenIssuer(token string) (*Claims, bool) {
+	if is == nil {
+		return nil, false
+	}
+	return is.seen.get(token, 0)
 }
 
 // peekIssuer reads iss from a token before its signature is checked, only to choose which

@@ -360,3 +360,45 @@ func TestDraft08Payloads(t *testing.T) {
 		t.Fatalf("payloads %v", got)
 	}
 }
+
+// TestDraft08SubscriptionsAPI: the subscriptions API answers draft-08 requests with RFC 6750
+// challenges: 401 without a token (match= marks the request), 403 insufficient_scope for a
+// token granting no subscribe on the path, 200 for one granting it.
+func TestDraft08SubscriptionsAPI(t *testing.T) {
+	th := newDraft08HubWith(t, func(c *hub.Config) { c.Subscriptions = true }, func(c *server.Config) { c.Subscriptions = true; c.Anonymous = true })
+	meta := metadataURL(th.URL)
+	get := func(query string, h http.Header) (*http.Response, string) {
+		req, err := http.NewRequest(http.MethodGet, th.URL+"/subscriptions"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, vs := range h {
+			req.Header[k] = vs
+		}
+		resp, err := th.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get("?match=x", nil)
+	if resp.StatusCode != 401 || body != "the subscriptions API needs a JWT\n" || resp.Header.Get("WWW-Authenticate") != `Bearer resource_metadata="`+meta+`"` {
+		t.Errorf("no token: %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp, body = get("", nil)
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Errorf("0.x, no token: %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	narrow := accessToken(t, th.URL, grant([]string{"subscribe"}, nil, exact("https://example.com/a")))
+	resp, body = get("", bearer(narrow))
+	if resp.StatusCode != 403 || body != "token grants no subscribe on /.well-known/mercure/subscriptions\n" ||
+		resp.Header.Get("WWW-Authenticate") != `Bearer error="insufficient_scope", resource_metadata="`+meta+`"` {
+		t.Errorf("narrow token: %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	}
+	wide := accessToken(t, th.URL, grant([]string{"subscribe"}, nil, exact("*")))
+	if resp, body = get("", bearer(wide)); resp.StatusCode != 200 {
+		t.Errorf("token granting *: %d %q", resp.StatusCode, body)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
 )
 
@@ -45,7 +46,11 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.hub.Matcher().MatchAny(allowed, []string{path}) {
-		s.refuse(w, r, forbidden(r, claims, "token's mercure.subscribe claim does not match "+path))
+		reason := "token's mercure.subscribe claim does not match " + path
+		if claims.Dialect == auth.DialectDraft08 {
+			reason = "token grants no subscribe on " + path
+		}
+		s.refuse(w, r, forbidden(r, claims, reason))
 		return
 	}
 	selector, subscriber := r.PathValue("topic"), r.PathValue("subscriber")
