@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -73,24 +72,7 @@ func isAccessTokenType(typ string) bool {
 // whose key this Verifier holds and that aud names the hub: Issuers.Verify does both. Errors
 // wrap ErrInvalidToken; the returned Claims are shared and must not be modified.
 func (v *Verifier) VerifyAccessToken(token string) (*Claims, error) {
-	if token == "" {
-		return nil, invalidf("missing token")
-	}
-	if len(token) > MaxTokenLength {
-		return nil, invalidf("token is too long (at most %d bytes)", MaxTokenLength)
-	}
-	gen := v.keyGen()
-	if c, ok := v.cache.get(token, gen); ok && c.Dialect == DialectDraft08 {
-		if !time.Now().Before(c.ExpiresAt) {
-			return nil, &tokenError{reason: "token expired", kind: ErrExpired}
-		}
-		return c, nil
-	}
-	c, err := v.verifyAccessToken(token)
-	if err == nil {
-		v.cache.put(token, c, gen)
-	}
-	return c, err
+	return v.verifyCached(token, DialectDraft08, v.verifyAccessToken)
 }
 
 func (v *Verifier) verifyAccessToken(token string) (*Claims, error) {

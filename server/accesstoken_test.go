@@ -367,38 +367,25 @@ func TestDraft08Payloads(t *testing.T) {
 func TestDraft08SubscriptionsAPI(t *testing.T) {
 	th := newDraft08HubWith(t, func(c *hub.Config) { c.Subscriptions = true }, func(c *server.Config) { c.Subscriptions = true; c.Anonymous = true })
 	meta := metadataURL(th.URL)
-	get := func(query string, h http.Header) (*http.Response, string) {
-		req, err := http.NewRequest(http.MethodGet, th.URL+"/subscriptions"+query, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, vs := range h {
-			req.Header[k] = vs
-		}
-		resp, err := th.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+	get := func(query string, h http.Header) (int, http.Header, string) {
+		return th.get(t, hub.SubscriptionsPath+query, h)
 	}
-	resp, body := get("?match=x", nil)
-	if resp.StatusCode != 401 || body != "the subscriptions API needs a JWT\n" || resp.Header.Get("WWW-Authenticate") != `Bearer resource_metadata="`+meta+`"` {
-		t.Errorf("no token: %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	code, h, body := get("?match=x", nil)
+	if code != 401 || body != "the subscriptions API needs a JWT\n" || h.Get("WWW-Authenticate") != `Bearer resource_metadata="`+meta+`"` {
+		t.Errorf("no token: %d %q %q", code, body, h.Get("WWW-Authenticate"))
 	}
-	resp, body = get("", nil)
-	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" {
-		t.Errorf("0.x, no token: %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	code, h, body = get("", nil)
+	if code != 401 || h.Get("WWW-Authenticate") != "" {
+		t.Errorf("0.x, no token: %d %q %q", code, body, h.Get("WWW-Authenticate"))
 	}
 	narrow := accessToken(t, th.URL, grant([]string{"subscribe"}, nil, exact("https://example.com/a")))
-	resp, body = get("", bearer(narrow))
-	if resp.StatusCode != 403 || body != "token grants no subscribe on /.well-known/mercure/subscriptions\n" ||
-		resp.Header.Get("WWW-Authenticate") != `Bearer error="insufficient_scope", resource_metadata="`+meta+`"` {
-		t.Errorf("narrow token: %d %q %q", resp.StatusCode, body, resp.Header.Get("WWW-Authenticate"))
+	code, h, body = get("", bearer(narrow))
+	if code != 403 || body != "token grants no subscribe on /.well-known/mercure/subscriptions\n" ||
+		h.Get("WWW-Authenticate") != `Bearer error="insufficient_scope", resource_metadata="`+meta+`"` {
+		t.Errorf("narrow token: %d %q %q", code, body, h.Get("WWW-Authenticate"))
 	}
 	wide := accessToken(t, th.URL, grant([]string{"subscribe"}, nil, exact("*")))
-	if resp, body = get("", bearer(wide)); resp.StatusCode != 200 {
-		t.Errorf("token granting *: %d %q", resp.StatusCode, body)
+	if code, _, body = get("", bearer(wide)); code != 200 {
+		t.Errorf("token granting *: %d %q", code, body)
 	}
 }
