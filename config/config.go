@@ -11,6 +11,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,6 +177,9 @@ func applyIssuer(c *Config, a []string) error {
 	alg := ""
 	if len(a) == 5 {
 		alg = a[4]
+	}
+	if strings.HasPrefix(a[3], "{") {
+		return fmt.Errorf("%s %s %s: Caddy placeholders are not expanded; give the value itself, or leave the role out to use the top-level key (MERCURE_%s_JWT_KEY)", a[1], a[2], a[3], strings.ToUpper(a[1]))
 	}
 	switch a[2] {
 	case "jwt":
@@ -361,7 +365,7 @@ func directives() []directive {
 		{"subscriber_jwt", "KEY [ALG]", "key and algorithm of subscribers' JWTs", jwt(func(c *Config) *string { return &c.SubscriberKey }, func(c *Config) *string { return &c.SubscriberAlg })},
 		{"publisher_jwks_url", "URL", "JWKS (http(s):// or file://) for publishers' JWTs; overrides the key", str(func(c *Config) *string { return &c.PublisherJWKS })},
 		{"subscriber_jwks_url", "URL", "JWKS for subscribers' JWTs; overrides the key", str(func(c *Config) *string { return &c.SubscriberJWKS })},
-		{"issuer", "ID [authorization_server | publisher|subscriber jwt KEY [ALG] | publisher|subscriber jwks_uri URL [ALG]]", "trust draft-08 access tokens whose iss is ID, checked with this issuer's own keys (a role without one takes the top-level key); authorization_server lists it in the protected resource metadata. Repeatable", applyIssuer},
+		{"issuer", "ID [authorization_server | publisher|subscriber jwt KEY [ALG] | publisher|subscriber jwks_uri URL [ALG]]", "trust draft-08 access tokens whose iss is ID, checked with this issuer's own keys (a role without one takes the top-level key); authorization_server lists it in the protected resource metadata. Repeatable; the reference's issuer { … } block is read as these lines", applyIssuer},
 		{"resource_identifier", "URL", "the hub's OAuth 2.0 resource identifier: the aud draft-08 access tokens must carry (default: derived from each request, scheme://host/.well-known/mercure)", str(func(c *Config) *string { return &c.ResourceIdentifier })},
 		{"anonymous", "", "let clients without a JWT subscribe to public updates", flag(func(c *Config) *bool { return &c.Anonymous })},
 		{"ui", "", "serve the debugging web UI at /.well-known/mercure/ui/", flag(func(c *Config) *bool { return &c.UI })},
@@ -486,6 +490,11 @@ func ApplyDirectives(c *Config, src, text string) error {
 		byName[d.name] = d
 	}
 	var errs []error
+	// An issuer block, as the reference hub writes it, reads as the lines inside it prefixed
+	// with the words that opened each enclosing block: prefix holds them, opened where each
+	// block's own words start.
+	var prefix []string
+	var opened []int
 	for i, line := range strings.Split(text, "\n") {
 		if j := strings.Index(line, "#"); j >= 0 && (j == 0 || line[j-1] == ' ' || line[j-1] == '\t') {
 			line = line[:j]
@@ -493,6 +502,21 @@ func ApplyDirectives(c *Config, src, text string) error {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
+		}
+		if len(opened) > 0 {
+			if len(fields) == 1 && fields[0] == "}" {
+				prefix, opened = prefix[:opened[len(opened)-1]], opened[:len(opened)-1]
+				continue
+			}
+			fields = append(slices.Clone(prefix), fields...)
+		}
+		if fields[0] == "issuer" && len(fields) > 1 && fields[len(fields)-1] == "{" {
+			opened = append(opened, len(prefix))
+			prefix = fields[:len(fields)-1]
+			if len(prefix) != 2 {
+				continue
+			}
+			fields = prefix // "issuer ID {" trusts ID, even with an empty block
 		}
 		name, args := fields[0], fields[1:]
 		d, ok := byName[name]
@@ -508,6 +532,9 @@ func ApplyDirectives(c *Config, src, text string) error {
 		if err := d.apply(c, args); err != nil {
 			errs = append(errs, fmt.Errorf("%s line %d: %s: %w", src, i+1, name, err))
 		}
+	}
+	if len(opened) > 0 {
+		errs = append(errs, fmt.Errorf("%s: the block %q is not closed with }", src, strings.Join(prefix, " ")+" {"))
 	}
 	return errors.Join(errs...)
 }
