@@ -77,7 +77,7 @@ type Claims struct {
 	// SubscribeDetails are a draft-08 token's authorization details that
 	// grant subscribe, in the token's order: the payload of a subscription
 	// is that of the first one whose topics match the subscription's own
-	// matcher. Nil for a 0.x token.
+	// matcher. Their topics, in order, are Subscribe. Nil for a 0.x token.
 	SubscribeDetails []Detail
 	// Issuer is a draft-08 token's iss claim, one of the trusted issuers.
 	Issuer string

@@ -148,29 +148,31 @@ func (s *Server) compileGrants(r *http.Request, claims *auth.Claims, specs []top
 
 // subscriptionPayloads picks the payload of each of a subscription's selectors from a draft-08
 // token: that of the first subscribe detail with a matcher matching the selector's own text.
-// It returns nil when no detail carries a payload, and always for a 0.x token, whose payload is
-// one for the whole token.
-func (s *Server) subscriptionPayloads(claims *auth.Claims, selectors []*topic.Selector) []json.RawMessage {
+// allowed are the token's subscribe selectors compiled (claims.Subscribe: the subscribe
+// details' topics, in order). It returns nil when no detail carries a payload, and always for
+// a 0.x token, whose payload is one for the whole token.
+func (s *Server) subscriptionPayloads(claims *auth.Claims, allowed, selectors []*topic.Selector) []json.RawMessage {
 	if claims == nil || claims.Dialect != auth.DialectDraft08 {
 		return nil
 	}
-	has := false
+	has, n := false, 0
 	for _, d := range claims.SubscribeDetails {
 		has = has || d.Payload != nil
+		n += len(d.Topics)
 	}
-	if !has {
+	if !has || n != len(allowed) {
 		return nil
 	}
 	m := s.hub.Matcher()
 	out := make([]json.RawMessage, len(selectors))
 	for i, sel := range selectors {
-	details:
+		at := 0
 		for _, d := range claims.SubscribeDetails {
-			for _, sp := range d.Topics {
-				if c, err := m.CompileSpec(sp); err == nil && m.Match(c, sel.Raw()) {
-					out[i] = d.Payload
-					break details
-				}
+			own := allowed[at : at+len(d.Topics)]
+			at += len(d.Topics)
+			if m.MatchAny(own, []string{sel.Raw()}) {
+				out[i] = d.Payload
+				break
 			}
 		}
 	}

@@ -66,7 +66,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		opts.Payload = claims.Payload
-		opts.Payloads = s.subscriptionPayloads(claims, opts.Selectors)
+		opts.Payloads = s.subscriptionPayloads(claims, opts.Allowed, opts.Selectors)
 	}
 	lastEventID := r.Header.Get("Last-Event-ID")
 	if lastEventID == "" {
