@@ -350,6 +350,17 @@ func (is *Issuers) Len() int {
 	return len(is.list)
 }
 
+// IDs lists the trusted issuers' identifiers, in configuration order.
+func (is *Issuers) IDs() []string {
+	var out []string
+	if is != nil {
+		for _, iss := range is.list {
+			out = append(out, iss.ID)
+		}
+	}
+	return out
+}
+
 // AuthorizationServers lists the identifiers of the issuers marked as authorization servers,
 // in configuration order.
 func (is *Issuers) AuthorizationServers() []string {

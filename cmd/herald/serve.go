@@ -101,6 +101,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer closeIssuers()
+	resource := cfg.ResourceIdentifier
+	if resource == "" {
+		resource = "derived from each request"
+	}
+	log.Info("draft-08 access tokens", "issuers", issuers.IDs(), "resource_identifier", resource)
 	https, err := planHTTPS(cfg, getenv, log)
 	if err != nil {
 		return err
