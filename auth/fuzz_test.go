@@ -38,8 +38,8 @@ func checkVerifyResult(t *testing.T, claims *Claims, err error) {
 	}
 }
 
-// FuzzVerify feeds arbitrary strings to Verify: it must never panic and
-// must never accept a token it cannot have signed. The seed corpus is in
+// FuzzVerify feeds arbitrary strings to Verify and to Issuers.Verify: they must never panic
+// and must never accept a token they cannot have signed. The seed corpus is in
 // testdata/fuzz/FuzzVerify.
 func FuzzVerify(f *testing.F) {
 	v, err := NewVerifier(f.Context(), Config{Key: string(testHMACSecret)})
@@ -54,8 +54,17 @@ func FuzzVerify(f *testing.F) {
 	f.Add(signRaw(f, jwt.SigningMethodHS256, testHMACSecret, `{"alg":"HS256"}`, `{"exp":1,"nbf":"x"}`))
 	f.Add(signRaw(f, nil, nil, `{"alg":"none"}`, `{}`))
 
+	is, err := NewIssuers([]Issuer{{ID: "i", Publisher: v, Subscriber: v}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(signRaw(f, jwt.SigningMethodHS256, testHMACSecret, `{"alg":"HS256","typ":"at+jwt"}`, `{"iss":"i","aud":"h","exp":99999999999}`))
 	f.Fuzz(func(t *testing.T, token string) {
 		claims, err := v.Verify(token)
+		checkVerifyResult(t, claims, err)
+		// The draft-08 path, which reads iss before the signature check, holds to the same.
+		IsAccessToken(token)
+		claims, err = is.Verify(token, RolePublisher, "h")
 		checkVerifyResult(t, claims, err)
 	})
 }
