@@ -168,8 +168,8 @@ func (h *Hub) publishSnapshot(ctx context.Context) {
 func (h *Hub) ownSubscriptions() []Subscription {
 	var out []Subscription
 	add := func(s *Subscriber) {
-		for _, sel := range s.Selectors {
-			out = append(out, newSubscription(sel, s.ID, s.Payload))
+		for i, sel := range s.Selectors {
+			out = append(out, newSubscription(sel, s.ID, s.payload(i)))
 		}
 	}
 	h.eachSubscriber(add)

@@ -201,8 +201,8 @@ func (h *Hub) SubscriptionsSnapshot(f SubscriptionFilter) (subs []Subscription, 
 // form of the dialect its selector came in. Failures are logged: presence is best effort and
 // must not refuse or hold a subscriber.
 func (h *Hub) announce(ctx context.Context, s *Subscriber, active bool) {
-	for _, sel := range s.Selectors {
-		doc := newSubscription(sel, s.ID, s.Payload)
+	for i, sel := range s.Selectors {
+		doc := newSubscription(sel, s.ID, s.payload(i))
 		doc.Active = active
 		u, err := doc.event()
 		if err != nil {

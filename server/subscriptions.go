@@ -50,17 +50,29 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
 	if rerr == nil && claims == nil {
 		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
+		if draft08 || draft08Request(r) {
+			rerr.asBearer()
+		}
 	}
 	if rerr != nil {
 		discovery(w)
 		s.refuse(w, r, rerr)
 		return
 	}
-	draft08 = draft08 || draft08Claims(claims)
+	draft08 = draft08 || claims.Dialect == auth.DialectDraft08
 	path := r.URL.EscapedPath()
-	if !s.mayReadSubscriptions(claims, path) {
+	allowed, rerr := s.compileGrants(r, claims, claims.Subscribe)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
+		return
+	}
+	if !s.hub.Matcher().MatchAny(allowed, []string{path}) {
+		reason := "token's mercure.subscribe claim does not match " + path
+		if claims.Dialect == auth.DialectDraft08 {
+			reason = "token grants no subscribe on " + path
+		}
 		discovery(w)
-		s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path})
+		s.refuse(w, r, forbidden(r, claims, reason))
 		return
 	}
 	subs, lastEventID := s.hub.SubscriptionsSnapshot(f)
@@ -119,7 +131,7 @@ func subscriptionsFilter(r *http.Request) (f hub.SubscriptionFilter, draft08 boo
 	switch {
 	case c != "":
 		if _, ok := topic.ParseMatchType(a); !ok {
-			return f, true, badRequest("unsupported matcher type %q", a)
+			return f, true, badMatchRequest("unsupported matcher type %q", a)
 		}
 		return hub.SubscriptionFilter{MatchType: a, Match: b, Subscriber: c}, true, nil
 	case b != "":
@@ -132,21 +144,6 @@ func subscriptionsFilter(r *http.Request) (f hub.SubscriptionFilter, draft08 boo
 	}
 	return f, false, nil
 }
-
-// mayReadSubscriptions reports whether one of the token's subscribe selectors matches path,
-// the requested URL in the relative form that subscription events' topics have.
-func (s *Server) mayReadSubscriptions(claims *auth.Claims, path string) bool {
-	m := s.hub.Matcher()
-	for _, sel := range claims.Subscribe {
-		if m.Match(m.Compile(sel), path) {
-			return true
-		}
-	}
-	return false
-}
-
-// draft08Claims reports whether claims came from a draft-08 access token.
-func draft08Claims(*auth.Claims) bool { return false }
 
 // linkQuote makes v safe inside a quoted Link header parameter.
 func linkQuote(v string) string {
