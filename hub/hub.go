@@ -419,7 +419,8 @@ func (h *Hub) register(s *Subscriber) error {
 func sharedSelector(set map[*Subscriber]struct{}, raw string) *topic.Selector {
 	for other := range set {
 		for _, sel := range other.Selectors {
-			if sel.Raw() == raw {
+			// A URL pattern or template with the same text matches other topics.
+			if k := sel.Kind(); sel.Raw() == raw && (k == topic.KindExact || k == topic.KindInvalid) {
 				return sel
 			}
 		}

@@ -96,11 +96,13 @@ func TestTemplateSubscribersShareSelectors(t *testing.T) {
 	h.wmu.RLock()
 	defer h.wmu.RUnlock()
 	w := &h.wild
-	if w.count != 0 || len(w.tpls) != 0 || len(w.exact) != 0 || len(w.any) != 0 {
-		t.Fatalf("index not empty: %d subscribers, %d templates, %d exact", w.count, len(w.tpls), len(w.exact))
+	if w.count != 0 || len(w.tpls.entries) != 0 || len(w.pats.entries) != 0 || len(w.exact) != 0 || len(w.any) != 0 {
+		t.Fatalf("index not empty: %d subscribers, %d templates, %d patterns, %d exact", w.count, len(w.tpls.entries), len(w.pats.entries), len(w.exact))
 	}
-	if len(w.buckets) != 0 || len(w.pairs) != 0 {
-		t.Fatalf("buckets left: %v %v", w.buckets, w.pairs)
+	for _, x := range []*prefixIndex{&w.tpls, &w.pats} {
+		if len(x.buckets) != 0 || len(x.pairs) != 0 {
+			t.Fatalf("buckets left: %v %v", x.buckets, x.pairs)
+		}
 	}
 }
 
@@ -323,7 +325,7 @@ func FuzzTemplateIndex(f *testing.F) {
 		w.add(s)
 		want := uritemplate.MustNew(raw).Regexp().MatchString(tp)
 		found := false
-		for _, c := range w.candidates(nil, tp, 1) {
+		for _, c := range w.tpls.candidates(nil, tp, tp, 1) {
 			if c.e.sel == s.Selectors[0] {
 				found = true
 			}
@@ -335,8 +337,8 @@ func FuzzTemplateIndex(f *testing.F) {
 		for _, o := range others {
 			w.remove(o)
 		}
-		if w.count != 0 || len(w.tpls) != 0 {
-			t.Fatalf("index not empty after removing everything: %d, %d", w.count, len(w.tpls))
+		if w.count != 0 || len(w.tpls.entries) != 0 {
+			t.Fatalf("index not empty after removing everything: %d, %d", w.count, len(w.tpls.entries))
 		}
 	})
 }

@@ -141,10 +141,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if eventsRate == 0 {
 		eventsRate = -1 // no limit
 	}
+	matcher, err := topic.NewMatcherAt(cfg.TopicSelectorCache, matchBase(cfg))
+	if err != nil {
+		return fmt.Errorf("hub_url: %w", err)
+	}
 	h, err := hub.New(hub.Config{
 		Metrics:       m,
 		Transport:     tr,
-		Matcher:       topic.NewMatcher(cfg.TopicSelectorCache),
+		Matcher:       matcher,
 		QueueSize:     cfg.QueueSize,
 		Subscriptions: cfg.Subscriptions,
 		Cluster:       shared,
@@ -563,4 +567,21 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// matchBase returns the hub's public URL, which draft-08 URL patterns and relative topics are
+// resolved against: hub_url, else https:// and the first host name of SERVER_NAME (with
+// https_port when it is not 443), else topic.DefaultHubURL, whose host can name no real one.
+func matchBase(cfg config.Config) string {
+	if cfg.HubURL != "" {
+		return cfg.HubURL
+	}
+	if len(cfg.ServerNames) == 0 {
+		return topic.DefaultHubURL
+	}
+	host := cfg.ServerNames[0]
+	if cfg.HTTPSPort != 0 && cfg.HTTPSPort != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))
+	}
+	return "https://" + host + server.Path
 }
