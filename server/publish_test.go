@@ -185,7 +185,7 @@ func TestMethodNotAllowed(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST, QUERY" {
 			t.Errorf("%s: got %d Allow %q", m, resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	}
