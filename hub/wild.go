@@ -439,7 +439,7 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 		// once per topic, outside the lock; a topic that is no URL reference matches none.
 		key, resolved := "", false
 		if patterns {
-			key, resolved = h.m.TopicKey(t)
+			key, resolved = h.topicKey(t)
 		}
 		h.wmu.RLock()
 		cands = w.tpls.candidates(cands[:0], t, t, u.Seq)
@@ -473,6 +473,17 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 	if evaluated > 0 {
 		h.cfg.Metrics.Matched(evaluated, time.Since(start))
 	}
+}
+
+// topicKey returns the key of topic in the URL pattern index (see topic.Matcher.TopicKey),
+// remembering the last one. It runs on the wild loop only.
+func (h *Hub) topicKey(t string) (string, bool) {
+	if m := &h.lastKey; m.set && m.topic == t {
+		return m.key, m.ok
+	}
+	key, ok := h.m.TopicKey(t)
+	h.lastKey.topic, h.lastKey.key, h.lastKey.ok, h.lastKey.set = t, key, ok, true
+	return key, ok
 }
 
 // match sets e.matched = seq on the candidates' entries that match their topic, on several

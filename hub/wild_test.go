@@ -345,21 +345,41 @@ func FuzzTemplateIndex(f *testing.F) {
 
 // BenchmarkTemplateFlood measures what one update to an exact topic costs the wild loop when
 // 100 000 distinct templates are registered, with and without the prefix index's help.
+//
+// The urlpattern rows do the same with as many distinct URL patterns ("distinct": each with its
+// own literal path; "shared": all under the topic's path, so each is a candidate).
 func BenchmarkTemplateFlood(b *testing.B) {
-	for _, prefix := range []string{"distinct", "shared"} {
-		b.Run("prefix="+prefix, func(b *testing.B) {
+	for _, kind := range []string{"template", "urlpattern"} {
+		for _, prefix := range []string{"distinct", "shared"} {
+			name := "prefix=" + prefix
+			if kind == "urlpattern" {
+				name = "urlpattern/" + name
+			}
+			b.Run(name, func(b *testing.B) { benchFlood(b, kind, prefix) })
+		}
+	}
+}
+
+func benchFlood(b *testing.B, kind, prefix string) {
+	{
+		{
 			h, _ := newHub(b, Config{}, false)
 			m := h.Matcher()
 			for i := range 1000 {
-				raws := make([]string, 100)
-				for j := range raws {
-					if prefix == "distinct" {
-						raws[j] = fmt.Sprintf("https://example.com/s%d/t%d/{id}", i, j)
-					} else {
-						raws[j] = fmt.Sprintf("https://example.com/books/{id}/s%d/t%d", i, j)
+				specs := make([]topic.Spec, 100)
+				for j := range specs {
+					switch {
+					case kind == "template" && prefix == "distinct":
+						specs[j] = topic.Spec{Value: fmt.Sprintf("https://example.com/s%d/t%d/{id}", i, j)}
+					case kind == "template":
+						specs[j] = topic.Spec{Value: fmt.Sprintf("https://example.com/books/{id}/s%d/t%d", i, j)}
+					case prefix == "distinct":
+						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/s%d/t%d/:id", i, j)}
+					default:
+						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/books/:id{/s%d/t%d}", i, j)}
 					}
 				}
-				if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, raws...)}); err != nil {
+				if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: specSels(b, m, specs...)}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -370,6 +390,6 @@ func BenchmarkTemplateFlood(b *testing.B) {
 				u.Seq = uint64(i + 1)
 				h.dispatchWild(context.Background(), u)
 			}
-		})
+		}
 	}
 }

@@ -48,7 +48,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			return
 		}
 		method := r.Header.Get("Access-Control-Request-Method")
-		if method != http.MethodGet && method != http.MethodPost && method != http.MethodHead {
+		if method != http.MethodGet && method != http.MethodPost && method != http.MethodHead && method != MethodQuery {
 			s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonCORS, reason: "method " + method + " not allowed by CORS"})
 			return
 		}

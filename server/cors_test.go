@@ -48,6 +48,9 @@ func TestCORS(t *testing.T) {
 		{"preflight for a publish", explicit, http.MethodOptions, preflight("https://app.example.com", "POST", "Authorization, Content-Type"), 204, map[string]string{
 			"Access-Control-Allow-Origin": "https://app.example.com",
 		}},
+		{"preflight for a QUERY subscription", explicit, http.MethodOptions, preflight("https://app.example.com", "QUERY", "Content-Type"), 204, map[string]string{
+			"Access-Control-Allow-Origin": "https://app.example.com",
+		}},
 		{"preflight from another origin", explicit, http.MethodOptions, preflight("https://evil.example.com", "GET", ""), 403, map[string]string{
 			"Access-Control-Allow-Origin": "",
 		}},

@@ -38,6 +38,13 @@ type Matcher struct {
 	base     *hubBase
 	patSels  *cache[string, *Selector]              // URL pattern selectors by their text
 	patterns *cache[string, *urlpattern.URLPattern] // compiled URL patterns by their text
+	keys     *cache[string, topicKey]               // TopicKey's answers by topic
+}
+
+// topicKey is a cached answer of TopicKey.
+type topicKey struct {
+	key string
+	ok  bool
 }
 
 // matchKey is a cached result: the template's shape (or the URL pattern's text) and the topic.
@@ -73,6 +80,7 @@ func NewMatcherAt(cacheSize int, hubURL string) (*Matcher, error) {
 		base:      b,
 		patSels:   newCache[string, *Selector](cacheSize, maphash.String),
 		patterns:  newCache[string, *urlpattern.URLPattern](maxCachedPatterns, maphash.String),
+		keys:      newCache[string, topicKey](cacheSize, maphash.String),
 	}, nil
 }
 
@@ -118,7 +126,15 @@ func (m *Matcher) CompileSpec(s Spec) (*Selector, error) {
 // Selector.PatternKey), and false when topic does not parse as a URL reference against the hub's
 // URL: no URL pattern matches it.
 func (m *Matcher) TopicKey(topic string) (string, bool) {
-	return m.base.topicKey(topic)
+	if len(topic) > maxCachedTopicLen {
+		return m.base.topicKey(topic)
+	}
+	if k, ok := m.keys.get(topic); ok {
+		return k.key, k.ok
+	}
+	key, ok := m.base.topicKey(topic)
+	m.keys.put(strings.Clone(topic), topicKey{key: key, ok: ok})
+	return key, ok
 }
 
 // Reserved reports whether topic addresses the hub's reserved namespace: resolved against the
