@@ -61,8 +61,8 @@ type tplEntry struct {
 
 // prefixIndex files distinct selectors under their literal prefix and suffix, cut to a few
 // lengths, so that a key looks up only the selectors that may match it. Templates are filed by
-// the literal text of the topics they match; URL patterns by the literal start of the resolved
-// URLs they match (topic.Selector.PatternKey), with no suffix.
+// the literal text of the topics they match; URL patterns by the literal start and end of the
+// resolved URLs they match (topic.Selector.PatternKey and PatternSuffix).
 type prefixIndex struct {
 	entries map[string]*tplEntry // by the selector's string
 	// buckets files the entries by the lengths their prefix and suffix are cut to, then by
@@ -118,7 +118,7 @@ func (w *wildIndex) add(s *Subscriber) {
 		case topic.KindTemplate:
 			s.Selectors[i] = w.tpls.add(s, sel, sel.Prefix(), sel.Suffix())
 		case topic.KindURLPattern:
-			s.Selectors[i] = w.pats.add(s, sel, sel.PatternKey(), "")
+			s.Selectors[i] = w.pats.add(s, sel, sel.PatternKey(), sel.PatternSuffix())
 		default:
 			addExact(w.exact, s, i)
 		}

@@ -347,7 +347,7 @@ func FuzzTemplateIndex(f *testing.F) {
 // 100 000 distinct templates are registered, with and without the prefix index's help.
 //
 // The urlpattern rows do the same with as many distinct URL patterns ("distinct": each with its
-// own literal path; "shared": all under the topic's path, so each is a candidate).
+// own literal path; "shared": all under the topic's path, each with its own literal end).
 func BenchmarkTemplateFlood(b *testing.B) {
 	for _, kind := range []string{"template", "urlpattern"} {
 		for _, prefix := range []string{"distinct", "shared"} {
@@ -376,7 +376,7 @@ func benchFlood(b *testing.B, kind, prefix string) {
 					case prefix == "distinct":
 						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/s%d/t%d/:id", i, j)}
 					default:
-						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/books/:id{/s%d/t%d}", i, j)}
+						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/books/:id/s%d/t%d", i, j)}
 					}
 				}
 				if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: specSels(b, m, specs...)}); err != nil {

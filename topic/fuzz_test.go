@@ -169,8 +169,9 @@ func FuzzCompileSpec(f *testing.F) {
 		}
 		if want && s.Kind() == KindURLPattern {
 			k, ok := cached.TopicKey(topic)
-			if !ok || !strings.HasPrefix(k, s.PatternKey()) {
-				t.Fatalf("%q matches %q, whose key %q (%v) does not start with the pattern's %q", value, topic, k, ok, s.PatternKey())
+			pre, suf := s.PatternKey(), s.PatternSuffix()
+			if !ok || !strings.HasPrefix(k, pre) || !strings.HasSuffix(k, suf) || len(k) < len(pre)+len(suf) {
+				t.Fatalf("%q matches %q, whose key %q (%v) does not start with the pattern's %q and end with %q", value, topic, k, ok, pre, suf)
 			}
 		}
 	})

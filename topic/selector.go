@@ -243,6 +243,16 @@ func (s *Selector) PatternKey() string {
 	return s.pat.key
 }
 
+// PatternSuffix returns, for a URL pattern selector, the literal end of the resolved URL's key
+// (see PatternKey) of every topic it matches: the end of its path after its last wildcard or
+// group. It is "" for the other kinds.
+func (s *Selector) PatternSuffix() string {
+	if s.pat == nil {
+		return ""
+	}
+	return s.pat.suffix
+}
+
 // Prefix returns the literal text a template selector's topics start with, and "" for the
 // other kinds: an index of templates can look them up by it.
 func (s *Selector) Prefix() string {

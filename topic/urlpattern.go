@@ -49,8 +49,11 @@ type urlPatternInfo struct {
 	// key is the literal start of every URL the pattern matches, written as topicKey writes a
 	// topic: protocol "://" hostname ":" port pathname, cut before the first wildcard or group
 	// of the pathname. It is "" when the protocol, hostname or port is not a literal.
-	key  string
-	base *hubBase // the hub URL the pattern was compiled against
+	key string
+	// suffix is the literal end of the pattern's pathname, after its last wildcard or group:
+	// every URL the pattern matches has a key ending with it.
+	suffix string
+	base   *hubBase // the hub URL the pattern was compiled against
 }
 
 // patternSpecials are the characters that start something other than literal text in a URL
@@ -60,14 +63,41 @@ const patternSpecials = `\:*(){}?+`
 // newURLPatternInfo derives the index key of a compiled pattern.
 func newURLPatternInfo(p *urlpattern.URLPattern, b *hubBase) *urlPatternInfo {
 	proto, host, port, path := p.Protocol(), p.Hostname(), p.Port(), p.Pathname()
+	info := &urlPatternInfo{base: b, suffix: literalSuffix(path)}
 	if strings.ContainsAny(proto+host+port, patternSpecials) {
-		return &urlPatternInfo{base: b}
+		return info
 	}
 	if i := strings.IndexAny(path, patternSpecials); i >= 0 {
 		// A group after a "/" takes the "/" as its prefix: "/books/:id?" matches "/books".
 		path = strings.TrimSuffix(path[:i], "/")
+		info.key = joinKey(proto, host, port, path)
+	} else {
+		// All literal: the whole key, which is also its suffix.
+		info.key = joinKey(proto, host, port, path)
+		info.suffix = ""
 	}
-	return &urlPatternInfo{key: joinKey(proto, host, port, path), base: b}
+	return info
+}
+
+// literalSuffix returns the literal text at the end of a component pattern string: after its last
+// special character and, when that one starts a named group (":id"), after the group's name.
+func literalSuffix(p string) string {
+	i := strings.LastIndexAny(p, patternSpecials)
+	if i < 0 {
+		return p
+	}
+	rest := p[i+1:]
+	if p[i] == ':' {
+		rest = strings.TrimLeftFunc(rest, nameChar)
+	}
+	return rest
+}
+
+// nameChar reports whether r may continue a URL pattern group's name (the standard's identifier
+// code points: ID_Continue, "$", ZWNJ and ZWJ; a superset here, which only shortens a suffix).
+func nameChar(r rune) bool {
+	return r == '$' || r == '_' || r == '\u200c' || r == '\u200d' ||
+		unicode.In(r, unicode.L, unicode.Nl, unicode.Mn, unicode.Mc, unicode.Nd, unicode.Pc, unicode.Other_ID_Continue)
 }
 
 // joinKey writes the parts of a URL the index knows about, so that a pattern's literal start is

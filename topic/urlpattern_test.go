@@ -123,31 +123,33 @@ func checkPatternKey(t *testing.T, m *Matcher, s *Selector, topic string) {
 		return
 	}
 	k, ok := m.TopicKey(topic)
-	if !ok || !strings.HasPrefix(k, s.PatternKey()) {
-		t.Fatalf("%q matches %q, but its key %q (%v) does not start with the pattern's %q", s.Raw(), topic, k, ok, s.PatternKey())
+	if !ok || !strings.HasPrefix(k, s.PatternKey()) || !strings.HasSuffix(k, s.PatternSuffix()) || len(k) < len(s.PatternKey())+len(s.PatternSuffix()) {
+		t.Fatalf("%q matches %q, but its key %q (%v) does not start with the pattern's %q and end with %q", s.Raw(), topic, k, ok, s.PatternKey(), s.PatternSuffix())
 	}
 }
 
 func TestPatternKey(t *testing.T) {
 	m := testMatcher(t, 100)
 	for pattern, want := range map[string]string{
-		"https://example.com/books/:id":     "https://example.com:/books",
-		"https://example.com/books/:id?":    "https://example.com:/books",
-		"https://example.com/books/x*":      "https://example.com:/books/x",
-		"https://example.com/books/x{y}?":   "https://example.com:/books/x",
-		"https://example.com:8080/a/(\\d+)": "https://example.com:8080/a",
-		"https://example.com/a/b":           "https://example.com:/a/b",
-		"/books/:id":                        "https://hub.example:/books",
-		"https://*.example.com/books":       "",
-		"http{s}?://example.com/books":      "",
-		"https://example.com:*/books":       "",
+		"https://example.com/books/:id":     "https://example.com:/books|",
+		"https://example.com/books/:id?":    "https://example.com:/books|",
+		"https://example.com/books/x*":      "https://example.com:/books/x|",
+		"https://example.com/books/x{y}?":   "https://example.com:/books/x|",
+		"https://example.com:8080/a/(\\d+)": "https://example.com:8080/a|",
+		"https://example.com/a/b":           "https://example.com:/a/b|",
+		"https://example.com/a/:id/b.json":  "https://example.com:/a|/b.json",
+		"/books/:id":                        "https://hub.example:/books|",
+		"https://*.example.com/books":       "|/books",
+		"https://*.example.com/books/*.png": "|.png",
+		"http{s}?://example.com/books":      "|/books",
+		"https://example.com:*/books":       "|/books",
 	} {
 		s, err := m.CompileSpec(Spec{Type: MatchURLPattern, Value: pattern})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.PatternKey(); got != want {
-			t.Errorf("PatternKey(%q) = %q, want %q", pattern, got, want)
+		if got := s.PatternKey() + "|" + s.PatternSuffix(); got != want {
+			t.Errorf("PatternKey|PatternSuffix(%q) = %q, want %q", pattern, got, want)
 		}
 	}
 }
