@@ -108,9 +108,8 @@ func joinKey(proto, host, port, path string) string {
 
 // hubBase is the hub URL patterns and topics are resolved against, parsed once.
 type hubBase struct {
-	raw    string
-	parsed *whatwg.Url
-	path   string // its pathname with dot segments removed and unreserved octets decoded
+	raw  string
+	path string // its pathname with dot segments removed and unreserved octets decoded
 }
 
 // parseHubURL checks that raw is an absolute URL with a host and returns it as a base.
@@ -122,12 +121,14 @@ func parseHubURL(raw string) (*hubBase, error) {
 	if u.Hostname() == "" || u.OpaquePath() {
 		return nil, fmt.Errorf("hub URL %q: not an absolute URL with a host", raw)
 	}
-	return &hubBase{raw: raw, parsed: u, path: decodeUnreserved(u.Pathname())}, nil
+	return &hubBase{raw: raw, path: decodeUnreserved(u.Pathname())}, nil
 }
 
 // resolve parses topic as a URL reference against the hub URL; ok is false when it is not one.
+// The base is parsed afresh each time: the parser clones its base, and a clone initialises
+// state of the original lazily, so a parsed base shared between goroutines would race.
 func (b *hubBase) resolve(topic string) (*whatwg.Url, bool) {
-	u, err := b.parsed.Parse(topic)
+	u, err := whatwg.ParseRef(b.raw, topic)
 	return u, err == nil
 }
 

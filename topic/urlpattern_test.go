@@ -273,3 +273,31 @@ func TestValidateValue(t *testing.T) {
 		}
 	}
 }
+
+// TestURLPatternConcurrent resolves and matches topics from several goroutines at once, as
+// publishes and the hub's wild loop do; run with -race.
+func TestURLPatternConcurrent(t *testing.T) {
+	m := testMatcher(t, 0)
+	s, err := m.CompileSpec(Spec{Type: MatchURLPattern, Value: "/books/:id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 50 {
+				topic := "/books/" + strings.Repeat("x", 1+g+i%3)
+				if !m.Match(s, topic) || m.Reserved(topic) {
+					t.Errorf("%q: wrong answer", topic)
+				}
+				if _, ok := m.TopicKey(topic); !ok {
+					t.Errorf("%q: no key", topic)
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
