@@ -53,8 +53,8 @@ type matchKey struct {
 	shape, topic string
 }
 
-// NewMatcher returns a Matcher whose caches of selectors and of match results hold at most
-// cacheSize entries each; a cacheSize of zero (or less) disables them: every call compiles or
+// NewMatcher returns a Matcher for a hub at DefaultHubURL whose caches of selectors, of topics'
+// resolved URLs and of match results hold at most cacheSize entries each; a cacheSize of zero (or less) disables them: every call compiles or
 // matches afresh. The cache of regular expressions always holds up to maxCachedRegexps: it
 // bounds CPU (compiling one costs tens of microseconds), and its memory is bounded anyway.
 func NewMatcher(cacheSize int) *Matcher {
