@@ -571,7 +571,8 @@ func displayAddr(a net.Addr) string {
 
 // matchBase returns the hub's public URL, which draft-08 URL patterns and relative topics are
 // resolved against: hub_url, else https:// and the first host name of SERVER_NAME (with
-// https_port when it is not 443), else topic.DefaultHubURL, whose host can name no real one.
+// https_port when it is not 443) when that makes a URL, else topic.DefaultHubURL, whose host can
+// name no real one.
 func matchBase(cfg config.Config) string {
 	if cfg.HubURL != "" {
 		return cfg.HubURL
@@ -583,5 +584,9 @@ func matchBase(cfg config.Config) string {
 	if cfg.HTTPSPort != 0 && cfg.HTTPSPort != 443 {
 		host = net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))
 	}
-	return "https://" + host + server.Path
+	u := "https://" + host + server.Path
+	if _, err := topic.NewMatcherAt(0, u); err != nil {
+		return topic.DefaultHubURL // a name no URL can hold, such as a wildcard
+	}
+	return u
 }
