@@ -19,9 +19,10 @@ const maxCachedTopicLen = 4096
 const maxCachedRegexps = 4096
 
 // maxCachedPatterns bounds the compiled URL patterns a Matcher keeps. One is eight regular
-// expressions, about 20 KiB: the bound keeps them under about 20 MiB. Beyond it they are compiled
-// again when needed.
-const maxCachedPatterns = 1024
+// expressions (those of "*" components shared), about 10 KiB for a typical pattern: the bound
+// keeps them near 20 MiB, as the template regexps are kept near 16 MiB. Beyond it they are
+// compiled again when needed.
+const maxCachedPatterns = 2048
 
 // Matcher matches topics against selectors with bounded caches: compiled selectors by their
 // string, the regular expressions of template shapes, and the result of matching a template
