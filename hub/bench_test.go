@@ -6,23 +6,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport"
 )
 
 // BenchmarkFanOut measures dispatching one update to N subscribers of its topic: matching,
-// encoding once and enqueueing. Queues are drained every 64 updates, outside the timer.
+// encoding once and enqueueing. The template and urlpattern rows go through the wild loop, one
+// shared selector for all the subscribers. Queues are drained every 64 updates, outside the timer.
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 1000, 10_000} {
-		for _, kind := range []string{"exact", "template"} {
+		for _, kind := range []string{"exact", "template", "urlpattern"} {
 			b.Run(fmt.Sprintf("subscribers=%d/%s", n, kind), func(b *testing.B) {
 				h, _ := newHub(b, Config{QueueSize: 1000}, false)
-				sel := "https://example.com/books/1"
-				if kind == "template" {
-					sel = "https://example.com/books/{id}"
+				spec := topic.Spec{Type: topic.MatchTopic, Value: "https://example.com/books/1"}
+				switch kind {
+				case "template":
+					spec.Value = "https://example.com/books/{id}"
+				case "urlpattern":
+					spec = topic.Spec{Type: topic.MatchURLPattern, Value: "https://example.com/books/:id"}
 				}
 				subs := make([]*Subscriber, n)
 				for i := range subs {
-					s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(h.Matcher(), sel)})
+					s, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: specSels(b, h.Matcher(), spec)})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -40,10 +45,10 @@ func BenchmarkFanOut(b *testing.B) {
 				b.ResetTimer()
 				for i := range b.N {
 					u.Seq = uint64(i + 1)
-					if kind == "template" {
-						h.dispatchWild(context.Background(), u)
-					} else {
+					if kind == "exact" {
 						h.dispatch(u)
+					} else {
+						h.dispatchWild(context.Background(), u)
 					}
 					if i%64 == 63 {
 						b.StopTimer()

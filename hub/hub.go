@@ -81,6 +81,12 @@ type Hub struct {
 	wildSubs  atomic.Int64  // wild subscribers: the dispatch loop hands off updates only if some
 	// wildCands is the wild loop's scratch list of candidate templates.
 	wildCands []candidate
+	// lastKey is the wild loop's memo of the last topic it resolved for the URL pattern index:
+	// consecutive updates of one topic, the common case, resolve it once.
+	lastKey struct {
+		topic, key string
+		ok, set    bool
+	}
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
@@ -424,7 +430,8 @@ func (h *Hub) register(s *Subscriber) error {
 func sharedSelector(set map[*Subscriber]struct{}, raw string) *topic.Selector {
 	for other := range set {
 		for _, sel := range other.Selectors {
-			if sel.Raw() == raw {
+			// A URL pattern or template with the same text matches other topics.
+			if k := sel.Kind(); sel.Raw() == raw && (k == topic.KindExact || k == topic.KindInvalid) {
 				return sel
 			}
 		}

@@ -180,15 +180,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Handler returns the routes: the hub endpoint (GET/HEAD subscribe, POST publish, OPTIONS
+// Handler returns the routes: the hub endpoint (GET/HEAD/QUERY subscribe, POST publish, OPTIONS
 // preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling
 // and in the body's read deadline.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, s.subscribe) // GET patterns also match HEAD
+	mux.HandleFunc(MethodQuery+" "+Path, s.subscribe)
 	mux.HandleFunc("POST "+Path, s.publish)
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET, HEAD, POST")
+		w.Header().Set("Allow", "GET, HEAD, POST, QUERY")
 		s.refuse(w, r, &requestError{code: http.StatusMethodNotAllowed, category: reasonMethod, reason: "method not allowed"})
 	})
 	mux.HandleFunc("GET "+MetadataPath, s.metadata)

@@ -151,10 +151,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if eventsRate == 0 {
 		eventsRate = -1 // no limit
 	}
+	matcher, err := topic.NewMatcherAt(cfg.TopicSelectorCache, matchBase(cfg))
+	if err != nil {
+		return fmt.Errorf("hub_url: %w", err)
+	}
 	h, err := hub.New(hub.Config{
 		Metrics:       m,
 		Transport:     tr,
-		Matcher:       topic.NewMatcher(cfg.TopicSelectorCache),
+		Matcher:       matcher,
 		QueueSize:     cfg.QueueSize,
 		Subscriptions: cfg.Subscriptions,
 		Cluster:       shared,
@@ -623,4 +627,31 @@ func buildIssuers(ctx context.Context, cfg config.Config, pub, sub *auth.Verifie
 		return nil, nil, err
 	}
 	return issuers, closeAll, nil
+}
+
+// matchBase returns the hub's public URL, which draft-08 URL patterns and relative topics are
+// resolved against: hub_url, else resource_identifier when it is such a URL, else https:// and the first host name of SERVER_NAME (with
+// https_port when it is not 443) when that makes a URL, else topic.DefaultHubURL, whose host can
+// name no real one.
+func matchBase(cfg config.Config) string {
+	if cfg.HubURL != "" {
+		return cfg.HubURL
+	}
+	if ri := cfg.ResourceIdentifier; ri != "" {
+		if _, err := topic.NewMatcherAt(0, ri); err == nil {
+			return ri
+		}
+	}
+	if len(cfg.ServerNames) == 0 {
+		return topic.DefaultHubURL
+	}
+	host := cfg.ServerNames[0]
+	if cfg.HTTPSPort != 0 && cfg.HTTPSPort != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))
+	}
+	u := "https://" + host + server.Path
+	if _, err := topic.NewMatcherAt(0, u); err != nil {
+		return topic.DefaultHubURL // a name no URL can hold, such as a wildcard
+	}
+	return u
 }
