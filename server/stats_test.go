@@ -20,10 +20,15 @@ import (
 func statsHub(t *testing.T) (*testHub, *httptest.Server) {
 	t.Helper()
 	m := metrics.New()
-	th := newTestHubWith(t, func(c *hub.Config) { c.Metrics = m }, func(c *server.Config) { c.Metrics = m })
-	ops := httptest.NewServer(server.OpsHandler(server.OpsConfig{Metrics: m, Stats: &server.StatsConfig{
-		Version: "v9.9.9", Transport: "local", Started: time.Now(), Subscribers: th.Hub.Subscribers, Interval: 20 * time.Millisecond,
-	}}))
+	var src *server.StatsSource
+	th := newTestHubWith(t, func(c *hub.Config) { c.Metrics = m }, func(c *server.Config) {
+		c.Metrics = m
+		src = server.NewStatsSource(server.StatsConfig{
+			Version: "v9.9.9", Transport: "local", Started: time.Now(), Hub: c.Hub, Interval: 20 * time.Millisecond,
+		}, m)
+		c.Stats = src
+	})
+	ops := httptest.NewServer(server.OpsHandler(server.OpsConfig{Metrics: m, Stats: src}))
 	t.Cleanup(ops.Close)
 	return th, ops
 }
