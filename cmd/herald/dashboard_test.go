@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -142,7 +143,9 @@ func (l topicLoad) run(t *testing.T, hubURL string, spread time.Duration) {
 				t.Fatalf("publish: %d %q", c, body)
 			}
 		}
-		time.Sleep(spread / time.Duration(total))
+		// In waves: three slow and three fast phases over the spread, for charts worth looking at.
+		pause := float64(spread) / float64(total) * (1 + 0.8*math.Sin(6*math.Pi*float64(n)/float64(total)))
+		time.Sleep(time.Duration(pause))
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -217,12 +220,13 @@ func TestDashboard(t *testing.T) {
 	if got := d.eval(`document.querySelector('#top-subscribed tbody tr').dataset.topic + ' ' + document.querySelector('#top-subscribed tbody tr td.num').textContent`); got != hot+" 10" {
 		t.Fatalf("busiest by subscribers: %q", got)
 	}
-	hotDeliveries := strconv.Itoa(load.subscribers[0] * load.publishes[0])
+	// The load fits in the last minute, except the long one for the screenshot.
+	busiest := hot + " " + strconv.Itoa(load.subscribers[0]*load.publishes[0])
 	if shots {
-		hotDeliveries = "30,000"
+		busiest = hot
 	}
-	if got := d.eval(`document.querySelector('#top-delivered tbody tr').dataset.topic + ' ' + document.querySelector('#top-delivered tbody tr td.num').textContent`); got != hot+" "+hotDeliveries {
-		t.Fatalf("busiest by deliveries: %q", got)
+	if got := d.eval(`document.querySelector('#top-delivered tbody tr').dataset.topic + (` + strconv.FormatBool(!shots) + ` ? ' ' + document.querySelector('#top-delivered tbody tr td.num').textContent : '')`); got != busiest {
+		t.Fatalf("busiest by deliveries: %q, want %q", got, busiest)
 	}
 	if got := d.eval(`document.querySelectorAll('#nodes tbody tr').length`); got != "1" {
 		t.Fatalf("%s node rows, want 1", got)

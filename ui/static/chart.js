@@ -1,5 +1,7 @@
 // A small line chart drawn on a canvas: a window of the last points of one or more series,
-// the time running left to right, the vertical axis from zero to a rounded maximum.
+// the time running left to right, the vertical axis from zero to a rounded maximum. The window
+// grows with the data, a whole number of minutes at a time, up to windowMs: a page opened a
+// minute ago shows that minute across the whole width.
 
 const fmtAxis = (v) => {
   if (v >= 1e9) return `${+(v / 1e9).toFixed(1)}G`;
@@ -50,7 +52,7 @@ export class Chart {
     const css = getComputedStyle(c);
     const muted = css.getPropertyValue('--muted').trim() || '#888';
     const grid = css.getPropertyValue('--border').trim() || '#ccc';
-    const left = 44, right = 6, top = 6, bottom = 16;
+    const left = 56, right = 6, top = 8, bottom = 16;
     const pw = w - left - right, ph = hgt - top - bottom;
     let max = 0;
     for (const p of this.points) for (const v of p.values) if (v > max) max = v;
@@ -71,12 +73,14 @@ export class Chart {
     }
     g.textBaseline = 'alphabetic';
     g.textAlign = 'left';
-    g.fillText(`−${Math.round(this.windowMs / 60000)} min`, left, hgt - 3);
+    const now = this.points.length ? this.points[this.points.length - 1].t : 0;
+    const held = this.points.length ? now - this.points[0].t : 0;
+    const span = Math.min(this.windowMs, Math.max(1, Math.ceil(held / 60000)) * 60000);
+    g.fillText(`−${Math.round(span / 60000)} min`, left, hgt - 3);
     g.textAlign = 'right';
     g.fillText('now', left + pw, hgt - 3);
     if (this.points.length === 0) return;
-    const now = this.points[this.points.length - 1].t;
-    const x = (t) => left + pw * (1 - (now - t) / this.windowMs);
+    const x = (t) => left + pw * (1 - (now - t) / span);
     const y = (v) => top + ph * (1 - v / max);
     this.series.forEach((s, i) => {
       g.strokeStyle = css.getPropertyValue(s.color).trim() || '#36c';

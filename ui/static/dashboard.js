@@ -21,7 +21,8 @@ function bytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+  if (i === 0) return `${Math.round(n)} B`;
+  return `${n >= 100 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
 }
 function duration(s) {
   s = Math.floor(s);
@@ -105,8 +106,8 @@ const CHARTS = [
   {id: 'replays', title: 'History replays /s and updates replayed /s',
     series: [{label: 'replays', color: '--accent'}, {label: 'updates replayed', color: '--warn'}], rate: (t) => [t.replays, t.replayed]},
   {id: 'latency', title: 'Publish latency (received → stored)',
-    series: [{label: 'p50', color: '--accent'}, {label: 'p99', color: '--warn'}],
-    value: (s) => (s.publish_latency.count ? [s.publish_latency.p50_seconds * 1000, s.publish_latency.p99_seconds * 1000] : [null, null]),
+    series: [{label: 'p99', color: '--warn'}, {label: 'p50', color: '--accent'}],
+    value: (s) => (s.publish_latency.count ? [s.publish_latency.p99_seconds * 1000, s.publish_latency.p50_seconds * 1000] : [null, null]),
     format: (v) => `${+v.toFixed(v < 1 ? 2 : 1)} ms`},
 ];
 
