@@ -2,6 +2,8 @@ package server
 
 import (
 	"net/http"
+
+	"github.com/heraldhub/herald/auth"
 )
 
 // StatsTopic is the private topic of the live stats on the hub's address, and the path that
@@ -17,25 +19,40 @@ const StatsTopic = Path + "/stats"
 // for a JWT allowed to subscribe to StatsTopic. A stream ends at the token's expiry or after
 // write_timeout, as subscriptions do.
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
-	if rerr == nil && claims == nil {
-		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the live stats need a JWT allowed to subscribe to " + StatsTopic}
-	}
-	if rerr != nil {
-		s.refuse(w, r, rerr)
-		return
-	}
-	m := s.hub.Matcher()
-	allowed := false
-	for _, sel := range claims.Subscribe {
-		if m.Match(m.Compile(sel), StatsTopic) {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
-		s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + StatsTopic})
+	claims := s.mayRead(w, r, StatsTopic, "the live stats need a JWT allowed to subscribe to "+StatsTopic)
+	if claims == nil {
 		return
 	}
 	s.cfg.Stats.serve(w, r, s.lifetime(claims))
+}
+
+// mayRead returns the claims of the request's JWT when they may read the private path (a
+// selector of their mercure.subscribe claim matches it, as for a private update of that topic).
+// Otherwise it answers the refusal and returns nil: 401 without a valid JWT (with reason
+// missing when there is none, even if anonymous subscribers are allowed), 403 when no selector
+// matches.
+func (s *Server) mayRead(w http.ResponseWriter, r *http.Request, path, missing string) *auth.Claims {
+	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
+	if rerr == nil && claims == nil {
+		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: missing}
+	}
+	if rerr == nil && !s.claimMatches(claims, path) {
+		rerr = &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path}
+	}
+	if rerr != nil {
+		s.refuse(w, r, rerr)
+		return nil
+	}
+	return claims
+}
+
+// claimMatches reports whether a selector of the claims' mercure.subscribe matches topic.
+func (s *Server) claimMatches(claims *auth.Claims, topic string) bool {
+	m := s.hub.Matcher()
+	for _, sel := range claims.Subscribe {
+		if m.Match(m.Compile(sel), topic) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -82,18 +81,7 @@ func TestDashboardStatsStream(t *testing.T) {
 		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	r := sse.NewReader(resp.Body)
-	next := func() server.Stats {
-		t.Helper()
-		msg, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st server.Stats
-		if msg.Type != "stats" || json.Unmarshal([]byte(msg.Data), &st) != nil {
-			t.Fatalf("event %+v", msg)
-		}
-		return st
-	}
+	next := func() server.Stats { t.Helper(); return nextStats(t, r) }
 	first := next() // the watch has begun: deliveries by topic are counted from here
 
 	var ids []string

@@ -96,21 +96,7 @@ func TestStatsStream(t *testing.T) {
 		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	r := sse.NewReader(resp.Body)
-	next := func() server.Stats {
-		t.Helper()
-		msg, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg.Type != "stats" {
-			t.Fatalf("event type %q, want stats", msg.Type)
-		}
-		var st server.Stats
-		if err := json.Unmarshal([]byte(msg.Data), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	next := func() server.Stats { t.Helper(); return nextStats(t, r) }
 	first := next()
 	if first.Totals.Published != 0 {
 		t.Fatalf("first snapshot %+v, want nothing published", first.Totals)
@@ -135,4 +121,18 @@ func TestStatsBadOnce(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || string(b) != "once must be 1 or 0\n" {
 		t.Fatalf("%d %q", resp.StatusCode, b)
 	}
+}
+
+// nextStats reads the next event of a live-stats stream, which must be a stats snapshot.
+func nextStats(t *testing.T, r *sse.Reader) server.Stats {
+	t.Helper()
+	msg, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st server.Stats
+	if msg.Type != "stats" || json.Unmarshal([]byte(msg.Data), &st) != nil {
+		t.Fatalf("event %+v, want a stats snapshot", msg)
+	}
+	return st
 }

@@ -27,25 +27,8 @@ type subscriptionsCollection struct {
 // mercure.subscribe claim must match the requested path, as subscription events' topics do.
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	discovery(w)
-	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
-	if rerr == nil && claims == nil {
-		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
-	}
-	if rerr != nil {
-		s.refuse(w, r, rerr)
-		return
-	}
 	path := r.URL.EscapedPath()
-	m := s.hub.Matcher()
-	allowed := false
-	for _, sel := range claims.Subscribe {
-		if m.Match(m.Compile(sel), path) {
-			allowed = true
-			break
-		}
-	}
-	if !allowed {
-		s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path})
+	if s.mayRead(w, r, path, "the subscriptions API needs a JWT") == nil {
 		return
 	}
 	selector, subscriber := r.PathValue("topic"), r.PathValue("subscriber")

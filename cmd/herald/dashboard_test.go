@@ -106,16 +106,7 @@ func (l topicLoad) run(t *testing.T, hubURL string, spread time.Duration) {
 	errs := make(chan error, 100)
 	for i, topic := range l.topics {
 		for range l.subscribers[i] {
-			req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic="+url.QueryEscape(topic), nil)
-			req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{topic}))
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { resp.Body.Close() })
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("subscribe: %d", resp.StatusCode)
-			}
+			resp := subscribeTopic(t, client, hubURL, topic)
 			wg.Add(1)
 			go func(want int) {
 				defer wg.Done()

@@ -1,7 +1,7 @@
 // The operator's dashboard: the hub's live stats, read as an event stream from the private
 // topic /.well-known/mercure/stats with the JWT entered here, drawn as charts of the last
 // 15 minutes, current figures, the busiest topics and the cluster's nodes.
-import {$, h, topicCode, hubURL, loadConfig, mintToken, describeToken, clock, store} from './lib.js';
+import {$, h, topicCode, hubURL, loadConfig, mintToken, showTokenInfo as showTokenInfoIn, clock, store} from './lib.js';
 import {HubStream} from './sse.js';
 import {Chart} from './chart.js';
 
@@ -52,12 +52,7 @@ function persist() {
   }
 }
 
-function showTokenInfo() {
-  const {text, bad} = describeToken(tokenInput.value);
-  const info = $('#token-info');
-  info.textContent = text;
-  info.classList.toggle('bad', bad);
-}
+const showTokenInfo = () => showTokenInfoIn(tokenInput, $('#token-info'));
 
 tokenInput.addEventListener('input', () => { showTokenInfo(); persist(); });
 remember.addEventListener('change', persist);

@@ -84,6 +84,14 @@ export function describeToken(token) {
   return {text, bad};
 }
 
+// showTokenInfo writes what the token in input allows into the element info, marked bad
+// when it is not a JWT or has expired.
+export function showTokenInfo(input, info) {
+  const {text, bad} = describeToken(input.value);
+  info.textContent = text;
+  info.classList.toggle('bad', bad);
+}
+
 function relative(ms) {
   const s = Math.round(ms / 1000);
   if (s < 90) return `${s} s`;
