@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
 )
@@ -52,6 +53,25 @@ func TestDashboardStatsRefusals(t *testing.T) {
 				t.Fatalf("%d %q, want %d %q", resp.StatusCode, b, tc.code, tc.body)
 			}
 		})
+	}
+}
+
+// TestDashboardStatsAnonymousHub: a hub that lets anonymous clients subscribe still wants a
+// token for the stats.
+func TestDashboardStatsAnonymousHub(t *testing.T) {
+	m := metrics.New()
+	th := newTestHubWith(t, func(c *hub.Config) { c.Metrics = m }, func(c *server.Config) {
+		c.Anonymous = true
+		c.Stats = server.NewStatsSource(server.StatsConfig{Hub: c.Hub}, m)
+	})
+	resp, err := th.Client.Get(statsURL(th) + "?once=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := "the live stats need a JWT allowed to subscribe to /.well-known/mercure/stats\n"; resp.StatusCode != http.StatusUnauthorized || string(b) != want {
+		t.Fatalf("%d %q, want 401 %q", resp.StatusCode, b, want)
 	}
 }
 
