@@ -186,7 +186,11 @@ func printStats(w io.Writer, st server.Stats, prev *server.Stats, asJSON bool) e
 		}
 	}
 	tops("busiest by subscribers", st.TopSubscribed)
-	tops(fmt.Sprintf("busiest by deliveries, last %.0f s", st.TopDeliveredSeconds), st.TopDelivered)
+	if st.TopDeliveredSeconds > 0 {
+		tops(fmt.Sprintf("busiest by deliveries, last %.0f s", st.TopDeliveredSeconds), st.TopDelivered)
+	} else {
+		fmt.Fprintf(w, "\nbusiest by deliveries: counted only while a dashboard or top watches\n")
+	}
 	if len(st.Nodes) > 1 {
 		fmt.Fprintf(w, "\n%-10s %-24s %12s %8s %10s\n", "node", "address", "subscribers", "lag", "heard")
 		for _, n := range st.Nodes {
