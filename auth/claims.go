@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/topic"
 )
 
 // MaxSelectors is the largest number of entries accepted in
@@ -23,27 +25,64 @@ const (
 	claimExp          = "exp"
 	claimNbf          = "nbf"
 	claimSub          = "sub"
+	claimIss          = "iss"
+	claimAud          = "aud"
+	claimDetails      = "authorization_details"
 )
+
+// Dialect says which version of the protocol a token speaks.
+type Dialect uint8
+
+const (
+	// Dialect0x is a Mercure 0.x token: any signed JWT, its grants in the mercure claim.
+	Dialect0x Dialect = iota
+	// DialectDraft08 is a draft-08 access token: an RFC 9068 JWT access token (typ at+jwt)
+	// from a trusted issuer, its grants in authorization_details.
+	DialectDraft08
+)
+
+// String returns "0.x" or "draft-08", for logs.
+func (d Dialect) String() string {
+	if d == DialectDraft08 {
+		return "draft-08"
+	}
+	return "0.x"
+}
 
 // Claims is what a verified token grants. It is only ever returned for a
 // token whose signature, exp and nbf have been checked.
 type Claims struct {
-	// Publish holds the mercure.publish topic selectors: the topics the
-	// bearer may publish to.
-	Publish []string
+	// Dialect says which kind of token this was; the HTTP layer answers a
+	// draft-08 token's refusals as RFC 6750 errors.
+	Dialect Dialect
+	// Publish holds the selectors of the topics the bearer may publish to:
+	// mercure.publish (as topic.MatchTopic specs) for a 0.x token, the topics
+	// of every authorization detail granting publish for a draft-08 one.
+	Publish []topic.Spec
 	// HasPublish is true when the token has a publish claim, even an empty
 	// one, so callers can tell "may publish nowhere" from "said nothing".
 	HasPublish bool
-	// Subscribe holds the mercure.subscribe topic selectors: the private
-	// updates the bearer may receive.
-	Subscribe []string
+	// Subscribe holds the selectors of the private updates the bearer may
+	// receive: mercure.subscribe, or the topics of every authorization
+	// detail granting subscribe.
+	Subscribe []topic.Spec
 	// HasSubscribe is true when the token has a subscribe claim, even an
 	// empty one.
 	HasSubscribe bool
 	// Payload is mercure.payload as it appears in the token (any JSON
 	// value, JSON null included), published with the subscriber's
-	// subscription events; nil when the claim is absent.
+	// subscription events; nil when the claim is absent. Always nil for a
+	// draft-08 token, whose payloads are per subscription (SubscribeDetails).
 	Payload json.RawMessage
+	// SubscribeDetails are a draft-08 token's authorization details that
+	// grant subscribe, in the token's order: the payload of a subscription
+	// is that of the first one whose topics match the subscription's own
+	// matcher. Their topics, in order, are Subscribe. Nil for a 0.x token.
+	SubscribeDetails []Detail
+	// Issuer is a draft-08 token's iss claim, one of the trusted issuers.
+	Issuer string
+	// Audience is a draft-08 token's aud claim, one string or several.
+	Audience []string
 	// Subject is the sub claim, "" when absent.
 	Subject string
 	// ExpiresAt is the exp claim; the zero time when the token has none.
@@ -181,7 +220,7 @@ func (c *tokenClaims) toClaims() (*Claims, error) {
 // selectors reads one array of topic selectors from the mercure claim
 // object. An absent or null field is (nil, false); an empty array is a
 // non-nil empty slice and true.
-func selectors(m map[string]json.RawMessage, claim, field string) ([]string, bool, error) {
+func selectors(m map[string]json.RawMessage, claim, field string) ([]topic.Spec, bool, error) {
 	raw, ok := m[field]
 	if !ok || isNull(raw) {
 		return nil, false, nil
@@ -193,13 +232,13 @@ func selectors(m map[string]json.RawMessage, claim, field string) ([]string, boo
 	if len(items) > MaxSelectors {
 		return nil, false, invalidf("%s.%s claim has %d entries; at most %d are allowed", claim, field, len(items), MaxSelectors)
 	}
-	out := make([]string, 0, len(items))
+	out := make([]topic.Spec, 0, len(items))
 	for _, item := range items {
 		var s string
 		if len(item) == 0 || item[0] != '"' || json.Unmarshal(item, &s) != nil {
 			return nil, false, invalidf("%s.%s claim must be an array of strings", claim, field)
 		}
-		out = append(out, s)
+		out = append(out, topic.Spec{Type: topic.MatchTopic, Value: s})
 	}
 	return out, true, nil
 }

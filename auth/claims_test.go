@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/topic"
 )
 
 func TestVerifyClaims(t *testing.T) {
@@ -31,14 +33,14 @@ func TestVerifyClaims(t *testing.T) {
 			name:    "publish and subscribe",
 			payload: `{"mercure":{"publish":["https://example.com/a","*"],"subscribe":["https://example.com/{id}"]}}`,
 			want: Claims{
-				Publish: []string{"https://example.com/a", "*"}, HasPublish: true,
-				Subscribe: []string{"https://example.com/{id}"}, HasSubscribe: true,
+				Publish: specs("https://example.com/a", "*"), HasPublish: true,
+				Subscribe: specs("https://example.com/{id}"), HasSubscribe: true,
 			},
 		},
 		{
 			name:    "empty arrays are present",
 			payload: `{"mercure":{"publish":[],"subscribe":[]}}`,
-			want:    Claims{Publish: []string{}, HasPublish: true, Subscribe: []string{}, HasSubscribe: true},
+			want:    Claims{Publish: specs(), HasPublish: true, Subscribe: specs(), HasSubscribe: true},
 		},
 		{
 			name:    "null arrays are absent",
@@ -48,7 +50,7 @@ func TestVerifyClaims(t *testing.T) {
 		{
 			name:        "payload object kept verbatim",
 			payload:     `{"mercure":{"subscribe":["a"],"payload":{"user":"https://example.com/users/1","n":[1,2.5]}}}`,
-			want:        Claims{Subscribe: []string{"a"}, HasSubscribe: true},
+			want:        Claims{Subscribe: specs("a"), HasSubscribe: true},
 			wantPayload: `{"user":"https://example.com/users/1","n":[1,2.5]}`,
 		},
 		{name: "payload string", payload: `{"mercure":{"payload":"hi"}}`, wantPayload: `"hi"`},
@@ -56,30 +58,30 @@ func TestVerifyClaims(t *testing.T) {
 		{
 			name:    "mercure.rocks overrides mercure",
 			payload: `{"mercure":{"publish":["old"],"payload":1},"https://mercure.rocks/":{"publish":["new"]}}`,
-			want:    Claims{Publish: []string{"new"}, HasPublish: true},
+			want:    Claims{Publish: specs("new"), HasPublish: true},
 		},
 		{
 			name:    "mercure.rocks alone",
 			payload: `{"https://mercure.rocks/":{"subscribe":["s"]}}`,
-			want:    Claims{Subscribe: []string{"s"}, HasSubscribe: true},
+			want:    Claims{Subscribe: specs("s"), HasSubscribe: true},
 		},
 		{
 			name:    "null mercure.rocks falls back to mercure",
 			payload: `{"mercure":{"publish":["p"]},"https://mercure.rocks/":null}`,
-			want:    Claims{Publish: []string{"p"}, HasPublish: true},
+			want:    Claims{Publish: specs("p"), HasPublish: true},
 		},
 		{
 			name:    "claim names are case-sensitive",
 			payload: `{"Mercure":{"publish":["p"]},"mercure":{"subscribe":["s"]}}`,
-			want:    Claims{Subscribe: []string{"s"}, HasSubscribe: true},
+			want:    Claims{Subscribe: specs("s"), HasSubscribe: true},
 		},
 		{
 			name:    "unknown mercure fields ignored",
 			payload: `{"mercure":{"publish":["p"],"extra":{"x":1}}}`,
-			want:    Claims{Publish: []string{"p"}, HasPublish: true},
+			want:    Claims{Publish: specs("p"), HasPublish: true},
 		},
 		{name: "1000 entries", payload: mustJSON(t, map[string]any{"mercure": map[string]any{"publish": many(1000)}}),
-			want: Claims{Publish: many(1000), HasPublish: true}},
+			want: Claims{Publish: specs(many(1000)...), HasPublish: true}},
 		{name: "1001 publish entries", payload: mustJSON(t, map[string]any{"mercure": map[string]any{"publish": many(1001)}}),
 			reason: "mercure.publish claim has 1001 entries; at most 1000 are allowed"},
 		{name: "1001 subscribe entries", payload: mustJSON(t, map[string]any{"mercure": map[string]any{"subscribe": many(1001)}}),
@@ -136,8 +138,18 @@ func wantClaims(t *testing.T, got *Claims, want Claims, payload string) {
 }
 
 // sameStrings compares two selector lists, telling nil from empty.
-func sameStrings(a, b []string) bool {
+func sameStrings(a, b []topic.Spec) bool {
 	return (a == nil) == (b == nil) && slices.Equal(a, b)
+}
+
+// specs returns 0.x topic selectors as the specs Claims holds them in: a non-nil slice, empty
+// when no selector is given.
+func specs(selectors ...string) []topic.Spec {
+	out := make([]topic.Spec, 0, len(selectors))
+	for _, s := range selectors {
+		out = append(out, topic.Spec{Type: topic.MatchTopic, Value: s})
+	}
+	return out
 }
 
 func TestVerifyClaimsFromJWTLibrary(t *testing.T) {
@@ -155,7 +167,7 @@ func TestVerifyClaimsFromJWTLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantClaims(t, got, Claims{
-		Publish: []string{"https://example.com/books/{id}"}, HasPublish: true,
-		Subscribe: []string{}, HasSubscribe: true,
+		Publish: specs("https://example.com/books/{id}"), HasPublish: true,
+		Subscribe: specs(), HasSubscribe: true,
 	}, `{"name":"Ada"}`)
 }

@@ -3,12 +3,17 @@
 // Mercure claims the hub authorises against:
 //
 //   - finding the token in a request (FromRequest: the Authorization
-//     header, then the authorization query parameter, then the cookie);
+//     header, then the authorization query parameter, then the draft-08
+//     access token cookie, then the 0.x cookie);
 //   - verifying it (Verifier: one configured algorithm, pinned; signature;
 //     exp and nbf; a bounded length) with a static key or a JWK Set that is
 //     cached and refreshed;
 //   - reading its mercure claim into Claims (publish and subscribe
 //     selectors, payload, subject, expiry);
+//   - for draft-08 access tokens (IsAccessToken: typ at+jwt), verifying them
+//     as RFC 9068 asks (Issuers.Verify: the keys of the issuer named by iss
+//     only, exp required, aud naming the hub) and reading their
+//     authorization_details into the same Claims, with typed selectors;
 //   - the CSRF check for publishes authorised by a cookie (CheckOrigin).
 //
 // It does not decide which topics a selector matches nor write HTTP

@@ -6,6 +6,9 @@ import (
 	"testing"
 )
 
+// atHeader is the encoded protected header {"typ":"at+jwt"} of a draft-08 access token.
+const atHeader = "eyJ0eXAiOiJhdCtqd3QifQ"
+
 func TestFromRequest(t *testing.T) {
 	type req struct {
 		headers []string // Authorization values
@@ -49,6 +52,18 @@ func TestFromRequest(t *testing.T) {
 		{name: "two cookies", req: req{cookies: []string{"mercureAuthorization=a; mercureAuthorization=b"}}, src: SourceCookie, reason: "several mercureAuthorization cookies"},
 		{name: "empty cookie is absent", req: req{cookies: []string{"mercureAuthorization="}}, src: SourceNone},
 		{name: "empty and full cookie", req: req{cookies: []string{"mercureAuthorization=; mercureAuthorization=a"}}, token: "a", src: SourceCookie},
+
+		// Draft-08, "Presenting the Access Token" and "Cookie".
+		{name: "access token cookie", req: req{cookies: []string{"__Secure-mercure_access_token=abc"}}, token: "abc", src: SourceAccessTokenCookie},
+		{name: "access token cookie beats the 0.x cookie",
+			req:   req{cookies: []string{"mercureAuthorization=old; __Secure-mercure_access_token=new"}},
+			token: "new", src: SourceAccessTokenCookie},
+		{name: "header beats the access token cookie",
+			req:   req{headers: []string{"Bearer h"}, cookies: []string{"__Secure-mercure_access_token=c"}},
+			token: "h", src: SourceHeader},
+		{name: "empty access token cookie is absent", req: req{cookies: []string{"__Secure-mercure_access_token=; mercureAuthorization=old"}}, token: "old", src: SourceCookie},
+		{name: "two access token cookies", req: req{cookies: []string{"__Secure-mercure_access_token=a; __Secure-mercure_access_token=b"}}, src: SourceAccessTokenCookie, reason: "several __Secure-mercure_access_token cookies"},
+		{name: "scheme in any case for an access token", req: req{headers: []string{"bEARER " + atHeader + ".e30.sig"}}, token: atHeader + ".e30.sig", src: SourceHeader},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -127,6 +127,12 @@ func (v *Verifier) Alg() string { return v.alg }
 // rather than a signature check; expiry is still checked every time. The returned Claims are
 // shared: callers must not modify them.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	return v.verifyCached(token, Dialect0x, v.verify)
+}
+
+// verifyCached checks token's length, answers from the cache when it verified lately in
+// dialect d (its expiry checked again), and otherwise verifies it with verify and remembers it.
+func (v *Verifier) verifyCached(token string, d Dialect, verify func(string) (*Claims, error)) (*Claims, error) {
 	if token == "" {
 		return nil, invalidf("missing token")
 	}
@@ -134,13 +140,13 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, invalidf("token is too long (at most %d bytes)", MaxTokenLength)
 	}
 	gen := v.keyGen()
-	if c, ok := v.cache.get(token, gen); ok {
+	if c, ok := v.cache.get(token, gen); ok && c.Dialect == d {
 		if !c.ExpiresAt.IsZero() && !time.Now().Before(c.ExpiresAt) {
 			return nil, &tokenError{reason: "token expired", kind: ErrExpired}
 		}
 		return c, nil
 	}
-	c, err := v.verify(token)
+	c, err := verify(token)
 	if err == nil {
 		v.cache.put(token, c, gen)
 	}

@@ -74,7 +74,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify(valid token): %v", err)
 			}
-			if got.Subject != "alice" || !got.HasPublish || len(got.Publish) != 1 || got.Publish[0] != "https://example.com/books/1" {
+			if got.Subject != "alice" || !got.HasPublish || len(got.Publish) != 1 || got.Publish[0].Value != "https://example.com/books/1" {
 				t.Errorf("claims = %+v", got)
 			}
 

@@ -11,6 +11,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,13 @@ type Config struct {
 	SubscriberKey  string
 	SubscriberAlg  string
 	SubscriberJWKS string
+
+	// Issuers are the trusted issuers of draft-08 access tokens, each with its keys; a role
+	// without a key of its own takes the top-level key of that role (PublisherKey...).
+	Issuers []IssuerConfig
+	// ResourceIdentifier is the hub's OAuth 2.0 resource identifier, the aud draft-08 tokens
+	// must carry; "" derives it from each request's scheme and Host.
+	ResourceIdentifier string
 
 	Anonymous     bool
 	Subscriptions bool
@@ -101,6 +109,93 @@ type Config struct {
 	// Notes are remarks for the start-up log, such as directives accepted for compatibility
 	// that have no effect in Herald.
 	Notes []string
+}
+
+// IssuerConfig is a trusted issuer of draft-08 access tokens: the exact iss of its tokens,
+// whether the protected resource metadata advertises it as an authorization server, and the
+// keys its publisher and subscriber tokens are checked with.
+type IssuerConfig struct {
+	ID                  string
+	AuthorizationServer bool
+	Publisher           KeyConfig
+	Subscriber          KeyConfig
+}
+
+// KeyConfig is one role's key: an HMAC secret or PEM public key with its algorithm, or a JWK
+// Set URL (with an asymmetric algorithm). The zero value means the top-level key of the role.
+type KeyConfig struct {
+	Key, Alg, JWKS string
+}
+
+// IsSet reports whether the key is configured.
+func (k KeyConfig) IsSet() bool { return k.Key != "" || k.JWKS != "" }
+
+// issuer returns the issuer id, added at the end when new.
+func (c *Config) issuer(id string) *IssuerConfig {
+	for i := range c.Issuers {
+		if c.Issuers[i].ID == id {
+			return &c.Issuers[i]
+		}
+	}
+	c.Issuers = append(c.Issuers, IssuerConfig{ID: id})
+	return &c.Issuers[len(c.Issuers)-1]
+}
+
+// applyIssuer applies an issuer directive: "ID", "ID authorization_server", or
+// "ID publisher|subscriber jwt KEY [ALG]" or "ID publisher|subscriber jwks_uri URL [ALG]": the
+// lines of the reference hub's issuer block, each prefixed with the issuer.
+func applyIssuer(c *Config, a []string) error {
+	if len(a) == 0 {
+		return errors.New("takes an issuer identifier, then authorization_server, or publisher|subscriber jwt KEY [ALG], or publisher|subscriber jwks_uri URL [ALG]")
+	}
+	iss := c.issuer(a[0])
+	if len(a) == 1 {
+		return nil
+	}
+	if a[1] == "authorization_server" {
+		if len(a) != 2 {
+			return errors.New("authorization_server takes no value")
+		}
+		iss.AuthorizationServer = true
+		return nil
+	}
+	var k *KeyConfig
+	switch a[1] {
+	case "publisher":
+		k = &iss.Publisher
+	case "subscriber":
+		k = &iss.Subscriber
+	default:
+		return fmt.Errorf("unknown issuer setting %q (want authorization_server, publisher or subscriber)", a[1])
+	}
+	if len(a) < 4 {
+		return fmt.Errorf("%s takes jwt KEY [ALG] or jwks_uri URL [ALG]", a[1])
+	}
+	if len(a) > 5 {
+		return fmt.Errorf("%s %s takes one algorithm at most: Herald pins one algorithm per key", a[1], a[2])
+	}
+	alg := ""
+	if len(a) == 5 {
+		alg = a[4]
+	}
+	if strings.HasPrefix(a[3], "{") {
+		return fmt.Errorf("%s %s %s: Caddy placeholders are not expanded; give the value itself, or leave the role out to use the top-level key (MERCURE_%s_JWT_KEY)", a[1], a[2], a[3], strings.ToUpper(a[1]))
+	}
+	switch a[2] {
+	case "jwt":
+		if k.JWKS != "" {
+			return fmt.Errorf("%s: jwt and jwks_uri are mutually exclusive", a[1])
+		}
+		*k = KeyConfig{Key: a[3], Alg: alg}
+	case "jwks_uri":
+		if k.Key != "" {
+			return fmt.Errorf("%s: jwt and jwks_uri are mutually exclusive", a[1])
+		}
+		*k = KeyConfig{JWKS: a[3], Alg: alg}
+	default:
+		return fmt.Errorf("unknown %s setting %q (want jwt or jwks_uri)", a[1], a[2])
+	}
+	return nil
 }
 
 // DefaultMetricsAddr is where the operations endpoint listens when metrics_addr is not set, as
@@ -270,6 +365,8 @@ func directives() []directive {
 		{"subscriber_jwt", "KEY [ALG]", "key and algorithm of subscribers' JWTs", jwt(func(c *Config) *string { return &c.SubscriberKey }, func(c *Config) *string { return &c.SubscriberAlg })},
 		{"publisher_jwks_url", "URL", "JWKS (http(s):// or file://) for publishers' JWTs; overrides the key", str(func(c *Config) *string { return &c.PublisherJWKS })},
 		{"subscriber_jwks_url", "URL", "JWKS for subscribers' JWTs; overrides the key", str(func(c *Config) *string { return &c.SubscriberJWKS })},
+		{"issuer", "ID [authorization_server | publisher|subscriber jwt KEY [ALG] | publisher|subscriber jwks_uri URL [ALG]]", "trust draft-08 access tokens whose iss is ID, checked with this issuer's own keys (a role without one takes the top-level key); authorization_server lists it in the protected resource metadata. Repeatable; the reference's issuer { … } block is read as these lines", applyIssuer},
+		{"resource_identifier", "URL", "the hub's OAuth 2.0 resource identifier: the aud draft-08 access tokens must carry (default: derived from each request, scheme://host/.well-known/mercure)", str(func(c *Config) *string { return &c.ResourceIdentifier })},
 		{"anonymous", "", "let clients without a JWT subscribe to public updates", flag(func(c *Config) *bool { return &c.Anonymous })},
 		{"ui", "", "serve the debugging web UI at /.well-known/mercure/ui/", flag(func(c *Config) *bool { return &c.UI })},
 		{"demo", "", "serve the web UI and its demo page at /.well-known/mercure/ui/demo/", flag(func(c *Config) *bool { return &c.Demo })},
@@ -332,9 +429,9 @@ func directives() []directive {
 		{"log_level", "LEVEL", "debug, info, warn or error (default info)", str(func(c *Config) *string { return &c.LogLevel })},
 		{"log_format", "FORMAT", "text or json (default text)", str(func(c *Config) *string { return &c.LogFormat })},
 		{"subscriber_list_cache_size", "N", "accepted for compatibility; Herald has no subscriber list cache", noEffect("subscriber_list_cache_size has no effect: Herald indexes subscribers by topic instead")},
-		{"protocol_version_compatibility", "7", "accepted for compatibility; Herald always reads the old Last-Event-ID query parameter", func(c *Config, a []string) error {
-			if len(a) != 1 || a[0] != "7" {
-				return errors.New("only 7 is supported")
+		{"protocol_version_compatibility", "7|8", "accepted for compatibility; Herald always speaks Mercure 0.x (old Last-Event-ID query parameter included) and draft-08 side by side, each request and token saying which", func(c *Config, a []string) error {
+			if len(a) != 1 || a[0] != "7" && a[0] != "8" {
+				return errors.New("only 7 and 8 are supported")
 			}
 			return nil
 		}},
@@ -393,6 +490,11 @@ func ApplyDirectives(c *Config, src, text string) error {
 		byName[d.name] = d
 	}
 	var errs []error
+	// An issuer block, as the reference hub writes it, reads as the lines inside it prefixed
+	// with the words that opened each enclosing block: prefix holds them, opened where each
+	// block's own words start.
+	var prefix []string
+	var opened []int
 	for i, line := range strings.Split(text, "\n") {
 		if j := strings.Index(line, "#"); j >= 0 && (j == 0 || line[j-1] == ' ' || line[j-1] == '\t') {
 			line = line[:j]
@@ -400,6 +502,21 @@ func ApplyDirectives(c *Config, src, text string) error {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
+		}
+		if len(opened) > 0 {
+			if len(fields) == 1 && fields[0] == "}" {
+				prefix, opened = prefix[:opened[len(opened)-1]], opened[:len(opened)-1]
+				continue
+			}
+			fields = append(slices.Clone(prefix), fields...)
+		}
+		if fields[0] == "issuer" && len(fields) > 1 && fields[len(fields)-1] == "{" {
+			opened = append(opened, len(prefix))
+			prefix = fields[:len(fields)-1]
+			if len(prefix) != 2 {
+				continue
+			}
+			fields = prefix // "issuer ID {" trusts ID, even with an empty block
 		}
 		name, args := fields[0], fields[1:]
 		d, ok := byName[name]
@@ -415,6 +532,9 @@ func ApplyDirectives(c *Config, src, text string) error {
 		if err := d.apply(c, args); err != nil {
 			errs = append(errs, fmt.Errorf("%s line %d: %s: %w", src, i+1, name, err))
 		}
+	}
+	if len(opened) > 0 {
+		errs = append(errs, fmt.Errorf("%s: the block %q is not closed with }", src, strings.Join(prefix, " ")+" {"))
 	}
 	return errors.Join(errs...)
 }

@@ -74,6 +74,14 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "local"`}},
 		{"bad sync_interval", []string{"--sync-interval", "often"}, map[string]string{EnvPublisherKey: "k"}, []string{`--sync-interval: "often" is not a duration`}},
 		{"flag error names the flag once", []string{"--heartbeat", "xyz"}, map[string]string{EnvPublisherKey: "k"}, []string{`--heartbeat: "xyz" is not a duration like 40s or 10m`}},
+		{"bad issuer settings", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "issuer\nissuer a owner x\nissuer a publisher jwt\nissuer a subscriber pem k\nissuer a publisher jwks_uri u RS256 ES256\nissuer a authorization_server yes\nissuer b publisher jwt k\nissuer b publisher jwks_uri u RS256"}, []string{
+			"issuer: takes an issuer identifier", `unknown issuer setting "owner"`, "publisher takes jwt KEY [ALG] or jwks_uri URL [ALG]", `unknown subscriber setting "pem"`,
+			"Herald pins one algorithm per key", "authorization_server takes no value", "publisher: jwt and jwks_uri are mutually exclusive"}},
+		{"unclosed issuer block", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "issuer https://a.example {\npublisher {\njwt k\n}"}, []string{`the block "issuer https://a.example {" is not closed with }`}},
+		{"caddy placeholder", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "issuer https://a.example {\npublisher {\njwt {env.MERCURE_PUBLISHER_JWT_KEY} {env.MERCURE_PUBLISHER_JWT_ALG}\n}\n}"}, []string{
+			"Caddy placeholders are not expanded; give the value itself, or leave the role out to use the top-level key (MERCURE_PUBLISHER_JWT_KEY)"}},
+		{"bad resource identifier", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "resource_identifier /.well-known/mercure"}, []string{`resource_identifier "/.well-known/mercure": want an absolute URL`}},
+		{"protocol version 9", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "protocol_version_compatibility 9"}, []string{"only 7 and 8 are supported"}},
 		{"literal backslash-n between directives", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: `anonymous\ncors_origins *`}, []string{`unknown directive "anonymous\\ncors_origins"`, "directives need real line breaks", "$'anonymous\\ncors_origins *'"}},
 	}
 	for _, tc := range tests {
@@ -222,6 +230,52 @@ func TestGlobalOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v\nwant %s", err, w)
 		}
+	}
+}
+
+// TestIssuers: the issuer directive, one line per setting of the reference's issuer block, and
+// MERCURE_TRUSTED_ISSUERS, merged by identifier in the order given.
+func TestIssuers(t *testing.T) {
+	c, err := Load([]string{"--resource-identifier", "https://hub.example/.well-known/mercure"}, env(map[string]string{
+		EnvPublisherKey:   "k",
+		EnvTrustedIssuers: "https://app.example https://other.example",
+		EnvExtraDirectives: "issuer https://as.example authorization_server\n" +
+			"issuer https://as.example publisher jwks_uri https://as.example/jwks.json RS256\n" +
+			"issuer https://as.example subscriber jwt secret HS512\n" +
+			"issuer https://app.example subscriber jwt s2\n" +
+			"protocol_version_compatibility 8",
+	}), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []IssuerConfig{
+		{ID: "https://app.example", Subscriber: KeyConfig{Key: "s2"}},
+		{ID: "https://other.example"},
+		{ID: "https://as.example", AuthorizationServer: true,
+			Publisher:  KeyConfig{JWKS: "https://as.example/jwks.json", Alg: "RS256"},
+			Subscriber: KeyConfig{Key: "secret", Alg: "HS512"}},
+	}
+	if !reflect.DeepEqual(c.Issuers, want) {
+		t.Errorf("issuers %+v\nwant    %+v", c.Issuers, want)
+	}
+	// The reference hub's block form reads the same.
+	blocks, err := Load(nil, env(map[string]string{
+		EnvPublisherKey:   "k",
+		EnvTrustedIssuers: "https://app.example https://other.example",
+		EnvExtraDirectives: "issuer https://as.example {\n\tauthorization_server\n\tpublisher {\n\t\tjwks_uri https://as.example/jwks.json RS256\n\t}\n" +
+			"\tsubscriber {\n\t\tjwt secret HS512 # comment\n\t}\n}\nissuer https://app.example {\n  subscriber {\n    jwt s2\n  }\n}\nanonymous",
+	}), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(blocks.Issuers, want) || !blocks.Anonymous {
+		t.Errorf("issuers from blocks %+v\nwant                %+v", blocks.Issuers, want)
+	}
+	if c.ResourceIdentifier != "https://hub.example/.well-known/mercure" {
+		t.Errorf("resource identifier %q", c.ResourceIdentifier)
+	}
+	if len(c.Notes) != 0 {
+		t.Errorf("notes %q", c.Notes)
 	}
 }
 

@@ -27,7 +27,11 @@ const (
 	EnvJWTAlg          = "MERCURE_JWT_ALG"
 	EnvExtraDirectives = "MERCURE_EXTRA_DIRECTIVES"
 	EnvTransportURL    = "MERCURE_TRANSPORT_URL"
-	EnvConfigFile      = "HERALD_CONFIG"
+	// EnvTrustedIssuers names the trusted issuers of draft-08 access tokens, separated by
+	// spaces, checked with the top-level keys, as the reference image's issuer block does.
+	// Unset, and with no issuer directive, the hub trusts DefaultTrustedIssuer.
+	EnvTrustedIssuers = "MERCURE_TRUSTED_ISSUERS"
+	EnvConfigFile     = "HERALD_CONFIG"
 )
 
 // EnvGlobalOptions holds the reference image's Caddy global options. Herald reads those that
@@ -126,6 +130,9 @@ func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (
 	setIf(&c.SubscriberKey, getenv(EnvSubscriberKey))
 	setIf(&c.SubscriberAlg, getenv(EnvSubscriberAlg))
 	setIf(&c.TransportURL, getenv(EnvTransportURL))
+	for _, id := range strings.Fields(getenv(EnvTrustedIssuers)) {
+		c.issuer(id)
+	}
 	if v := getenv(EnvExtraDirectives); v != "" {
 		if err := ApplyDirectives(&c, EnvExtraDirectives, v); err != nil {
 			errs = append(errs, err)
@@ -162,6 +169,10 @@ func Load(args []string, getenv func(string) string, stdout, stderr io.Writer) (
 	}
 	return c, c.Validate()
 }
+
+// DefaultTrustedIssuer is the issuer `herald serve` trusts, with the top-level keys, when
+// neither an issuer directive nor EnvTrustedIssuers names one: the reference image's default.
+const DefaultTrustedIssuer = "https://localhost"
 
 // setIf sets *dst to v when v is not empty.
 func setIf(dst *string, v string) {
@@ -248,6 +259,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightBodyBytes > 0 && c.MaxBodyBytes > c.MaxInflightBodyBytes {
 		errs = append(errs, fmt.Errorf("max_inflight_body_bytes %d is smaller than max_body_bytes %d: no body that large could ever be read", c.MaxInflightBodyBytes, c.MaxBodyBytes))
+	}
+	if c.ResourceIdentifier != "" {
+		if u, err := url.Parse(c.ResourceIdentifier); err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("resource_identifier %q: want an absolute URL such as https://hub.example.com/.well-known/mercure", c.ResourceIdentifier))
+		}
 	}
 	if !c.Dev && c.PublisherKey == "" && c.PublisherJWKS == "" {
 		errs = append(errs, fmt.Errorf("no publisher key: set %s (or %s), use --publisher-jwt-key, or run with --dev", EnvPublisherKey, EnvJWTKey))

@@ -187,10 +187,10 @@ func (h *Hub) publishSnapshot(ctx context.Context) {
 func (h *Hub) ownSubscriptions() []Subscription {
 	var out []Subscription
 	add := func(s *Subscriber) {
-		for _, sel := range s.Selectors {
+		for i, sel := range s.Selectors {
 			out = append(out, Subscription{
 				ID: SubscriptionID(sel.Raw(), s.ID), Type: "Subscription", Subscriber: s.ID,
-				Topic: sel.Raw(), Active: true, Payload: s.Payload,
+				Topic: sel.Raw(), Active: true, Payload: s.payload(i),
 			})
 		}
 	}

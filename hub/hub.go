@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -343,6 +344,9 @@ type SubscribeOptions struct {
 	Selectors []*topic.Selector
 	Allowed   []*topic.Selector
 	Payload   []byte
+	// Payloads, when set, holds one payload per selector (a draft-08 token's are per
+	// subscription); it replaces Payload in their subscription events.
+	Payloads []json.RawMessage
 	// Replay registers the subscriber in replay mode: the owner must call Replay before
 	// draining the queue, so that live updates racing the replay are neither lost nor doubled.
 	Replay bool
@@ -375,6 +379,7 @@ func (h *Hub) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscriber
 		Selectors:     opts.Selectors,
 		Allowed:       opts.Allowed,
 		Payload:       opts.Payload,
+		Payloads:      opts.Payloads,
 		maxQueue:      h.cfg.QueueSize,
 		maxQueueBytes: h.cfg.QueueBytes,
 		replaying:     opts.Replay,

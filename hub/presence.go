@@ -120,7 +120,7 @@ func (h *Hub) SubscriptionsSnapshot(topic, subscriber string) (subs []Subscripti
 // announce publishes one subscription event per selector of s, active or not. Failures are
 // logged: presence is best effort and must not refuse or hold a subscriber.
 func (h *Hub) announce(ctx context.Context, s *Subscriber, active bool) {
-	for _, sel := range s.Selectors {
+	for i, sel := range s.Selectors {
 		doc := Subscription{
 			Context:    JSONLDContext,
 			ID:         SubscriptionID(sel.Raw(), s.ID),
@@ -128,7 +128,7 @@ func (h *Hub) announce(ctx context.Context, s *Subscriber, active bool) {
 			Subscriber: s.ID,
 			Topic:      sel.Raw(),
 			Active:     active,
-			Payload:    s.Payload,
+			Payload:    s.payload(i),
 		}
 		data, err := json.Marshal(doc)
 		if err != nil {

@@ -38,6 +38,9 @@ type Subscriber struct {
 	Allowed []*topic.Selector
 	// Payload is the JWT's mercure.payload claim, if any.
 	Payload json.RawMessage
+	// Payloads, when not nil, holds the payload of each selector instead (a draft-08 token
+	// gives one per subscription).
+	Payloads []json.RawMessage
 
 	maxQueue      int
 	maxQueueBytes int
@@ -163,4 +166,12 @@ func (s *Subscriber) closeLocked(reason error) {
 			close(s.done)
 		}
 	}
+}
+
+// payload returns the payload of the subscriber's i-th selector's subscription.
+func (s *Subscriber) payload(i int) json.RawMessage {
+	if s.Payloads != nil {
+		return s.Payloads[i]
+	}
+	return s.Payload
 }

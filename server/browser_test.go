@@ -47,7 +47,7 @@ section { border: 1px solid #999; margin: 8px 0; padding: 4px 12px; }
 h2 { font-size: 16px; } li { font-family: monospace; }
 </style></head>
 <body>
-<h1>Herald: EventSource with a mercureAuthorization cookie</h1>
+<h1>Herald: EventSource with an authorization cookie</h1>
 <div id="streams"></div>
 <script>
 const q = new URLSearchParams(location.search);
@@ -103,25 +103,56 @@ type pageStream struct {
 // update; CORS with credentials, the cookie source and private delivery are exercised as a
 // real browser does them.
 func TestBrowserEventSourceWithCookie(t *testing.T) {
+	browserCookieTest(t, func(string) *http.Cookie {
+		return &http.Cookie{
+			Name:     server.DefaultCookieName,
+			Value:    signBrowserJWT(t, map[string]any{"subscribe": []string{browserBookTopic}}),
+			Path:     "/",
+			HttpOnly: true,
+			SameSite: http.SameSiteStrictMode,
+		}
+	})
+}
+
+// TestBrowserEventSourceWithAccessTokenCookie is the same with draft-08's cookie: a
+// __Secure-mercure_access_token cookie (Secure, HttpOnly, SameSite=Strict, as the draft's
+// "Cookie" section asks; Chromium takes loopback http origins as secure) holding an access
+// token that grants subscribe on the book.
+func TestBrowserEventSourceWithAccessTokenCookie(t *testing.T) {
+	browserCookieTest(t, func(hubURL string) *http.Cookie {
+		return &http.Cookie{
+			Name:     auth.AccessTokenCookie,
+			Value:    signBrowserAccessToken(t, hubURL, browserBookTopic),
+			Path:     "/",
+			Secure:   true,
+			HttpOnly: true,
+			SameSite: http.SameSiteStrictMode,
+		}
+	})
+}
+
+// The topics of the browser tests.
+const (
+	browserBookTopic     = "https://example.com/books/1"
+	browserSentinelTopic = "https://example.com/sentinel"
+)
+
+// browserCookieTest runs the browser scenario of browserPage with the subscriber's cookie
+// that cookie returns for the hub at hubURL (the one requiring a JWT).
+func browserCookieTest(t *testing.T, cookie func(hubURL string) *http.Cookie) {
 	const (
-		bookTopic     = "https://example.com/books/1"
-		sentinelTopic = "https://example.com/sentinel"
+		bookTopic     = browserBookTopic
+		sentinelTopic = browserSentinelTopic
 	)
 	testkit.Chromium(t) // skip (or fail on CI) before starting anything
-	subToken := signBrowserJWT(t, map[string]any{"subscribe": []string{bookTopic}})
 	pubToken := signBrowserJWT(t, map[string]any{"publish": []string{bookTopic, sentinelTopic}})
 
 	// The page's origin: the same host as the hubs (so the host-only cookie it sets is sent
 	// to them) on another port, hence another origin, and a same-site one.
+	var authHub string // set once the hubs are up, before the page is opened
 	pageMux := http.NewServeMux()
 	pageMux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{
-			Name:     server.DefaultCookieName,
-			Value:    subToken,
-			Path:     "/",
-			HttpOnly: true,
-			SameSite: http.SameSiteStrictMode,
-		})
+		http.SetCookie(w, cookie(authHub))
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = io.WriteString(w, browserPage)
 	})
@@ -150,11 +181,16 @@ func TestBrowserEventSourceWithCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = verifier.Close() })
+	issuers, err := auth.NewIssuers([]auth.Issuer{{ID: browserIssuer, Subscriber: verifier}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	newFrontEnd := func(anonymous bool) *httptest.Server {
 		srv, err := server.New(server.Config{
 			Hub:         h,
 			Publisher:   verifier,
 			Subscriber:  verifier,
+			Issuers:     issuers,
 			Anonymous:   anonymous,
 			CORSOrigins: []string{pageSrv.URL},
 		})
@@ -170,6 +206,7 @@ func TestBrowserEventSourceWithCookie(t *testing.T) {
 		return ts
 	}
 	authSrv, anonSrv := newFrontEnd(false), newFrontEnd(true)
+	authHub = authSrv.URL + server.Path
 
 	ctx := testkit.Browser(t) // closed first at cleanup
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -244,6 +281,28 @@ func signBrowserJWT(t *testing.T, mercure map[string]any) string {
 	return s
 }
 
+// browserIssuer is the issuer of the browser tests' draft-08 access tokens.
+const browserIssuer = "https://app.example"
+
+// signBrowserAccessToken signs a draft-08 access token for the hub at aud that grants
+// subscribe on topic, valid for an hour.
+func signBrowserAccessToken(t *testing.T, aud, topic string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": browserIssuer, "aud": aud, "sub": "reader", "exp": time.Now().Add(time.Hour).Unix(),
+		"authorization_details": []map[string]any{{
+			"type": auth.AuthorizationDetailType, "actions": []string{"subscribe"},
+			"topics": []map[string]string{{"match": topic}},
+		}},
+	})
+	tok.Header["typ"] = "at+jwt"
+	s, err := tok.SignedString([]byte(browserKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // publishBrowser posts an update to the hub with a bearer token and returns its ID.
 func publishBrowser(ctx context.Context, t *testing.T, c *http.Client, hubURL, token string, form url.Values) string {
 	t.Helper()
@@ -309,7 +368,11 @@ func saveScreenshot(ctx context.Context, t *testing.T) {
 		t.Logf("screenshot not saved: %v", err)
 		return
 	}
-	path := filepath.Join(dir, "browser-eventsource.png")
+	name := "browser-eventsource.png"
+	if strings.Contains(t.Name(), "AccessToken") {
+		name = "browser-eventsource-access-token.png"
+	}
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Logf("screenshot not saved: %v", err)
 		return

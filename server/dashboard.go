@@ -27,32 +27,34 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayRead returns the claims of the request's JWT when they may read the private path (a
-// selector of their mercure.subscribe claim matches it, as for a private update of that topic).
+// selector of their subscribe grants matches it, as for a private update of that topic).
 // Otherwise it answers the refusal and returns nil: 401 without a valid JWT (with reason
 // missing when there is none, even if anonymous subscribers are allowed), 403 when no selector
-// matches.
+// matches; a draft-08 request or token gets the Bearer challenge with it.
 func (s *Server) mayRead(w http.ResponseWriter, r *http.Request, path, missing string) *auth.Claims {
 	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
 	if rerr == nil && claims == nil {
 		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: missing}
-	}
-	if rerr == nil && !s.claimMatches(claims, path) {
-		rerr = &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token's mercure.subscribe claim does not match " + path}
+		if draft08Request(r) {
+			rerr.asBearer()
+		}
 	}
 	if rerr != nil {
 		s.refuse(w, r, rerr)
 		return nil
 	}
-	return claims
-}
-
-// claimMatches reports whether a selector of the claims' mercure.subscribe matches topic.
-func (s *Server) claimMatches(claims *auth.Claims, topic string) bool {
-	m := s.hub.Matcher()
-	for _, sel := range claims.Subscribe {
-		if m.Match(m.Compile(sel), topic) {
-			return true
-		}
+	allowed, rerr := s.compileGrants(r, claims, claims.Subscribe)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
+		return nil
 	}
-	return false
+	if !s.hub.Matcher().MatchAny(allowed, []string{path}) {
+		reason := "token's mercure.subscribe claim does not match " + path
+		if claims.Dialect == auth.DialectDraft08 {
+			reason = "token grants no subscribe on " + path
+		}
+		s.refuse(w, r, forbidden(r, claims, reason))
+		return nil
+	}
+	return claims
 }

@@ -39,7 +39,11 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !claims.HasPublish {
-		refuse(&requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: "token has no mercure.publish claim"})
+		reason := "token has no mercure.publish claim"
+		if claims.Dialect == auth.DialectDraft08 {
+			reason = "token has no authorization detail granting publish"
+		}
+		refuse(forbidden(r, claims, reason))
 		return
 	}
 	mt, rerr := mediaType(r)
@@ -58,19 +62,15 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		refuse(rerr)
 		return
 	}
+	allowed, rerr := s.compileGrants(r, claims, claims.Publish)
+	if rerr != nil {
+		refuse(rerr)
+		return
+	}
 	m := s.hub.Matcher()
-	allowed := make([]string, 0, len(claims.Publish))
-	allowed = append(allowed, claims.Publish...)
 	for _, t := range u.Topics {
-		ok := false
-		for _, a := range allowed {
-			if m.Match(m.Compile(a), t) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			refuse(&requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: fmt.Sprintf("token may not publish to topic %q", t)})
+		if !m.MatchAny(allowed, []string{t}) {
+			refuse(forbidden(r, claims, fmt.Sprintf("token may not publish to topic %q", t)))
 			return
 		}
 	}
@@ -96,27 +96,48 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 // authorize extracts and verifies the request's JWT. It returns a nil refusal on success; claims is
 // nil for an anonymous request (no token) when anonymous requests are allowed. For publishes
 // (publish true) a token is always required and a cookie-borne one must come from an allowed
-// origin.
+// origin. A draft-08 access token (typ at+jwt) is verified against the trusted issuers instead
+// of v; refusals of a draft-08 token or request (see draft08Request) are RFC 6750 answers.
 func (s *Server) authorize(r *http.Request, v *auth.Verifier, publish bool) (*auth.Claims, *requestError) {
+	d08 := draft08Request(r)
 	unauthorized := func(category, reason string) *requestError {
-		return &requestError{code: http.StatusUnauthorized, category: category, reason: reason}
+		e := &requestError{code: http.StatusUnauthorized, category: category, reason: reason}
+		if d08 {
+			e.asBearer()
+		}
+		return e
 	}
 	token, src, err := auth.FromRequest(r, s.cfg.CookieName)
 	if err != nil {
-		return nil, unauthorized(reasonInvalidToken, err.Error())
+		e := unauthorized(reasonInvalidToken, err.Error())
+		if d08 {
+			e.code, e.bearer = http.StatusBadRequest, bearerInvalidRequest // the token's presentation
+		}
+		return nil, e
 	}
 	if src == auth.SourceNone {
 		if publish || !s.cfg.Anonymous {
+			if d08 {
+				return nil, unauthorized(reasonMissingToken, "missing access token: send it in the Authorization header or the "+auth.AccessTokenCookie+" cookie")
+			}
 			return nil, unauthorized(reasonMissingToken, "missing JWT: send it in the Authorization header, the authorization query parameter or the "+s.cfg.CookieName+" cookie")
 		}
 		return nil, nil
 	}
+	if auth.IsAccessToken(token) {
+		return s.authorizeAccessToken(r, token, src, publish)
+	}
 	if v == nil {
 		return nil, unauthorized(reasonInvalidToken, "no key is configured to verify this JWT")
 	}
-	if publish && src == auth.SourceCookie {
+	if publish && (src == auth.SourceCookie || src == auth.SourceAccessTokenCookie) {
 		if err := auth.CheckOrigin(r, s.cfg.PublishOrigins); err != nil {
-			return nil, &requestError{code: http.StatusForbidden, category: reasonForbiddenOrigin, reason: err.Error()}
+			e := &requestError{code: http.StatusForbidden, category: reasonForbiddenOrigin, reason: err.Error()}
+			if d08 {
+				e.code = http.StatusBadRequest
+				e.asBearer()
+			}
+			return nil, e
 		}
 	}
 	claims, err := v.Verify(token)

@@ -42,6 +42,13 @@ type Config struct {
 	Publisher *auth.Verifier
 	// Subscriber verifies subscribers' JWTs. Nil accepts only anonymous subscribers.
 	Subscriber *auth.Verifier
+	// Issuers are the trusted issuers of draft-08 access tokens (typ at+jwt), each with its own
+	// keys. Nil refuses every draft-08 token with 401 invalid_token.
+	Issuers *auth.Issuers
+	// ResourceIdentifier is the hub's OAuth 2.0 resource identifier, the aud draft-08 tokens
+	// must carry, e.g. https://hub.example.com/.well-known/mercure. Empty derives it from each
+	// request: the scheme (https over TLS) and Host the client used, followed by Path.
+	ResourceIdentifier string
 	// Anonymous lets requests without a token subscribe to public updates.
 	Anonymous bool
 	// CookieName is the cookie that may carry the JWT. Default DefaultCookieName.
@@ -187,6 +194,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		s.refuse(w, r, &requestError{code: http.StatusMethodNotAllowed, category: reasonMethod, reason: "method not allowed"})
 	})
+	mux.HandleFunc("GET "+MetadataPath, s.metadata)
 	if s.cfg.Subscriptions {
 		sp := hub.SubscriptionsPath
 		mux.HandleFunc("GET "+sp, s.subscriptions)

@@ -61,11 +61,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		opts.Selectors[i] = m.Compile(sel)
 	}
 	if claims != nil {
-		opts.Allowed = make([]*topic.Selector, len(claims.Subscribe))
-		for i, sel := range claims.Subscribe {
-			opts.Allowed[i] = m.Compile(sel)
+		if opts.Allowed, rerr = s.compileGrants(r, claims, claims.Subscribe); rerr != nil {
+			s.refuse(w, r, rerr)
+			return
 		}
 		opts.Payload = claims.Payload
+		opts.Payloads = s.subscriptionPayloads(claims, opts.Allowed, opts.Selectors)
 	}
 	lastEventID := r.Header.Get("Last-Event-ID")
 	if lastEventID == "" {

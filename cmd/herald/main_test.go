@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/sse"
+	"github.com/heraldhub/herald/topic"
 )
 
 // Two certmagic goroutines outlive a hub: the one refreshing a storage lock file notices the
@@ -304,11 +306,55 @@ func TestTokenCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(claims.Publish) != 1 || claims.Publish[0] != "https://example.com/{id}" || len(claims.Subscribe) != 1 || string(claims.Payload) != `{"user":1}` {
+	if len(claims.Publish) != 1 || claims.Publish[0].Value != "https://example.com/{id}" || len(claims.Subscribe) != 1 || string(claims.Payload) != `{"user":1}` {
 		t.Fatalf("claims %+v", claims)
 	}
 	if d := time.Until(claims.ExpiresAt); d < 50*time.Second || d > time.Minute {
 		t.Fatalf("expires in %v", d)
+	}
+}
+
+// TestTokenCommandDraft08: with --issuer and --audience, herald token mints a draft-08 access
+// token that the hub's issuers accept, its grants in authorization_details.
+func TestTokenCommandDraft08(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"token", "--issuer", "https://app.example", "--audience", "https://hub.example/.well-known/mercure",
+		"--publish", "*", "--subscribe", "https://example.com/a", "--subscribe-urlpattern", "https://example.com/books/:id",
+		"--payload", `{"user":1}`, "--key", key, "--ttl", "1m"}
+	if c := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr.String())
+	}
+	v, err := auth.NewVerifier(context.Background(), auth.Config{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	is, err := auth.NewIssuers([]auth.Issuer{{ID: "https://app.example", Publisher: v, Subscriber: v}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := is.Verify(strings.TrimSpace(stdout.String()), auth.RoleSubscriber, "https://hub.example/.well-known/mercure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSub := []topic.Spec{{Type: topic.MatchExact, Value: "https://example.com/a"}, {Type: topic.MatchURLPattern, Value: "https://example.com/books/:id"}}
+	if !slices.Equal(claims.Publish, []topic.Spec{{Type: topic.MatchExact, Value: "*"}}) || !slices.Equal(claims.Subscribe, wantSub) ||
+		len(claims.SubscribeDetails) != 1 || string(claims.SubscribeDetails[0].Payload) != `{"user":1}` || claims.Subject != "https://app.example" {
+		t.Fatalf("claims %+v", claims)
+	}
+	if d := time.Until(claims.ExpiresAt); d < 50*time.Second || d > time.Minute {
+		t.Fatalf("expires in %v", d)
+	}
+	for _, bad := range [][]string{
+		{"token", "--issuer", "i", "--publish", "*", "--key", key},
+		{"token", "--issuer", "i", "--audience", "a", "--publish", "*", "--key", key, "--ttl", "0"},
+		{"token", "--publish-urlpattern", "x", "--key", key},
+		{"token", "--issuer", "i", "--audience", "a", "--subscribe", "*", "--payload", "[1]", "--key", key},
+	} {
+		stderr.Reset()
+		if c := run(context.Background(), bad, func(string) string { return "" }, &stdout, &stderr); c == 0 {
+			t.Errorf("%q: exit 0", bad)
+		}
 	}
 }
 

@@ -96,6 +96,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer sub.Close()
 	}
+	issuers, closeIssuers, err := buildIssuers(ctx, cfg, pub, sub, log)
+	if err != nil {
+		return err
+	}
+	defer closeIssuers()
+	resource := cfg.ResourceIdentifier
+	if resource == "" {
+		resource = "derived from each request"
+	}
+	log.Info("draft-08 access tokens", "issuers", issuers.IDs(), "resource_identifier", resource)
 	https, err := planHTTPS(cfg, getenv, log)
 	if err != nil {
 		return err
@@ -170,6 +180,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Hub:                  h,
 		Publisher:            pub,
 		Subscriber:           sub,
+		Issuers:              issuers,
+		ResourceIdentifier:   cfg.ResourceIdentifier,
 		Anonymous:            cfg.Anonymous,
 		CookieName:           cfg.CookieName,
 		PublishOrigins:       cfg.PublishOrigins,
@@ -566,4 +578,52 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// buildIssuers makes the trusted issuers of draft-08 access tokens: each role's own key, or
+// the top-level verifier of that role (pub, sub) when it has none. With no issuer configured,
+// config.DefaultTrustedIssuer is trusted with the top-level keys, as on the reference image.
+// The returned func closes the verifiers made here.
+func buildIssuers(ctx context.Context, cfg config.Config, pub, sub *auth.Verifier, log *slog.Logger) (*auth.Issuers, func(), error) {
+	list := cfg.Issuers
+	if len(list) == 0 {
+		list = []config.IssuerConfig{{ID: config.DefaultTrustedIssuer}}
+	}
+	var made []*auth.Verifier
+	closeAll := func() {
+		for _, v := range made {
+			v.Close()
+		}
+	}
+	verifier := func(iss string, k config.KeyConfig, fallback *auth.Verifier, role string) (*auth.Verifier, error) {
+		if !k.IsSet() {
+			return fallback, nil
+		}
+		v, err := auth.NewVerifier(ctx, auth.Config{Key: k.Key, Alg: k.Alg, JWKSURL: k.JWKS, Logger: log, Name: role + " of issuer " + iss})
+		if err != nil {
+			return nil, fmt.Errorf("issuer %q: %s key: %w", iss, role, err)
+		}
+		made = append(made, v)
+		return v, nil
+	}
+	out := make([]auth.Issuer, 0, len(list))
+	for _, ic := range list {
+		p, err := verifier(ic.ID, ic.Publisher, pub, "publisher")
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		s, err := verifier(ic.ID, ic.Subscriber, sub, "subscriber")
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		out = append(out, auth.Issuer{ID: ic.ID, AuthorizationServer: ic.AuthorizationServer, Publisher: p, Subscriber: s})
+	}
+	issuers, err := auth.NewIssuers(out)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return issuers, closeAll, nil
 }
