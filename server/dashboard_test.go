@@ -14,7 +14,6 @@ import (
 	"github.com/heraldhub/herald/hub"
 	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/server"
-	"github.com/heraldhub/herald/sse"
 )
 
 // statsURL is the live stats' address on the hub's own address.
@@ -90,18 +89,7 @@ func TestDashboardStatsStream(t *testing.T) {
 	streams = append(streams, th.subscribe(t, "topic="+url.QueryEscape(b), sub))
 	wild := th.subscribe(t, "topic="+url.QueryEscape(tpl), sub)
 
-	req, _ := http.NewRequest(http.MethodGet, statsURL(th), nil)
-	req.Header.Set("Authorization", "Bearer "+mercureToken(t, nil, []string{server.StatsTopic}))
-	resp, err := th.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	r := sse.NewReader(resp.Body)
-	next := func() server.Stats { t.Helper(); return nextStats(t, r) }
+	next := openStats(t, th.Client, statsURL(th), mercureToken(t, nil, []string{server.StatsTopic}))
 	first := next() // the watch has begun: deliveries by topic are counted from here
 
 	var ids []string

@@ -87,16 +87,7 @@ func TestStatsCountsExactly(t *testing.T) {
 
 func TestStatsStream(t *testing.T) {
 	th, ops := statsHub(t)
-	resp, err := http.Get(ops.URL + "/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	r := sse.NewReader(resp.Body)
-	next := func() server.Stats { t.Helper(); return nextStats(t, r) }
+	next := openStats(t, th.Client, ops.URL+"/stats", "")
 	first := next()
 	if first.Totals.Published != 0 {
 		t.Fatalf("first snapshot %+v, want nothing published", first.Totals)
@@ -121,6 +112,27 @@ func TestStatsBadOnce(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || string(b) != "once must be 1 or 0\n" {
 		t.Fatalf("%d %q", resp.StatusCode, b)
 	}
+}
+
+// openStats opens a live-stats stream at u (with a bearer token unless tok is empty), checks
+// the answer, and returns the function that reads its next snapshot. The stream is closed at
+// cleanup.
+func openStats(t *testing.T, client *http.Client, u, tok string) func() server.Stats {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	r := sse.NewReader(resp.Body)
+	return func() server.Stats { t.Helper(); return nextStats(t, r) }
 }
 
 // nextStats reads the next event of a live-stats stream, which must be a stats snapshot.
