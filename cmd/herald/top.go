@@ -38,17 +38,20 @@ func topCommand(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	statsURL := strings.TrimSuffix(*opsURL, "/") + "/stats"
-	token := ""
+	// token gives the JWT of each request: none for the operations address, --token, or one
+	// minted from the key for every connection (so that a long watch outlives a token).
+	token := func() (string, error) { return "", nil }
 	if *hubURL != "" {
 		statsURL = strings.TrimSuffix(*hubURL, "/") + "/stats"
-		token = *tok
-		if k := firstNonEmpty(*key, getenv("MERCURE_SUBSCRIBER_JWT_KEY"), getenv("MERCURE_PUBLISHER_JWT_KEY"), getenv("MERCURE_JWT_KEY")); token == "" && k != "" {
-			var err error
-			if token, err = mintToken(mintOptions{alg: *alg, key: k, subscribe: []string{server.StatsTopic}, ttl: time.Hour}); err != nil {
-				return err
+		k := firstNonEmpty(*key, getenv("MERCURE_SUBSCRIBER_JWT_KEY"), getenv("MERCURE_PUBLISHER_JWT_KEY"), getenv("MERCURE_JWT_KEY"))
+		switch {
+		case *tok != "":
+			token = func() (string, error) { return *tok, nil }
+		case k != "":
+			token = func() (string, error) {
+				return mintToken(mintOptions{alg: *alg, key: k, subscribe: []string{server.StatsTopic}, ttl: time.Hour})
 			}
-		}
-		if token == "" {
+		default:
 			return errors.New("--hub needs a JWT allowed to subscribe to " + server.StatsTopic + ": give --token or --key")
 		}
 	}
@@ -68,27 +71,8 @@ func topCommand(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return printStats(stdout, st, nil, *asJSON)
 	}
-	resp, err := getStats(ctx, client, statsURL, token)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
-	defer stop()
-	r := sse.NewReader(resp.Body)
 	var prev *server.Stats
-	for {
-		msg, err := r.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted: the usual way to leave top
-			}
-			return fmt.Errorf("reading %s: %w", statsURL, err)
-		}
-		var st server.Stats
-		if err := json.Unmarshal([]byte(msg.Data), &st); err != nil {
-			return fmt.Errorf("reading %s: %w", statsURL, err)
-		}
+	show := func(st server.Stats) error {
 		if !*asJSON {
 			fmt.Fprint(stdout, "\x1b[H\x1b[2J") // home and clear, as top does
 		}
@@ -96,17 +80,67 @@ func topCommand(ctx context.Context, args []string, getenv func(string) string, 
 			return err
 		}
 		prev = &st
+		return nil
+	}
+	for {
+		err := followStats(ctx, client, statsURL, token, show)
+		if ctx.Err() != nil {
+			return nil // interrupted: the usual way to leave top
+		}
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		// The hub ended the stream (write_timeout, or the token's expiry): ask again.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 
-// getStats asks u, with the JWT when there is one, and returns the response when it is a 200.
-func getStats(ctx context.Context, client *http.Client, u, token string) (*http.Response, error) {
+// followStats reads the stream of live stats at u and calls show with each snapshot until the
+// stream ends (io.EOF when the hub ended it) or fails.
+func followStats(ctx context.Context, client *http.Client, u string, token func() (string, error), show func(server.Stats) error) error {
+	resp, err := getStats(ctx, client, u, token)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	stop := context.AfterFunc(ctx, func() { resp.Body.Close() })
+	defer stop()
+	r := sse.NewReader(resp.Body)
+	for {
+		msg, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", u, err)
+		}
+		var st server.Stats
+		if err := json.Unmarshal([]byte(msg.Data), &st); err != nil {
+			return fmt.Errorf("reading %s: %w", u, err)
+		}
+		if err := show(st); err != nil {
+			return err
+		}
+	}
+}
+
+// getStats asks u, with the JWT that token gives when there is one, and returns the response
+// when it is a 200.
+func getStats(ctx context.Context, client *http.Client, u string, token func() (string, error)) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("asking %s: %w", u, err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	tok, err := token()
+	if err != nil {
+		return nil, err
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
