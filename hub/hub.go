@@ -84,10 +84,13 @@ type Hub struct {
 	// wildCands is the wild loop's scratch list of candidate templates.
 	wildCands []candidate
 	// deliveries counts deliveries by topic while the dashboard watches (stats.go); nil
-	// otherwise. watchers counts the watches, under watchMu.
-	deliveries atomic.Pointer[deliveryCounter]
-	watchMu    sync.Mutex
-	watchers   int
+	// otherwise. Under watchMu: watchers counts the watches, and idleCounter is the counter of
+	// the last watch, since idleSince, for a watch that starts soon after.
+	deliveries  atomic.Pointer[deliveryCounter]
+	watchMu     sync.Mutex
+	watchers    int
+	idleCounter *deliveryCounter
+	idleSince   time.Time
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact

@@ -203,13 +203,25 @@ func (s *topicSummary) Pop() any {
 	return e
 }
 
+// watchGrace is how long the counts of a watch that ended are kept for the next one: a
+// dashboard whose stream the hub ended (write_timeout, token expiry) reconnects within a
+// second, and finds the minute it had.
+const watchGrace = 10 * time.Second
+
 // WatchDeliveries starts counting deliveries by topic, for TopDelivered, until stop is
-// called. Watches nest: counting stops, and its memory is freed, when the last one stops.
+// called. Watches nest: counting stops when the last one stops; a watch that starts within
+// watchGrace of that takes the counts over (what was delivered in between is not counted),
+// later ones start afresh.
 func (h *Hub) WatchDeliveries() (stop func()) {
 	h.watchMu.Lock()
 	h.watchers++
 	if h.watchers == 1 {
-		h.deliveries.Store(newDeliveryCounter(time.Now))
+		c := h.idleCounter
+		if c == nil || time.Since(h.idleSince) > watchGrace {
+			c = newDeliveryCounter(time.Now)
+		}
+		h.idleCounter = nil
+		h.deliveries.Store(c)
 	}
 	h.watchMu.Unlock()
 	var once sync.Once
@@ -218,6 +230,7 @@ func (h *Hub) WatchDeliveries() (stop func()) {
 			h.watchMu.Lock()
 			h.watchers--
 			if h.watchers == 0 {
+				h.idleCounter, h.idleSince = h.deliveries.Load(), time.Now()
 				h.deliveries.Store(nil)
 			}
 			h.watchMu.Unlock()

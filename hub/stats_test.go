@@ -128,6 +128,22 @@ func TestWatchDeliveries(t *testing.T) {
 	if top, _ := h.TopDelivered(20); top != nil {
 		t.Fatalf("still counting: %v", top)
 	}
+	publish(t, h, "u5", false, "y") // not counted: nobody watches
+	waitDone(5)
+	// A watch that starts soon after (a dashboard reconnecting) takes the counts over.
+	stop3 := h.WatchDeliveries()
+	if top, _ := h.TopDelivered(20); !slices.Equal(top, []TopicCount{{"x", 9}, {"y", 3}}) {
+		t.Fatalf("top delivered after a reconnect %v", top)
+	}
+	stop3()
+	h.watchMu.Lock()
+	h.idleSince = h.idleSince.Add(-watchGrace - time.Second)
+	h.watchMu.Unlock()
+	stop4 := h.WatchDeliveries()
+	if top, _ := h.TopDelivered(20); len(top) != 0 {
+		t.Fatalf("a watch long after kept %v", top)
+	}
+	stop4()
 	for _, s := range subs {
 		h.Unsubscribe(s)
 	}
