@@ -96,5 +96,16 @@ func TestDashboardShowsEveryNode(t *testing.T) {
 				t.Fatalf("node %d's dashboard: want rows %s; shows:\n%s", i, wantJSON, rows)
 			}
 		}
+
+		// The transport goes away: the stats say so, then that it is back.
+		b.server.Kill()
+		waitFor(t, 10*time.Second, "the transport reported unreachable", func() bool {
+			th := nodeStats(t, nodes[0], tok).TransportHealth
+			return !th.Reachable && th.Error != ""
+		})
+		b.server.Start()
+		waitFor(t, 20*time.Second, "the transport reported reachable again", func() bool {
+			return nodeStats(t, nodes[0], tok).TransportHealth.Reachable
+		})
 	})
 }
