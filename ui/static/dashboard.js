@@ -21,7 +21,7 @@ function bytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  if (i === 0) return `${Math.round(n)} B`;
+  if (i === 0) return `${+n.toFixed(1)} B`;
   return `${n >= 100 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
 }
 function duration(s) {
@@ -52,7 +52,7 @@ function persist() {
   }
 }
 
-const showTokenInfo = () => showTokenInfoIn(tokenInput, $('#token-info'));
+const showTokenInfo = () => showTokenInfoIn(tokenInput, $('#token-info'), 'No token yet: the dashboard needs one.');
 
 tokenInput.addEventListener('input', () => { showTokenInfo(); persist(); });
 remember.addEventListener('change', persist);

@@ -85,9 +85,9 @@ export function describeToken(token) {
 }
 
 // showTokenInfo writes what the token in input allows into the element info, marked bad
-// when it is not a JWT or has expired.
-export function showTokenInfo(input, info) {
-  const {text, bad} = describeToken(input.value);
+// when it is not a JWT or has expired; empty, when given, replaces the words for no token.
+export function showTokenInfo(input, info, empty = '') {
+  const {text, bad} = empty && !input.value.trim() ? {text: empty, bad: false} : describeToken(input.value);
   info.textContent = text;
   info.classList.toggle('bad', bad);
 }
