@@ -407,11 +407,14 @@ func (h *Hub) closeBehind(dropped uint64) {
 func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 	start := time.Now()
 	var ev *Event
+	n := 0
 	offer := func(s *Subscriber) {
 		if ev == nil {
 			ev = &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
 		}
-		h.offer(s, ev)
+		if h.offer(s, ev) {
+			n++
+		}
 	}
 	h.wmu.RLock()
 	w := &h.wild
@@ -426,6 +429,7 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 	templates, patterns := len(w.tpls.entries) > 0, len(w.pats.entries) > 0
 	h.wmu.RUnlock()
 	if !templates && !patterns {
+		h.countDelivered(u.Topics, n)
 		return
 	}
 	// One topic at a time, so that the lock is held briefly and the candidates of an update
@@ -470,6 +474,7 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 		cands = nil // do not keep a hostile burst's array
 	}
 	h.wildCands = cands[:0]
+	h.countDelivered(u.Topics, n)
 	if evaluated > 0 {
 		h.cfg.Metrics.Matched(evaluated, time.Since(start))
 	}

@@ -102,6 +102,9 @@ type Config struct {
 	// of the shared writer pool. For debugging and comparison.
 	DisableHijack bool
 	Logger        *slog.Logger
+	// Stats, when set, serves the live stats at StatsTopic to tokens allowed to subscribe to
+	// it (dashboard.go): the operator's dashboard and herald top read them.
+	Stats *StatsSource
 	// UI, when set, serves the web UI under Path+"/ui/" (see package ui); Path+"/ui"
 	// redirects there. Nil serves no UI.
 	UI http.Handler
@@ -198,6 +201,9 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET "+sp, s.subscriptions)
 		mux.HandleFunc("GET "+sp+"/{topic}", s.subscriptions)
 		mux.HandleFunc("GET "+sp+"/{topic}/{subscriber}", s.subscriptions)
+	}
+	if s.cfg.Stats != nil {
+		mux.HandleFunc("GET "+StatsTopic, s.stats)
 	}
 	if s.cfg.UI != nil {
 		mux.Handle("GET "+Path+"/ui/", s.cfg.UI)

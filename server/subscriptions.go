@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
 )
 
@@ -28,29 +27,8 @@ type subscriptionsCollection struct {
 // mercure.subscribe claim must match the requested path, as subscription events' topics do.
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	discovery(w)
-	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
-	if rerr == nil && claims == nil {
-		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
-		if draft08Request(r) {
-			rerr.asBearer()
-		}
-	}
-	if rerr != nil {
-		s.refuse(w, r, rerr)
-		return
-	}
 	path := r.URL.EscapedPath()
-	allowed, rerr := s.compileGrants(r, claims, claims.Subscribe)
-	if rerr != nil {
-		s.refuse(w, r, rerr)
-		return
-	}
-	if !s.hub.Matcher().MatchAny(allowed, []string{path}) {
-		reason := "token's mercure.subscribe claim does not match " + path
-		if claims.Dialect == auth.DialectDraft08 {
-			reason = "token grants no subscribe on " + path
-		}
-		s.refuse(w, r, forbidden(r, claims, reason))
+	if s.mayRead(w, r, path, "the subscriptions API needs a JWT") == nil {
 		return
 	}
 	selector, subscriber := r.PathValue("topic"), r.PathValue("subscriber")

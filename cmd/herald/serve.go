@@ -166,6 +166,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SubscriptionEventsRate:  eventsRate,
 		SubscriptionEventsBurst: cfg.SubscriptionEventsBurst,
 		NodeHeartbeat:           cfg.NodeHeartbeat,
+		NodeAddr:                nodeAddr(rawLn.Addr()),
 		Logger:                  log,
 	})
 	if err != nil {
@@ -175,8 +176,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.UI || cfg.Demo {
 		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg)})
 	}
+	stats := server.NewStatsSource(server.StatsConfig{Version: readVersion().Version, Transport: transportScheme(cfg.TransportURL),
+		Started: started, Hub: h, Store: storeStats(cfg.TransportURL)}, m)
 	srv, err := server.New(server.Config{
 		UI:                   uiHandler,
+		Stats:                stats,
 		Hub:                  h,
 		Publisher:            pub,
 		Subscriber:           sub,
@@ -222,8 +226,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var opsSrv *http.Server
 	if opsLn != nil {
 		opsSrv = &http.Server{
-			Handler: server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof,
-				Stats: &server.StatsConfig{Version: readVersion().Version, Transport: transportScheme(cfg.TransportURL), Started: started, Subscribers: h.Subscribers}}),
+			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof, Stats: stats}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
