@@ -65,6 +65,10 @@ type Config struct {
 	CORSOrigins             []string
 	PublishOrigins          []string
 	CookieName              string
+	// HubURL is the hub's public URL, which draft-08 URL patterns and relative topics are
+	// resolved against and whose path is the reserved namespace; "" derives it from the first
+	// host name of ServerNames, else a placeholder host (see cmd/herald).
+	HubURL string
 
 	Heartbeat       time.Duration
 	WriteTimeout    time.Duration
@@ -390,6 +394,7 @@ func directives() []directive {
 		}},
 		{"cors_origins", "ORIGIN...", "origins allowed by CORS (credentials only for explicit origins), or *", list(func(c *Config) *[]string { return &c.CORSOrigins })},
 		{"publish_origins", "ORIGIN...", "origins allowed to publish with a cookie-borne JWT (* or one * wildcard per entry)", list(func(c *Config) *[]string { return &c.PublishOrigins })},
+		{"hub_url", "URL", "the hub's public URL, ending in /.well-known/mercure: draft-08 URL patterns and relative topics are resolved against it (default https:// and the first host name of SERVER_NAME, else https://herald.invalid/.well-known/mercure)", str(func(c *Config) *string { return &c.HubURL })},
 		{"cookie_name", "NAME", "cookie that may carry the JWT (default mercureAuthorization)", str(func(c *Config) *string { return &c.CookieName })},
 		{"heartbeat", "DURATION", "comment sent on idle streams (default 40s, 0 = off)", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
 		{"write_timeout", "DURATION", "stream lifetime, jittered to 80-100% (default 600s, 0 = unbounded)", dur(func(c *Config) *time.Duration { return &c.WriteTimeout })},

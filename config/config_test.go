@@ -70,6 +70,10 @@ func TestLoadErrors(t *testing.T) {
 		{"bad transport", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport redis"}, []string{`unknown transport "redis"`}},
 		{"sync_interval without bolt", []string{"--sync-interval", "100ms", "--transport-url", "redis://127.0.0.1:6379/0?stream=h"}, map[string]string{EnvPublisherKey: "k"},
 			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "redis"`}},
+		{"hub_url without the hub path", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "hub_url https://hub.example.com/"},
+			[]string{`hub_url "https://hub.example.com/": want an absolute URL whose path is /.well-known/mercure`}},
+		{"hub_url relative", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "hub_url /.well-known/mercure"},
+			[]string{`hub_url "/.well-known/mercure": want an absolute URL whose path is /.well-known/mercure`}},
 		{"sync_interval in memory", nil, map[string]string{EnvPublisherKey: "k", EnvExtraDirectives: "transport local\nsync_interval 1s"},
 			[]string{`sync_interval applies to the bolt transport only, and transport_url's scheme is "local"`}},
 		{"bad sync_interval", []string{"--sync-interval", "often"}, map[string]string{EnvPublisherKey: "k"}, []string{`--sync-interval: "often" is not a duration`}},
@@ -341,5 +345,15 @@ func TestConnectionAndShutdownDirectives(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v does not mention %q", err, w)
 		}
+	}
+}
+
+func TestHubURL(t *testing.T) {
+	c, err := Load([]string{"--hub-url", "https://hub.example.com/.well-known/mercure"}, env(map[string]string{EnvPublisherKey: "k"}), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HubURL != "https://hub.example.com/.well-known/mercure" {
+		t.Errorf("HubURL = %q", c.HubURL)
 	}
 }

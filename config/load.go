@@ -257,6 +257,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("sync_interval applies to the bolt transport only, and transport_url's scheme is %q", u.Scheme))
 		}
 	}
+	if c.HubURL != "" {
+		if u, err := url.Parse(c.HubURL); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "/.well-known/mercure" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("hub_url %q: want an absolute URL whose path is /.well-known/mercure", c.HubURL))
+		}
+	}
 	if c.MaxInflightBodyBytes > 0 && c.MaxBodyBytes > c.MaxInflightBodyBytes {
 		errs = append(errs, fmt.Errorf("max_inflight_body_bytes %d is smaller than max_body_bytes %d: no body that large could ever be read", c.MaxInflightBodyBytes, c.MaxBodyBytes))
 	}

@@ -50,6 +50,11 @@ const (
 type controlMessage struct {
 	Node          string         `json:"node"`
 	Subscriptions []Subscription `json:"subscriptions,omitempty"`
+	// What the operator's dashboard shows of the node (heartbeats and hello only): its
+	// address, its subscribers and how far it is behind the log.
+	Addr        string `json:"addr,omitempty"`
+	Subscribers int    `json:"subscribers,omitempty"`
+	Lag         uint64 `json:"lag,omitempty"`
 }
 
 // isControl reports whether u is a hub-to-hub control update.
@@ -105,6 +110,9 @@ func (h *Hub) applyControl(u *transport.Update) {
 	tag := binary.BigEndian.Uint32(b)
 	h.reg.mu.Lock()
 	h.reg.seen[tag] = time.Now()
+	if u.Type == ctlHeartbeat || u.Type == ctlHello {
+		h.reg.peers[tag] = nodeStatus{addr: msg.Addr, subscribers: msg.Subscribers, lag: msg.Lag}
+	}
 	if u.Type == ctlSnapshot && tag != h.node {
 		for _, s := range msg.Subscriptions {
 			if owner, ok := nodeOf(s.Subscriber); ok && owner == tag && s.Active {
@@ -123,7 +131,8 @@ func (h *Hub) applyControl(u *transport.Update) {
 }
 
 // runCluster is the cluster loop: hello, heartbeats, snapshots for newcomers, and the expiry
-// of dead nodes' subscriptions. It runs until ctx ends.
+// of dead nodes' subscriptions. It runs until ctx ends. Heartbeats also tell the other nodes'
+// dashboards how this node does; without Config.Subscriptions there are no snapshots.
 func (h *Hub) runCluster(ctx context.Context) {
 	h.publishControl(ctx, ctlHello, nil)
 	t := time.NewTicker(h.cfg.NodeHeartbeat)
@@ -133,7 +142,9 @@ func (h *Hub) runCluster(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-h.helloSeen:
-			h.publishSnapshot(ctx)
+			if h.cfg.Subscriptions {
+				h.publishSnapshot(ctx)
+			}
 		case <-t.C:
 			h.publishControl(ctx, ctlHeartbeat, nil)
 			h.expireDeadNodes(ctx)
@@ -141,9 +152,17 @@ func (h *Hub) runCluster(ctx context.Context) {
 	}
 }
 
-// publishControl appends a control update of this node.
+// publishControl appends a control update of this node. Heartbeats and hello carry the
+// node's figures for the dashboards.
 func (h *Hub) publishControl(ctx context.Context, typ string, subs []Subscription) {
-	data, err := json.Marshal(controlMessage{Node: tagHex(h.node), Subscriptions: subs})
+	msg := controlMessage{Node: tagHex(h.node), Subscriptions: subs}
+	if typ != ctlSnapshot {
+		msg.Addr, msg.Subscribers = h.cfg.NodeAddr, h.Subscribers()
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		msg.Lag, _ = h.Lag(lctx)
+		cancel()
+	}
+	data, err := json.Marshal(msg)
 	if err != nil {
 		return
 	}
@@ -190,6 +209,7 @@ func (h *Hub) expireDeadNodes(ctx context.Context) {
 		case now.Sub(at) > h.cfg.NodeTTL:
 			dead[tag] = true
 			delete(h.reg.seen, tag)
+			delete(h.reg.peers, tag)
 		case tag < h.node:
 			leader = false
 		}

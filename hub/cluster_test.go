@@ -18,8 +18,14 @@ type node struct {
 
 func startNode(t *testing.T, tr *memory.Transport) *node {
 	t.Helper()
+	return startNodeAt(t, tr, "")
+}
+
+// startNodeAt starts a node whose heartbeats give addr.
+func startNodeAt(t *testing.T, tr *memory.Transport, addr string) *node {
+	t.Helper()
 	h, err := New(Config{Transport: tr, Matcher: topic.NewMatcher(100), Subscriptions: true, Cluster: true,
-		NodeHeartbeat: 20 * time.Millisecond, NodeTTL: 150 * time.Millisecond})
+		NodeHeartbeat: 20 * time.Millisecond, NodeTTL: 150 * time.Millisecond, NodeAddr: addr})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,8 @@ type Config struct {
 	// a node is taken for dead. Defaults DefaultNodeHeartbeat and DefaultNodeTTL.
 	NodeHeartbeat time.Duration
 	NodeTTL       time.Duration
+	// NodeAddr is the address this node's heartbeats give, for the operator's dashboard.
+	NodeAddr string
 	// Metrics records transport errors; nil records nothing.
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -81,6 +83,20 @@ type Hub struct {
 	wildSubs  atomic.Int64  // wild subscribers: the dispatch loop hands off updates only if some
 	// wildCands is the wild loop's scratch list of candidate templates.
 	wildCands []candidate
+	// lastKey is the wild loop's memo of the last topic it resolved for the URL pattern index:
+	// consecutive updates of one topic, the common case, resolve it once.
+	lastKey struct {
+		topic, key string
+		ok, set    bool
+	}
+	// deliveries counts deliveries by topic while the dashboard watches (stats.go); nil
+	// otherwise. Under watchMu: watchers counts the watches, and idleCounter is the counter of
+	// the last watch, since idleSince, for a watch that starts soon after.
+	deliveries  atomic.Pointer[deliveryCounter]
+	watchMu     sync.Mutex
+	watchers    int
+	idleCounter *deliveryCounter
+	idleSince   time.Time
 
 	mu    sync.RWMutex
 	exact map[string]map[*Subscriber]struct{} // topic → subscribers whose selectors are all exact
@@ -139,7 +155,7 @@ func New(cfg Config) (*Hub, error) {
 		log:       cfg.Logger,
 		m:         cfg.Matcher,
 		tr:        cfg.Transport,
-		reg:       registry{subs: make(map[string]Subscription), seen: make(map[uint32]time.Time)},
+		reg:       registry{subs: make(map[string]Subscription), seen: make(map[uint32]time.Time), peers: make(map[uint32]nodeStatus)},
 		pres:      newPresence(cfg),
 		node:      newNodeTag(),
 		helloSeen: make(chan struct{}, 1),
@@ -176,7 +192,7 @@ func (h *Hub) Publish(ctx context.Context, u *transport.Update) error {
 // backoff. Call it once. It also runs the wild loop (wild.go), which serves the subscribers
 // with "*" or template selectors, and returns once that has stopped too.
 func (h *Hub) Run(ctx context.Context) error {
-	if h.cfg.Cluster && h.cfg.Subscriptions {
+	if h.cfg.Cluster {
 		clusterCtx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); h.runCluster(clusterCtx) }()
@@ -292,28 +308,34 @@ func (h *Hub) dispatch(u *transport.Update) {
 	// table of active subscriptions.
 	h.reg.apply(u)
 	var ev *Event
+	n := 0
 	h.mu.RLock()
 	for _, t := range u.Topics {
 		for s := range h.exact[t] {
 			if ev == nil {
 				ev = &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
 			}
-			h.offer(s, ev)
+			if h.offer(s, ev) {
+				n++
+			}
 		}
 	}
 	h.mu.RUnlock()
+	h.countDelivered(u.Topics, n)
 }
 
 // offer enqueues ev for s, which asked for one of its topics, when s may receive it, at most
-// once per update. It runs on the loop that serves s.
-func (h *Hub) offer(s *Subscriber, ev *Event) {
+// once per update, and reports whether it did. It runs on the loop that serves s.
+func (h *Hub) offer(s *Subscriber, ev *Event) bool {
 	if s.lastSeq == ev.Update.Seq {
-		return // already offered through another of the update's topics
+		return false // already offered through another of the update's topics
 	}
 	s.lastSeq = ev.Update.Seq
 	if s.MayReceive(h.m, ev.Update) {
 		s.enqueue(ev)
+		return true
 	}
+	return false
 }
 
 // LastEventID returns the ID of the last dispatched update, or Earliest when none was.
@@ -424,7 +446,8 @@ func (h *Hub) register(s *Subscriber) error {
 func sharedSelector(set map[*Subscriber]struct{}, raw string) *topic.Selector {
 	for other := range set {
 		for _, sel := range other.Selectors {
-			if sel.Raw() == raw {
+			// A URL pattern or template with the same text matches other topics.
+			if k := sel.Kind(); sel.Raw() == raw && (k == topic.KindExact || k == topic.KindInvalid) {
 				return sel
 			}
 		}
@@ -512,6 +535,7 @@ func (h *Hub) Resolve(ctx context.Context, lastEventID string) (after uint64, he
 // drains only what is new: no gap and no duplicate. Memory stays bounded: history is read in
 // pages of Config.ReadBatch.
 func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write func([]*Event) error) error {
+	h.cfg.Metrics.ReplayStarted()
 	var batch []*Event
 	for {
 		updates, err := h.tr.Read(ctx, after, h.cfg.ReadBatch, false)
@@ -546,6 +570,7 @@ func (h *Hub) Replay(ctx context.Context, s *Subscriber, after uint64, write fun
 			if err := write(batch); err != nil {
 				return err
 			}
+			h.cfg.Metrics.Replayed(len(batch))
 		}
 		if err := s.Err(); err != nil {
 			return err

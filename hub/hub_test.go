@@ -50,6 +50,20 @@ func sels(m *topic.Matcher, raw ...string) []*topic.Selector {
 	return out
 }
 
+// specSels compiles selectors given with their types.
+func specSels(t testing.TB, m *topic.Matcher, specs ...topic.Spec) []*topic.Selector {
+	t.Helper()
+	out := make([]*topic.Selector, len(specs))
+	for i, spec := range specs {
+		sel, err := m.CompileSpec(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = sel
+	}
+	return out
+}
+
 func publish(t testing.TB, h *Hub, id string, private bool, topics ...string) {
 	t.Helper()
 	if err := h.Publish(context.Background(), &transport.Update{ID: id, Topics: topics, Private: private, Data: id}); err != nil {

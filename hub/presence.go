@@ -125,6 +125,7 @@ type registry struct {
 	subs   map[string]Subscription // by subscription ID
 	lastID string                  // ID of the last dispatched update, updated with subs
 	seen   map[uint32]time.Time    // node tag → when it was last heard of (cluster.go)
+	peers  map[uint32]nodeStatus   // node tag → what its last heartbeat said (cluster.go, stats.go)
 }
 
 // apply records u when it is a subscription event. It runs on the dispatch goroutine.

@@ -48,7 +48,8 @@ type cutKey struct{ pre, suf string }
 // matching over the cores.
 const parallelCandidates = 256
 
-// tplEntry is one distinct template selector in use, shared by the subscribers that hold it.
+// tplEntry is one distinct template (or URL pattern) selector in use, shared by the subscribers
+// that hold it.
 type tplEntry struct {
 	sel     *topic.Selector
 	subs    map[*Subscriber]struct{}
@@ -58,32 +59,48 @@ type tplEntry struct {
 	offered uint64    // Seq of the last update offered to its subscribers (a guard: candidates leaves matched entries out); wild loop only
 }
 
+// prefixIndex files distinct selectors under their literal prefix and suffix, cut to a few
+// lengths, so that a key looks up only the selectors that may match it. Templates are filed by
+// the literal text of the topics they match; URL patterns by the literal start and end of the
+// resolved URLs they match (topic.Selector.PatternKey and PatternSuffix).
+type prefixIndex struct {
+	entries map[string]*tplEntry // by the selector's string
+	// buckets files the entries by the lengths their prefix and suffix are cut to, then by
+	// the cut prefix and suffix; pairs lists the buckets in use, which a lookup visits.
+	buckets map[classPair]map[cutKey]map[*tplEntry]struct{}
+	pairs   []classPair
+}
+
+func newPrefixIndex() prefixIndex {
+	return prefixIndex{
+		entries: make(map[string]*tplEntry),
+		buckets: make(map[classPair]map[cutKey]map[*tplEntry]struct{}),
+	}
+}
+
 // wildIndex finds the wild subscribers an update is for. It is guarded by Hub.wmu.
 type wildIndex struct {
 	shut  bool                                // Hub.Shutdown has begun: no new subscribers
 	count int                                 // wild subscribers
 	any   map[*Subscriber]struct{}            // subscribers with a "*" selector
 	exact map[string]map[*Subscriber]struct{} // exact (and invalid) selectors of wild subscribers
-	tpls  map[string]*tplEntry                // template selectors by their string
-	// buckets files the templates by the lengths their prefix and suffix are cut to, then by
-	// the cut prefix and suffix; pairs lists the buckets in use, which a lookup visits.
-	buckets map[classPair]map[cutKey]map[*tplEntry]struct{}
-	pairs   []classPair
+	tpls  prefixIndex                         // URI templates, by the literal text of their topics
+	pats  prefixIndex                         // URL patterns, by the literal start of their resolved URLs
 }
 
 func newWildIndex() wildIndex {
 	return wildIndex{
-		any:     make(map[*Subscriber]struct{}),
-		exact:   make(map[string]map[*Subscriber]struct{}),
-		tpls:    make(map[string]*tplEntry),
-		buckets: make(map[classPair]map[cutKey]map[*tplEntry]struct{}),
+		any:   make(map[*Subscriber]struct{}),
+		exact: make(map[string]map[*Subscriber]struct{}),
+		tpls:  newPrefixIndex(),
+		pats:  newPrefixIndex(),
 	}
 }
 
 // isWild reports whether a subscriber with these selectors is served by the wild loop.
 func isWild(sels []*topic.Selector) bool {
 	for _, sel := range sels {
-		if k := sel.Kind(); k == topic.KindAny || k == topic.KindTemplate {
+		if k := sel.Kind(); k == topic.KindAny || k == topic.KindTemplate || k == topic.KindURLPattern {
 			return true
 		}
 	}
@@ -99,37 +116,66 @@ func (w *wildIndex) add(s *Subscriber) {
 		case topic.KindAny:
 			w.any[s] = struct{}{}
 		case topic.KindTemplate:
-			e := w.tpls[sel.Raw()]
-			if e == nil {
-				e = newTplEntry(sel)
-				w.tpls[sel.Raw()] = e
-				b := w.buckets[e.pair]
-				if b == nil {
-					b = make(map[cutKey]map[*tplEntry]struct{})
-					w.buckets[e.pair] = b
-					w.pairs = append(w.pairs, e.pair)
-				}
-				set := b[e.key]
-				if set == nil {
-					set = make(map[*tplEntry]struct{})
-					b[e.key] = set
-				}
-				set[e] = struct{}{}
-			} else {
-				s.Selectors[i] = e.sel
-			}
-			e.subs[s] = struct{}{}
+			s.Selectors[i] = w.tpls.add(s, sel, sel.Prefix(), sel.Suffix())
+		case topic.KindURLPattern:
+			s.Selectors[i] = w.pats.add(s, sel, sel.PatternKey(), sel.PatternSuffix())
 		default:
 			addExact(w.exact, s, i)
 		}
 	}
 }
 
-func newTplEntry(sel *topic.Selector) *tplEntry {
-	pre, suf := sel.Prefix(), sel.Suffix()
-	pair := classPair{pre: cutClass(len(pre)), suf: cutClass(len(suf))}
-	key := cutKey{pre: pre[:cutLengths[pair.pre]], suf: suf[len(suf)-cutLengths[pair.suf]:]}
-	return &tplEntry{sel: sel, subs: make(map[*Subscriber]struct{}, 1), pair: pair, key: key}
+// add files s under sel, whose literal prefix and suffix are pre and suf, and returns the
+// selector to keep: the equal one already filed, if any.
+func (x *prefixIndex) add(s *Subscriber, sel *topic.Selector, pre, suf string) *topic.Selector {
+	e := x.entries[sel.Raw()]
+	if e == nil {
+		pair := classPair{pre: cutClass(len(pre)), suf: cutClass(len(suf))}
+		key := cutKey{pre: pre[:cutLengths[pair.pre]], suf: suf[len(suf)-cutLengths[pair.suf]:]}
+		e = &tplEntry{sel: sel, subs: make(map[*Subscriber]struct{}, 1), pair: pair, key: key}
+		x.entries[sel.Raw()] = e
+		b := x.buckets[e.pair]
+		if b == nil {
+			b = make(map[cutKey]map[*tplEntry]struct{})
+			x.buckets[e.pair] = b
+			x.pairs = append(x.pairs, e.pair)
+		}
+		set := b[e.key]
+		if set == nil {
+			set = make(map[*tplEntry]struct{})
+			b[e.key] = set
+		}
+		set[e] = struct{}{}
+	}
+	e.subs[s] = struct{}{}
+	return e.sel
+}
+
+// remove takes s out of the entry of sel; it reports whether s was there.
+func (x *prefixIndex) remove(s *Subscriber, sel *topic.Selector) bool {
+	e := x.entries[sel.Raw()]
+	if e == nil {
+		return false
+	}
+	if _, ok := e.subs[s]; !ok {
+		return false
+	}
+	delete(e.subs, s)
+	if len(e.subs) > 0 {
+		return true
+	}
+	delete(x.entries, sel.Raw())
+	b := x.buckets[e.pair]
+	delete(b[e.key], e)
+	if len(b[e.key]) == 0 {
+		delete(b, e.key)
+	}
+	if len(b) == 0 {
+		delete(x.buckets, e.pair)
+		i := slices.Index(x.pairs, e.pair)
+		x.pairs = slices.Delete(x.pairs, i, i+1)
+	}
+	return true
 }
 
 // remove takes s out of the index; it reports whether s was in it.
@@ -143,29 +189,9 @@ func (w *wildIndex) remove(s *Subscriber) bool {
 				removed = true
 			}
 		case topic.KindTemplate:
-			e := w.tpls[sel.Raw()]
-			if e == nil {
-				continue
-			}
-			if _, ok := e.subs[s]; !ok {
-				continue
-			}
-			removed = true
-			delete(e.subs, s)
-			if len(e.subs) > 0 {
-				continue
-			}
-			delete(w.tpls, sel.Raw())
-			b := w.buckets[e.pair]
-			delete(b[e.key], e)
-			if len(b[e.key]) == 0 {
-				delete(b, e.key)
-			}
-			if len(b) == 0 {
-				delete(w.buckets, e.pair)
-				i := slices.Index(w.pairs, e.pair)
-				w.pairs = slices.Delete(w.pairs, i, i+1)
-			}
+			removed = w.tpls.remove(s, sel) || removed
+		case topic.KindURLPattern:
+			removed = w.pats.remove(s, sel) || removed
 		default:
 			removed = removeExact(w.exact, s, sel.Raw()) || removed
 		}
@@ -193,9 +219,11 @@ func (w *wildIndex) each(fn func(*Subscriber)) {
 			visit(s)
 		}
 	}
-	for _, e := range w.tpls {
-		for s := range e.subs {
-			visit(s)
+	for _, x := range []*prefixIndex{&w.tpls, &w.pats} {
+		for _, e := range x.entries {
+			for s := range e.subs {
+				visit(s)
+			}
 		}
 	}
 }
@@ -230,22 +258,23 @@ func removeExact(idx map[string]map[*Subscriber]struct{}, s *Subscriber, raw str
 	return true
 }
 
-// candidate is a template that may match one of an update's topics.
+// candidate is a template or URL pattern that may match one of an update's topics.
 type candidate struct {
 	e     *tplEntry
 	topic string
 }
 
-// candidates appends to dst the templates whose literal prefix and suffix topic may start and
-// end with: those filed under topic's own prefix and suffix, cut at each pair of lengths in use.
-// Templates that already matched update seq (through another of its topics) are left out.
-func (w *wildIndex) candidates(dst []candidate, topic string, seq uint64) []candidate {
-	for _, p := range w.pairs {
+// candidates appends to dst the entries whose literal prefix and suffix key may start and end
+// with: those filed under key's own prefix and suffix, cut at each pair of lengths in use, as
+// candidates for topic (key is topic itself for templates, its resolved URL for patterns).
+// Entries that already matched update seq (through another of its topics) are left out.
+func (x *prefixIndex) candidates(dst []candidate, key, topic string, seq uint64) []candidate {
+	for _, p := range x.pairs {
 		pre, suf := cutLengths[p.pre], cutLengths[p.suf]
-		if pre+suf > len(topic) {
+		if pre+suf > len(key) {
 			continue
 		}
-		for e := range w.buckets[p][cutKey{pre: topic[:pre], suf: topic[len(topic)-suf:]}] {
+		for e := range x.buckets[p][cutKey{pre: key[:pre], suf: key[len(key)-suf:]}] {
 			if e.matched != seq {
 				dst = append(dst, candidate{e: e, topic: topic})
 			}
@@ -378,11 +407,14 @@ func (h *Hub) closeBehind(dropped uint64) {
 func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 	start := time.Now()
 	var ev *Event
+	n := 0
 	offer := func(s *Subscriber) {
 		if ev == nil {
 			ev = &Event{Update: u, Frame: Encode(u), Dispatched: time.Now()}
 		}
-		h.offer(s, ev)
+		if h.offer(s, ev) {
+			n++
+		}
 	}
 	h.wmu.RLock()
 	w := &h.wild
@@ -394,9 +426,10 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 			offer(s)
 		}
 	}
-	templates := len(w.tpls) > 0
+	templates, patterns := len(w.tpls.entries) > 0, len(w.pats.entries) > 0
 	h.wmu.RUnlock()
-	if !templates {
+	if !templates && !patterns {
+		h.countDelivered(u.Topics, n)
 		return
 	}
 	// One topic at a time, so that the lock is held briefly and the candidates of an update
@@ -406,8 +439,17 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 	evaluated := 0
 	cands := h.wildCands[:0]
 	for _, t := range u.Topics {
+		// A URL pattern is looked up by the topic resolved against the hub's URL, parsed
+		// once per topic, outside the lock; a topic that is no URL reference matches none.
+		key, resolved := "", false
+		if patterns {
+			key, resolved = h.topicKey(t)
+		}
 		h.wmu.RLock()
-		cands = w.candidates(cands[:0], t, u.Seq)
+		cands = w.tpls.candidates(cands[:0], t, t, u.Seq)
+		if resolved {
+			cands = w.pats.candidates(cands, key, t, u.Seq)
+		}
 		h.wmu.RUnlock()
 		if len(cands) == 0 {
 			continue
@@ -432,9 +474,21 @@ func (h *Hub) dispatchWild(ctx context.Context, u *transport.Update) {
 		cands = nil // do not keep a hostile burst's array
 	}
 	h.wildCands = cands[:0]
+	h.countDelivered(u.Topics, n)
 	if evaluated > 0 {
 		h.cfg.Metrics.Matched(evaluated, time.Since(start))
 	}
+}
+
+// topicKey returns the key of topic in the URL pattern index (see topic.Matcher.TopicKey),
+// remembering the last one. It runs on the wild loop only.
+func (h *Hub) topicKey(t string) (string, bool) {
+	if m := &h.lastKey; m.set && m.topic == t {
+		return m.key, m.ok
+	}
+	key, ok := h.m.TopicKey(t)
+	h.lastKey.topic, h.lastKey.key, h.lastKey.ok, h.lastKey.set = t, key, ok, true
+	return key, ok
 }
 
 // match sets e.matched = seq on the candidates' entries that match their topic, on several

@@ -96,11 +96,13 @@ func TestTemplateSubscribersShareSelectors(t *testing.T) {
 	h.wmu.RLock()
 	defer h.wmu.RUnlock()
 	w := &h.wild
-	if w.count != 0 || len(w.tpls) != 0 || len(w.exact) != 0 || len(w.any) != 0 {
-		t.Fatalf("index not empty: %d subscribers, %d templates, %d exact", w.count, len(w.tpls), len(w.exact))
+	if w.count != 0 || len(w.tpls.entries) != 0 || len(w.pats.entries) != 0 || len(w.exact) != 0 || len(w.any) != 0 {
+		t.Fatalf("index not empty: %d subscribers, %d templates, %d patterns, %d exact", w.count, len(w.tpls.entries), len(w.pats.entries), len(w.exact))
 	}
-	if len(w.buckets) != 0 || len(w.pairs) != 0 {
-		t.Fatalf("buckets left: %v %v", w.buckets, w.pairs)
+	for _, x := range []*prefixIndex{&w.tpls, &w.pats} {
+		if len(x.buckets) != 0 || len(x.pairs) != 0 {
+			t.Fatalf("buckets left: %v %v", x.buckets, x.pairs)
+		}
 	}
 }
 
@@ -323,7 +325,7 @@ func FuzzTemplateIndex(f *testing.F) {
 		w.add(s)
 		want := uritemplate.MustNew(raw).Regexp().MatchString(tp)
 		found := false
-		for _, c := range w.candidates(nil, tp, 1) {
+		for _, c := range w.tpls.candidates(nil, tp, tp, 1) {
 			if c.e.sel == s.Selectors[0] {
 				found = true
 			}
@@ -335,29 +337,49 @@ func FuzzTemplateIndex(f *testing.F) {
 		for _, o := range others {
 			w.remove(o)
 		}
-		if w.count != 0 || len(w.tpls) != 0 {
-			t.Fatalf("index not empty after removing everything: %d, %d", w.count, len(w.tpls))
+		if w.count != 0 || len(w.tpls.entries) != 0 {
+			t.Fatalf("index not empty after removing everything: %d, %d", w.count, len(w.tpls.entries))
 		}
 	})
 }
 
 // BenchmarkTemplateFlood measures what one update to an exact topic costs the wild loop when
 // 100 000 distinct templates are registered, with and without the prefix index's help.
+//
+// The urlpattern rows do the same with as many distinct URL patterns ("distinct": each with its
+// own literal path; "shared": all under the topic's path, each with its own literal end).
 func BenchmarkTemplateFlood(b *testing.B) {
-	for _, prefix := range []string{"distinct", "shared"} {
-		b.Run("prefix="+prefix, func(b *testing.B) {
+	for _, kind := range []string{"template", "urlpattern"} {
+		for _, prefix := range []string{"distinct", "shared"} {
+			name := "prefix=" + prefix
+			if kind == "urlpattern" {
+				name = "urlpattern/" + name
+			}
+			b.Run(name, func(b *testing.B) { benchFlood(b, kind, prefix) })
+		}
+	}
+}
+
+func benchFlood(b *testing.B, kind, prefix string) {
+	{
+		{
 			h, _ := newHub(b, Config{}, false)
 			m := h.Matcher()
 			for i := range 1000 {
-				raws := make([]string, 100)
-				for j := range raws {
-					if prefix == "distinct" {
-						raws[j] = fmt.Sprintf("https://example.com/s%d/t%d/{id}", i, j)
-					} else {
-						raws[j] = fmt.Sprintf("https://example.com/books/{id}/s%d/t%d", i, j)
+				specs := make([]topic.Spec, 100)
+				for j := range specs {
+					switch {
+					case kind == "template" && prefix == "distinct":
+						specs[j] = topic.Spec{Value: fmt.Sprintf("https://example.com/s%d/t%d/{id}", i, j)}
+					case kind == "template":
+						specs[j] = topic.Spec{Value: fmt.Sprintf("https://example.com/books/{id}/s%d/t%d", i, j)}
+					case prefix == "distinct":
+						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/s%d/t%d/:id", i, j)}
+					default:
+						specs[j] = topic.Spec{Type: topic.MatchURLPattern, Value: fmt.Sprintf("https://example.com/books/:id/s%d/t%d", i, j)}
 					}
 				}
-				if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: sels(m, raws...)}); err != nil {
+				if _, err := h.Subscribe(context.Background(), SubscribeOptions{Selectors: specSels(b, m, specs...)}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -368,6 +390,6 @@ func BenchmarkTemplateFlood(b *testing.B) {
 				u.Seq = uint64(i + 1)
 				h.dispatchWild(context.Background(), u)
 			}
-		})
+		}
 	}
 }

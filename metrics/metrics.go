@@ -6,11 +6,13 @@
 package metrics
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics is the set of Herald's instruments, registered in its own registry.
@@ -33,11 +35,13 @@ type Metrics struct {
 	matchCandidates prometheus.Histogram
 	connRefused     *prometheus.CounterVec
 	acceptErrors    prometheus.Counter
+	replays         prometheus.Counter
+	replayed        prometheus.Counter
 
 	// totals mirror a few counters as plain atomics so that the live stats (/stats, herald
 	// top) read exact counts without gathering the registry.
 	totals struct {
-		published, delivered, bytes, connections, slow atomic.Uint64
+		published, delivered, bytes, connections, slow, replays, replayed atomic.Uint64
 	}
 }
 
@@ -48,6 +52,8 @@ type Totals struct {
 	BytesWritten    uint64 `json:"bytes_written"`    // bytes of SSE frames written to subscribers
 	Connections     uint64 `json:"connections"`      // subscriber streams opened
 	SlowDisconnects uint64 `json:"slow_disconnects"` // streams ended for being too slow
+	Replays         uint64 `json:"replays"`          // history replays started (subscriptions with Last-Event-ID)
+	Replayed        uint64 `json:"replayed"`         // updates sent from history by those replays
 }
 
 // Totals returns the exact counts recorded so far; zero for a nil *Metrics.
@@ -61,6 +67,8 @@ func (m *Metrics) Totals() Totals {
 		BytesWritten:    m.totals.bytes.Load(),
 		Connections:     m.totals.connections.Load(),
 		SlowDisconnects: m.totals.slow.Load(),
+		Replays:         m.totals.replays.Load(),
+		Replayed:        m.totals.replayed.Load(),
 	}
 }
 
@@ -133,10 +141,18 @@ func New() *Metrics {
 			Name: "herald_accept_errors_total",
 			Help: "Failed accepts on the hub's and the operations address, such as running out of open files.",
 		}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_history_replays_total",
+			Help: "History replays started: subscriptions with a Last-Event-ID.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_history_updates_replayed_total",
+			Help: "Updates sent from history by replays.",
+		}),
 	}
 	reg.MustRegister(m.published, m.publishRefused, m.refused, m.publishDuration, m.delivered, m.bytesWritten, m.writes,
 		m.deliveryLatency, m.disconnects, m.connections, m.transportErrors, m.matchDuration, m.matchCandidates,
-		m.connRefused, m.acceptErrors,
+		m.connRefused, m.acceptErrors, m.replays, m.replayed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -259,7 +275,45 @@ func (m *Metrics) Disconnected(reason string) {
 	}
 }
 
-// TransportError records a failed transport operation ("append", "read", "lookup").
+// ReplayStarted records the start of a history replay.
+func (m *Metrics) ReplayStarted() {
+	if m == nil {
+		return
+	}
+	m.replays.Inc()
+	m.totals.replays.Add(1)
+}
+
+// Replayed records updates sent from history by a replay.
+func (m *Metrics) Replayed(updates int) {
+	if m == nil || updates <= 0 {
+		return
+	}
+	m.replayed.Add(float64(updates))
+	m.totals.replayed.Add(uint64(updates))
+}
+
+// PublishDurations returns the histogram of publish durations (from the request's arrival to
+// the update stored): the buckets' upper bounds in seconds and their cumulative counts, the
+// last count being the total. It gathers the histogram: call it when asked only (the live
+// stats, once a second while watched).
+func (m *Metrics) PublishDurations() (bounds []float64, cumulative []uint64) {
+	if m == nil {
+		return nil, nil
+	}
+	var d dto.Metric
+	if err := m.publishDuration.Write(&d); err != nil || d.Histogram == nil {
+		return nil, nil
+	}
+	for _, b := range d.Histogram.GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
+		cumulative = append(cumulative, b.GetCumulativeCount())
+	}
+	bounds = append(bounds, math.Inf(1))
+	cumulative = append(cumulative, d.Histogram.GetSampleCount())
+	return bounds, cumulative
+}
+
 // Matched records the template matching done for one update by the loop that serves wild
 // subscribers: how many (template, topic) pairs were candidates, and how long the update took.
 func (m *Metrics) Matched(candidates int, d time.Duration) {

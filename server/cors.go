@@ -38,7 +38,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		}
 		if !preflight {
 			if allowed {
-				h.Set("Access-Control-Expose-Headers", "Last-Event-ID, Link")
+				h.Set("Access-Control-Expose-Headers", "Last-Event-ID, Mercure-Last-Event-ID, Link")
 			}
 			next.ServeHTTP(w, r)
 			return
@@ -48,7 +48,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			return
 		}
 		method := r.Header.Get("Access-Control-Request-Method")
-		if method != http.MethodGet && method != http.MethodPost && method != http.MethodHead {
+		if method != http.MethodGet && method != http.MethodPost && method != http.MethodHead && method != MethodQuery {
 			s.refuse(w, r, &requestError{code: http.StatusForbidden, category: reasonCORS, reason: "method " + method + " not allowed by CORS"})
 			return
 		}
@@ -59,7 +59,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 				return
 			}
 		}
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST")
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, QUERY")
 		h.Set("Access-Control-Allow-Headers", "Authorization, Cache-Control, Content-Type, Last-Event-ID")
 		h.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)

@@ -42,10 +42,13 @@ func TestCORS(t *testing.T) {
 		{"preflight from a listed origin", explicit, http.MethodOptions, preflight("https://app.example.com", "GET", "authorization, last-event-id, cache-control"), 204, map[string]string{
 			"Access-Control-Allow-Origin":      "https://app.example.com",
 			"Access-Control-Allow-Credentials": "true",
-			"Access-Control-Allow-Methods":     "GET, HEAD, POST",
+			"Access-Control-Allow-Methods":     "GET, HEAD, POST, QUERY",
 			"Access-Control-Allow-Headers":     "Authorization, Cache-Control, Content-Type, Last-Event-ID",
 		}},
 		{"preflight for a publish", explicit, http.MethodOptions, preflight("https://app.example.com", "POST", "Authorization, Content-Type"), 204, map[string]string{
+			"Access-Control-Allow-Origin": "https://app.example.com",
+		}},
+		{"preflight for a QUERY subscription", explicit, http.MethodOptions, preflight("https://app.example.com", "QUERY", "Content-Type"), 204, map[string]string{
 			"Access-Control-Allow-Origin": "https://app.example.com",
 		}},
 		{"preflight from another origin", explicit, http.MethodOptions, preflight("https://evil.example.com", "GET", ""), 403, map[string]string{
@@ -60,7 +63,7 @@ func TestCORS(t *testing.T) {
 		{"simple request from a listed origin", explicit, http.MethodHead, http.Header{"Origin": {"https://app.example.com"}}, 200, map[string]string{
 			"Access-Control-Allow-Origin":      "https://app.example.com",
 			"Access-Control-Allow-Credentials": "true",
-			"Access-Control-Expose-Headers":    "Last-Event-ID, Link",
+			"Access-Control-Expose-Headers":    "Last-Event-ID, Mercure-Last-Event-ID, Link",
 		}},
 		{"simple request from another origin", explicit, http.MethodHead, http.Header{"Origin": {"https://evil.example.com"}}, 200, map[string]string{
 			"Access-Control-Allow-Origin": "",

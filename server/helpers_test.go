@@ -144,6 +144,11 @@ type stream struct {
 func (th *testHub) subscribe(t testing.TB, query string, header http.Header) *stream {
 	t.Helper()
 	resp, br := th.rawSubscribe(t, query, header)
+	return th.stream(t, resp, br)
+}
+
+// stream reads the events of a subscription whose opening comment was read from br.
+func (th *testHub) stream(t testing.TB, resp *http.Response, br *bufio.Reader) *stream {
 	s := &stream{Resp: resp, events: make(chan sse.Message, 10_000), errc: make(chan error, 1)}
 	s.reader = sse.NewReader(br)
 	done := make(chan struct{})
@@ -166,7 +171,13 @@ func (th *testHub) subscribe(t testing.TB, query string, header http.Header) *st
 // sends at once; it returns the response and a reader positioned after that comment.
 func (th *testHub) rawSubscribe(t testing.TB, query string, header http.Header) (*http.Response, *bufio.Reader) {
 	t.Helper()
-	resp := th.open(t, query, header)
+	return th.opened(t, query, th.open(t, query, header))
+}
+
+// opened checks that resp, the answer to a subscribe request, is a stream and reads its opening
+// comment.
+func (th *testHub) opened(t testing.TB, query string, resp *http.Response) (*http.Response, *bufio.Reader) {
+	t.Helper()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("subscribe %s: %d %s", query, resp.StatusCode, b)
@@ -182,7 +193,13 @@ func (th *testHub) rawSubscribe(t testing.TB, query string, header http.Header) 
 // open sends a subscribe request and returns the response, closed at cleanup.
 func (th *testHub) open(t testing.TB, query string, header http.Header) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, th.URL+"?"+query, nil)
+	return th.openMethod(t, http.MethodGet, query, nil, header)
+}
+
+// openMethod sends a subscribe request with this method and body (nil for none).
+func (th *testHub) openMethod(t testing.TB, method, query string, body io.Reader, header http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, th.URL+"?"+query, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,8 @@ type OpsConfig struct {
 	Draining *atomic.Bool
 	// Pprof serves Go's profiler under /debug/pprof/.
 	Pprof bool
-	// Stats describes the hub to /stats, the live snapshot that herald top reads; nil leaves
-	// /stats out.
-	Stats *StatsConfig
+	// Stats serves /stats, the live snapshots that herald top reads; nil leaves /stats out.
+	Stats *StatsSource
 }
 
 // OpsHandler returns the operations routes: /healthz (the process is alive), /readyz (ready
@@ -57,7 +56,7 @@ func OpsHandler(cfg OpsConfig) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
 	if cfg.Stats != nil {
-		mux.Handle("GET /stats", statsHandler(*cfg.Stats, cfg.Metrics))
+		mux.Handle("GET /stats", statsHandler(cfg.Stats))
 	}
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/heraldhub/herald/auth"
@@ -227,16 +228,26 @@ func (s *Server) validate(u *transport.Update) *requestError {
 	if len(u.Topics) > s.cfg.MaxTopics {
 		return badRequest("too many topics: %d, at most %d", len(u.Topics), s.cfg.MaxTopics)
 	}
+	m := s.hub.Matcher()
 	for _, t := range u.Topics {
 		if err := checkTopic(t); err != nil {
 			return err
 		}
-		if strings.Contains(t, Path) {
-			return &requestError{code: http.StatusForbidden, category: reasonForbiddenTopic, reason: fmt.Sprintf("topic %q is in the hub's reserved %s namespace", t, Path)}
+		// Both dialects (draft "Publication", "Reserved Hub Namespace"): "*" is the wildcard of
+		// every matcher type and would be unaddressable; the hub's namespace is tested on the
+		// topic resolved against the hub's URL, so that no spelling of it gets through.
+		if t == "*" {
+			return badRequest(`topic "*" is reserved for the wildcard matcher`)
+		}
+		if m.Reserved(t) {
+			return badRequest("topic %q is in the hub's reserved %s namespace", t, Path)
 		}
 	}
 	if strings.ContainsAny(u.ID, "\r\n\x00") {
 		return badRequest(`Invalid "id" parameter: it contains a line break or NUL`)
+	}
+	if hasControl(u.ID) {
+		return badRequest(`Invalid "id" parameter: it contains a control or format character`)
 	}
 	if strings.HasPrefix(u.ID, "#") {
 		return badRequest(`Invalid "id" parameter: it must not start with "#"`)
@@ -246,6 +257,12 @@ func (s *Server) validate(u *transport.Update) *requestError {
 	}
 	if strings.ContainsAny(u.Type, "\r\n\x00") {
 		return badRequest(`Invalid "type" parameter: it contains a line break or NUL`)
+	}
+	if hasControl(u.Type) {
+		return badRequest(`Invalid "type" parameter: it contains a control or format character`)
+	}
+	if u.Type == "mercure" {
+		return badRequest(`Invalid "type" parameter: "mercure" is reserved for the hub's own events`)
 	}
 	if !utf8.ValidString(u.ID) || !utf8.ValidString(u.Type) || !utf8.ValidString(u.Data) {
 		return badRequest("id, type and data must be valid UTF-8")
@@ -272,6 +289,20 @@ func checkTopic(t string) *requestError {
 		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
 			return badRequest("topic %q contains a control character", t)
 		}
+		if unicode.Is(unicode.Cf, c) {
+			return badRequest("topic %q contains a format character U+%04X", t, c)
+		}
 	}
 	return nil
+}
+
+// hasControl reports whether v, valid UTF-8, holds a character the draft forbids in ids and
+// event types: a C0 or C1 control, U+007F or a format character (category Cf).
+func hasControl(v string) bool {
+	for _, c := range v {
+		if c < 0x20 || (c >= 0x7f && c <= 0x9f) || unicode.Is(unicode.Cf, c) {
+			return true
+		}
+	}
+	return false
 }

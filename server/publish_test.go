@@ -72,7 +72,22 @@ func TestPublishRefusals(t *testing.T) {
 		{"no content type", "", "topic=a", bearer(all), 415, ""},
 		{"text body", "text/plain", "topic=a", bearer(all), 415, ""},
 		{"too large", form, "topic=a&data=" + strings.Repeat("x", 9000), bearer(all), 413, "the body is larger than 8192 bytes"},
-		{"reserved namespace", form, "topic=https://example.com/.well-known/mercure/subscriptions/x", bearer(all), 403, ""},
+		// The draft's "Publication" and "Reserved Hub Namespace" rules, for both dialects.
+		{"reserved namespace", form, "topic=https://example.com/.well-known/mercure/subscriptions/x", bearer(all), 400, `topic "https://example.com/.well-known/mercure/subscriptions/x" is in the hub's reserved /.well-known/mercure namespace`},
+		{"reserved namespace, relative", form, "topic=/.well-known/mercure/subscriptions/x", bearer(all), 400, "topic \"/.well-known/mercure/subscriptions/x\" is in the hub's reserved"},
+		{"reserved namespace, the hub itself", form, "topic=/.well-known/mercure", bearer(all), 400, "topic \"/.well-known/mercure\" is in the hub's reserved"},
+		{"reserved namespace, percent-encoded", form, "topic=https://other.example/.well-known/%256Dercure/x", bearer(all), 400, "topic \"https://other.example/.well-known/%6Dercure/x\" is in the hub's reserved"},
+		{"reserved namespace, dot segments", form, "topic=/foo/../.well-known/mercure/x", bearer(all), 400, "topic \"/foo/../.well-known/mercure/x\" is in the hub's reserved"},
+		{"reserved namespace, json", "application/json", `{"topic":["a","/.well-known/mercure/x"]}`, bearer(all), 400, "topic \"/.well-known/mercure/x\" is in the hub's reserved"},
+		{"wildcard topic", form, "topic=a&topic=*", bearer(all), 400, `topic "*" is reserved for the wildcard matcher`},
+		{"type mercure", form, "topic=a&type=mercure", bearer(all), 400, `Invalid "type" parameter: "mercure" is reserved for the hub's own events`},
+		{"retry with a sign", form, "topic=a&retry=%2B5", bearer(all), 400, `Invalid "retry" parameter`},
+		{"retry with a space", form, "topic=a&retry=5+", bearer(all), 400, `Invalid "retry" parameter`},
+		{"retry hex", form, "topic=a&retry=0x10", bearer(all), 400, `Invalid "retry" parameter`},
+		{"format char in topic", form, "topic=a%E2%80%8Bb", bearer(all), 400, `topic "a\u200bb" contains a format character U+200B`},
+		{"DEL in id", form, "topic=a&id=x%7F", bearer(all), 400, `Invalid "id" parameter: it contains a control or format character`},
+		{"C1 in type", form, "topic=a&type=x%C2%85", bearer(all), 400, `Invalid "type" parameter: it contains a control or format character`},
+		{"bidi control in id", form, "topic=a&id=x%E2%80%AE", bearer(all), 400, `Invalid "id" parameter: it contains a control or format character`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,7 +185,7 @@ func TestMethodNotAllowed(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST, QUERY" {
 			t.Errorf("%s: got %d Allow %q", m, resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	}

@@ -102,6 +102,9 @@ type Config struct {
 	// of the shared writer pool. For debugging and comparison.
 	DisableHijack bool
 	Logger        *slog.Logger
+	// Stats, when set, serves the live stats at StatsTopic to tokens allowed to subscribe to
+	// it (dashboard.go): the operator's dashboard and herald top read them.
+	Stats *StatsSource
 	// UI, when set, serves the web UI under Path+"/ui/" (see package ui); Path+"/ui"
 	// redirects there. Nil serves no UI.
 	UI http.Handler
@@ -180,15 +183,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Handler returns the routes: the hub endpoint (GET/HEAD subscribe, POST publish, OPTIONS
+// Handler returns the routes: the hub endpoint (GET/HEAD/QUERY subscribe, POST publish, OPTIONS
 // preflight), the subscriptions API and the web UI when configured, wrapped in CORS handling
 // and in the body's read deadline.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, s.subscribe) // GET patterns also match HEAD
+	mux.HandleFunc(MethodQuery+" "+Path, s.subscribe)
 	mux.HandleFunc("POST "+Path, s.publish)
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET, HEAD, POST")
+		w.Header().Set("Allow", "GET, HEAD, POST, QUERY")
 		s.refuse(w, r, &requestError{code: http.StatusMethodNotAllowed, category: reasonMethod, reason: "method not allowed"})
 	})
 	mux.HandleFunc("GET "+MetadataPath, s.metadata)
@@ -198,6 +202,9 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET "+sp+"/{a}", s.subscriptions)
 		mux.HandleFunc("GET "+sp+"/{a}/{b}", s.subscriptions)
 		mux.HandleFunc("GET "+sp+"/{a}/{b}/{subscriber}", s.subscriptions)
+	}
+	if s.cfg.Stats != nil {
+		mux.HandleFunc("GET "+StatsTopic, s.stats)
 	}
 	if s.cfg.UI != nil {
 		mux.Handle("GET "+Path+"/ui/", s.cfg.UI)

@@ -20,10 +20,15 @@ import (
 func statsHub(t *testing.T) (*testHub, *httptest.Server) {
 	t.Helper()
 	m := metrics.New()
-	th := newTestHubWith(t, func(c *hub.Config) { c.Metrics = m }, func(c *server.Config) { c.Metrics = m })
-	ops := httptest.NewServer(server.OpsHandler(server.OpsConfig{Metrics: m, Stats: &server.StatsConfig{
-		Version: "v9.9.9", Transport: "local", Started: time.Now(), Subscribers: th.Hub.Subscribers, Interval: 20 * time.Millisecond,
-	}}))
+	var src *server.StatsSource
+	th := newTestHubWith(t, func(c *hub.Config) { c.Metrics = m }, func(c *server.Config) {
+		c.Metrics = m
+		src = server.NewStatsSource(server.StatsConfig{
+			Version: "v9.9.9", Transport: "local", Started: time.Now(), Hub: c.Hub, Interval: 20 * time.Millisecond,
+		}, m)
+		c.Stats = src
+	})
+	ops := httptest.NewServer(server.OpsHandler(server.OpsConfig{Metrics: m, Stats: src}))
 	t.Cleanup(ops.Close)
 	return th, ops
 }
@@ -82,30 +87,7 @@ func TestStatsCountsExactly(t *testing.T) {
 
 func TestStatsStream(t *testing.T) {
 	th, ops := statsHub(t)
-	resp, err := http.Get(ops.URL + "/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	r := sse.NewReader(resp.Body)
-	next := func() server.Stats {
-		t.Helper()
-		msg, err := r.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if msg.Type != "stats" {
-			t.Fatalf("event type %q, want stats", msg.Type)
-		}
-		var st server.Stats
-		if err := json.Unmarshal([]byte(msg.Data), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	next := openStats(t, th.Client, ops.URL+"/stats", "")
 	first := next()
 	if first.Totals.Published != 0 {
 		t.Fatalf("first snapshot %+v, want nothing published", first.Totals)
@@ -130,4 +112,39 @@ func TestStatsBadOnce(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || string(b) != "once must be 1 or 0\n" {
 		t.Fatalf("%d %q", resp.StatusCode, b)
 	}
+}
+
+// openStats opens a live-stats stream at u (with a bearer token unless tok is empty), checks
+// the answer, and returns the function that reads its next snapshot. The stream is closed at
+// cleanup.
+func openStats(t *testing.T, client *http.Client, u, tok string) func() server.Stats {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	r := sse.NewReader(resp.Body)
+	return func() server.Stats { t.Helper(); return nextStats(t, r) }
+}
+
+// nextStats reads the next event of a live-stats stream, which must be a stats snapshot.
+func nextStats(t *testing.T, r *sse.Reader) server.Stats {
+	t.Helper()
+	msg, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st server.Stats
+	if msg.Type != "stats" || json.Unmarshal([]byte(msg.Data), &st) != nil {
+		t.Fatalf("event %+v, want a stats snapshot", msg)
+	}
+	return st
 }

@@ -14,11 +14,11 @@ import (
 	"github.com/heraldhub/herald/hub"
 	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/sse"
-	"github.com/heraldhub/herald/topic"
 )
 
-// subscribe handles GET and HEAD /.well-known/mercure: authorise, register with the hub, replay
-// history when a Last-Event-ID was given, then stream live updates until the client leaves,
+// subscribe handles GET, HEAD and QUERY /.well-known/mercure: authorise, read the topic= (0.x)
+// and match= (draft-08) parameters, register with the hub, replay history when a last event id
+// was given, then stream live updates until the client leaves,
 // the stream's lifetime ends or the hub closes the subscriber.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if s.atCapacity() {
@@ -41,25 +41,17 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, rerr)
 		return
 	}
-	q := r.URL.Query()
-	raw := q["topic"]
-	if len(raw) == 0 {
-		s.refuse(w, r, badRequest(`Missing "topic" parameter`))
+	req, rerr := s.readSubscription(w, r)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
 		return
 	}
-	if len(raw) > s.cfg.MaxSelectors {
-		s.refuse(w, r, badRequest("too many topic selectors: %d, at most %d", len(raw), s.cfg.MaxSelectors))
+	sels, rerr := s.compile(req)
+	if rerr != nil {
+		s.refuse(w, r, rerr)
 		return
 	}
-	m := s.hub.Matcher()
-	opts := hub.SubscribeOptions{Selectors: make([]*topic.Selector, len(raw))}
-	for i, sel := range raw {
-		if err := checkTopic(sel); err != nil {
-			s.refuse(w, r, badRequest("invalid topic selector: %s", err.reason))
-			return
-		}
-		opts.Selectors[i] = m.Compile(sel)
-	}
+	opts := hub.SubscribeOptions{Selectors: sels}
 	if claims != nil {
 		if opts.Allowed, rerr = s.compileGrants(r, claims, claims.Subscribe); rerr != nil {
 			s.refuse(w, r, rerr)
@@ -68,19 +60,13 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		opts.Payload = claims.Payload
 		opts.Payloads = s.subscriptionPayloads(claims, opts.Allowed, opts.Selectors)
 	}
-	lastEventID := r.Header.Get("Last-Event-ID")
-	if lastEventID == "" {
-		lastEventID = q.Get("lastEventID")
-	}
-	if lastEventID == "" {
-		lastEventID = q.Get("Last-Event-ID") // protocol version 7 clients
-	}
+	lastEventID := req.lastEventID
 	opts.Replay = lastEventID != ""
 
 	// Plain HTTP/1.1 streams are hijacked and served by the pool (pool.go); HTTP/2, HTTP/1.0
 	// and HEAD stay on this goroutine.
 	var rs *rawStream
-	if _, ok := w.(http.Hijacker); ok && !s.cfg.DisableHijack && r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
+	if _, ok := w.(http.Hijacker); ok && !s.cfg.DisableHijack && (r.Method == http.MethodGet || r.Method == MethodQuery) && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
 		rs = &rawStream{p: s.pool()}
 		opts.Notify = rs
 	}
@@ -118,7 +104,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	h.Set("Expires", "0")
 	h.Set("X-Accel-Buffering", "no")
 	if header != "" {
-		h.Set("Last-Event-ID", header)
+		// The draft's response field; 0.x clients read Last-Event-ID, which the draft leaves
+		// to requests.
+		h.Set("Mercure-Last-Event-ID", header)
+		if !req.draft {
+			h.Set("Last-Event-ID", header)
+		}
 	}
 	discovery(w)
 	if rs != nil {
@@ -144,7 +135,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.log.Debug("subscriber connected", "subscriber", sub.ID, "selectors", raw, "last_event_id", lastEventID)
+	s.log.Debug("subscriber connected", "subscriber", sub.ID, "selectors", req.specs, "last_event_id", lastEventID)
 	s.stream(r, st, sub, s.lifetime(claims))
 }
 

@@ -47,41 +47,18 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, rerr)
 		return
 	}
-	claims, rerr := s.authorize(r, s.cfg.Subscriber, false)
-	if rerr == nil && claims == nil {
-		rerr = &requestError{code: http.StatusUnauthorized, category: reasonMissingToken, reason: "the subscriptions API needs a JWT"}
-		if draft08 || draft08Request(r) {
-			rerr.asBearer()
-		}
-	}
-	if rerr != nil {
-		discovery(w)
-		s.refuse(w, r, rerr)
-		return
-	}
-	draft08 = draft08 || claims.Dialect == auth.DialectDraft08
+	discovery(w)
 	path := r.URL.EscapedPath()
-	allowed, rerr := s.compileGrants(r, claims, claims.Subscribe)
-	if rerr != nil {
-		s.refuse(w, r, rerr)
-		return
-	}
-	if !s.hub.Matcher().MatchAny(allowed, []string{path}) {
-		reason := "token's mercure.subscribe claim does not match " + path
-		if claims.Dialect == auth.DialectDraft08 {
-			reason = "token grants no subscribe on " + path
-		}
-		discovery(w)
-		s.refuse(w, r, forbidden(r, claims, reason))
+	claims := s.mayRead(w, r, path, "the subscriptions API needs a JWT", draft08)
+	if claims == nil {
 		return
 	}
 	subs, lastEventID := s.hub.SubscriptionsSnapshot(f)
 
+	draft08 = draft08 || claims.Dialect == auth.DialectDraft08
 	h := w.Header()
 	if draft08 {
-		h.Add("Link", "<"+Path+`>; rel="mercure"; last-event-id="`+linkQuote(lastEventID)+`"; type="mercure"; content-type="application/json"`)
-	} else {
-		discovery(w)
+		h.Set("Link", "<"+Path+`>; rel="mercure"; last-event-id="`+linkQuote(lastEventID)+`"; type="mercure"; content-type="application/json"`)
 	}
 	etag := `"` + strings.ReplaceAll(lastEventID, `"`, "") + `"`
 	h.Set("ETag", etag)

@@ -104,3 +104,75 @@ func checkShape(t *testing.T, raw string, s *Selector, topic string) {
 		t.Fatalf("%q matches %q but mayMatch says it cannot", raw, topic)
 	}
 }
+
+// FuzzCompileSpec checks, for any matcher type, value and topic, that compiling and matching
+// never panic; that a draft-08 value is refused exactly when ValidateValue refuses it (or, for a
+// URL pattern, when it does not parse); that an exact matcher compares bytes; that the cached,
+// uncached and MatchAny paths agree; and that a URL pattern matches only topics whose index key
+// starts with its own (the hub's index relies on it).
+func FuzzCompileSpec(f *testing.F) {
+	cached, err := NewMatcherAt(64, "https://hub.example/.well-known/mercure")
+	if err != nil {
+		f.Fatal(err)
+	}
+	uncached, err := NewMatcherAt(0, "https://hub.example/.well-known/mercure")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, typ uint8, value, topic string) {
+		spec := Spec{Type: MatchType(typ % 3), Value: value}
+		s, err := cached.CompileSpec(spec)
+		if spec.Type == MatchTopic {
+			if err != nil || s.Kind() != Compile(value).Kind() {
+				t.Fatalf("CompileSpec(topic %q) = %v, %v; Compile's kind %v", value, s, err, Compile(value).Kind())
+			}
+			return
+		}
+		verr := ValidateValue(value)
+		if verr != nil {
+			if err == nil {
+				t.Fatalf("CompileSpec(%v %q) accepted a value ValidateValue refuses: %v", spec.Type, value, verr)
+			}
+			return
+		}
+		if err != nil {
+			if spec.Type == MatchExact {
+				t.Fatalf("CompileSpec(exact %q): %v", value, err)
+			}
+			if _, uerr := uncached.CompileSpec(spec); uerr == nil {
+				t.Fatalf("CompileSpec(urlpattern %q): cached %v, uncached accepted", value, err)
+			}
+			return
+		}
+		if s.Spec() != spec {
+			t.Fatalf("Spec() = %v, want %v", s.Spec(), spec)
+		}
+		want := s.Match(topic)
+		if spec.Type == MatchExact && want != (value == "*" || value == topic) {
+			t.Fatalf("exact %q Match(%q) = %v", value, topic, want)
+		}
+		us, err := uncached.CompileSpec(spec)
+		if err != nil {
+			t.Fatalf("uncached CompileSpec(%v %q): %v", spec.Type, value, err)
+		}
+		for _, m := range []*Matcher{cached, uncached} {
+			for _, sel := range []*Selector{s, us} {
+				for range 2 { // the second may hit the cache
+					if got := m.Match(sel, topic); got != want {
+						t.Fatalf("Matcher.Match(%v %q, %q) = %v, Selector.Match = %v", spec.Type, value, topic, got, want)
+					}
+					if got := m.MatchAny([]*Selector{sel}, []string{topic}); got != want {
+						t.Fatalf("MatchAny(%v %q, %q) = %v, Selector.Match = %v", spec.Type, value, topic, got, want)
+					}
+				}
+			}
+		}
+		if want && s.Kind() == KindURLPattern {
+			k, ok := cached.TopicKey(topic)
+			pre, suf := s.PatternKey(), s.PatternSuffix()
+			if !ok || !strings.HasPrefix(k, pre) || !strings.HasSuffix(k, suf) || len(k) < len(pre)+len(suf) {
+				t.Fatalf("%q matches %q, whose key %q (%v) does not start with the pattern's %q and end with %q", value, topic, k, ok, pre, suf)
+			}
+		}
+	})
+}

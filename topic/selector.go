@@ -36,6 +36,10 @@ const (
 	// MaxTemplateLen, or have more than MaxTemplateVars variables): they match only the identical
 	// topic.
 	KindInvalid
+	// KindURLPattern selectors are draft-08 urlpattern matchers other than "*": WHATWG URL
+	// Patterns, matched against topics resolved against the hub's URL. Unlike the other kinds,
+	// such a selector need not match its own string.
+	KindURLPattern
 )
 
 // String returns the kind's name, for logs and test failures.
@@ -49,6 +53,8 @@ func (k Kind) String() string {
 		return "template"
 	case KindInvalid:
 		return "invalid"
+	case KindURLPattern:
+		return "urlpattern"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -59,7 +65,8 @@ type Selector struct {
 	raw  string
 	kind Kind
 	typ  MatchType
-	tpl  *template // set only for KindTemplate
+	tpl  *template       // set only for KindTemplate
+	pat  *urlPatternInfo // set only for KindURLPattern
 }
 
 // template is what a template selector keeps between matches. Its regular expression is not
@@ -217,11 +224,34 @@ func compileTemplate(raw string) (re *regexp.Regexp) {
 // Raw returns the selector as given to Compile.
 func (s *Selector) Raw() string { return s.raw }
 
-// Type returns the dialect and matcher type the selector was given in.
-func (s *Selector) Type() MatchType { return s.typ }
-
 // Kind returns how the selector matches.
 func (s *Selector) Kind() Kind { return s.kind }
+
+// Type returns the matcher type the selector was given as: MatchTopic for 0.x selectors.
+func (s *Selector) Type() MatchType { return s.typ }
+
+// Spec returns the selector's text and type, as given to CompileSpec.
+func (s *Selector) Spec() Spec { return Spec{Type: s.typ, Value: s.raw} }
+
+// PatternKey returns, for a URL pattern selector, the literal start of the resolved URL of every
+// topic it matches, as TopicKey writes it: an index of patterns can look them up by it. It is
+// "" for the other kinds, and for patterns whose protocol, host or port is not literal.
+func (s *Selector) PatternKey() string {
+	if s.pat == nil {
+		return ""
+	}
+	return s.pat.key
+}
+
+// PatternSuffix returns, for a URL pattern selector, the literal end of the resolved URL's key
+// (see PatternKey) of every topic it matches: the end of its path after its last wildcard or
+// group. It is "" for the other kinds.
+func (s *Selector) PatternSuffix() string {
+	if s.pat == nil {
+		return ""
+	}
+	return s.pat.suffix
+}
 
 // Prefix returns the literal text a template selector's topics start with, and "" for the
 // other kinds: an index of templates can look them up by it.
@@ -248,7 +278,14 @@ func (s *Selector) Match(topic string) bool {
 	if s == nil {
 		return false
 	}
-	if s.kind == KindAny || s.raw == topic {
+	if s.kind == KindAny {
+		return true
+	}
+	if s.kind == KindURLPattern {
+		p, err := compileURLPattern(s.raw, s.pat.base)
+		return err == nil && p.Test(topic, s.pat.base.raw)
+	}
+	if s.raw == topic {
 		return true
 	}
 	if s.kind != KindTemplate || !s.tpl.mayMatch(topic) {

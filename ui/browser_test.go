@@ -28,6 +28,38 @@ func TestBrowser(t *testing.T) {
 	t.Run("Reconnect", func(t *testing.T) { testReconnect(t, browser) })
 	t.Run("Demo", func(t *testing.T) { testDemo(t, browser) })
 	t.Run("SSEParser", func(t *testing.T) { testSSEParser(t, browser) })
+	t.Run("Dashboard", func(t *testing.T) { testDashboard(t, browser) })
+}
+
+// testDashboard opens the dashboard of a dev hub: its token is minted by the button, the
+// figures follow the hub's publishes, and the page logs nothing wrong (its CSP, its Trusted
+// Types). A token for other topics gets the refusal in words.
+func testDashboard(t *testing.T, browser context.Context) {
+	th := startHub(t, hubOptions{stats: true, ui: ui.Config{MintToken: mint}})
+	tb := openTab(t, browser, th.UI+"dashboard/")
+	tb.waitFor("the page", `document.body.dataset.ready === 'true' && !document.querySelector('#mint').hidden`)
+	tb.do("minting a token", chromedp.Click(chromedp.CSS("#mint")))
+	tb.waitFor("the stream", `document.querySelector('#status').dataset.state === 'live'`)
+	if got := eval[string](tb, `document.querySelector('#token-info').textContent`); !strings.HasPrefix(got, "publish: nothing · subscribe: /.well-known/mercure/stats · expires in ") {
+		t.Errorf("token line %q", got)
+	}
+	for i := range 3 {
+		th.publish(t, url.Values{"topic": {"https://example.com/dash"}, "data": {strconv.Itoa(i)}})
+	}
+	tb.waitFor("the publishes", `document.querySelector('#total-published').textContent === '3' && Number(document.querySelector('#chart-published').dataset.points) >= 1`)
+	if got := eval[string](tb, `document.querySelector('#now-version').textContent + ' ' + document.querySelector('#now-transport').textContent`); got != "v1.2.3 memory · reachable · lag 0" {
+		t.Errorf("version and transport %q", got)
+	}
+	tb.do("stopping", chromedp.Click(chromedp.CSS("#connect")))
+	tb.waitFor("the stop", `document.querySelector('#status').dataset.state === 'stopped'`)
+	tb.do("entering a token for other topics", setValue("#token", mustToken(t, nil, []string{"https://example.com/{x}"}, time.Hour)),
+		chromedp.Click(chromedp.CSS("#connect")))
+	tb.waitFor("the refusal", `document.querySelector('#status').dataset.state === 'refused'`)
+	want := "This token may not read the dashboard (403: token's mercure.subscribe claim does not match /.well-known/mercure/stats). Its mercure.subscribe claim must match /.well-known/mercure/stats, as * does."
+	if got := eval[string](tb, `document.querySelector('#status').textContent`); got != want {
+		t.Errorf("status %q, want %q", got, want)
+	}
+	tb.checkClean()
 }
 
 // parsed is what SSEParser reported for one input.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldhub/herald/auth"
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/metrics"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/topic"
 	"github.com/heraldhub/herald/transport/memory"
@@ -67,6 +68,7 @@ type hubOptions struct {
 	ui            ui.Config
 	noUI          bool // serve no UI (server.Config.UI nil)
 	cors          []string
+	stats         bool // serve the live stats (the dashboard's stream), with metrics
 }
 
 // testHub is a real hub with the UI, served over HTTP on loopback.
@@ -83,7 +85,11 @@ type testHub struct {
 func startHub(t testing.TB, o hubOptions) *testHub {
 	t.Helper()
 	tr := memory.New(memory.Options{Size: 10_000})
-	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), Subscriptions: o.subscriptions})
+	var m *metrics.Metrics
+	if o.stats {
+		m = metrics.New()
+	}
+	h, err := hub.New(hub.Config{Transport: tr, Matcher: topic.NewMatcher(1000), Subscriptions: o.subscriptions, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +111,10 @@ func startHub(t testing.TB, o hubOptions) *testHub {
 	}
 	if !o.noUI {
 		cfg.UI = ui.Handler(o.ui)
+	}
+	if o.stats {
+		cfg.Metrics = m
+		cfg.Stats = server.NewStatsSource(server.StatsConfig{Version: "v1.2.3", Transport: "memory", Started: time.Now(), Hub: h}, m)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package ui serves Herald's web UI: a debugging page for the hub (subscribe, publish, watch
-// active subscriptions) and an optional live demo. The pages are plain HTML, CSS and
-// JavaScript modules embedded in the binary; they need no build step and load nothing from
-// the network but the hub itself.
+// active subscriptions), the operator's dashboard (live figures of the hub) and an optional
+// live demo. The pages are plain HTML, CSS and JavaScript modules embedded in the binary;
+// they need no build step and load nothing from the network but the hub itself.
 //
 // The UI is a debugging tool. It holds no secret of its own: every request it makes to the
 // hub carries the JWT the person using it entered (or minted, in dev mode).
@@ -42,7 +42,7 @@ var static embed.FS
 // textContent and createElement, never innerHTML), and nothing may frame the pages.
 //
 // The debugging page may be pointed at another hub than the one serving it, so it may connect
-// anywhere (connect-src *); the demo talks to its own hub only.
+// anywhere (connect-src *); the demo and the dashboard talk to their own hub only.
 const (
 	cspBase = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 		"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
@@ -79,6 +79,7 @@ type handler struct {
 //
 //	/.well-known/mercure/ui/             the debugging page
 //	/.well-known/mercure/ui/demo/        the demo page (Config.Demo)
+//	/.well-known/mercure/ui/dashboard/   the operator's dashboard (it reads the hub's live stats)
 //	/.well-known/mercure/ui/token        a dev token (Config.MintToken)
 //	/.well-known/mercure/ui/config.json  which of the above are on, for the pages' scripts
 //	/.well-known/mercure/ui/*.js, *.css  the pages' files
@@ -108,6 +109,8 @@ func Handler(cfg Config) http.Handler {
 			name, a.csp = "", cspIndex
 		case "demo.html":
 			name, a.csp = "demo/", cspDemo
+		case "dashboard.html":
+			name, a.csp = "dashboard/", cspDemo
 		}
 		if !cfg.Demo && (name == "demo/" || name == "demo.js") {
 			return nil
@@ -156,8 +159,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(h.config)
 		return
 	}
-	if name == "demo" && h.cfg.Demo {
-		http.Redirect(w, r, Prefix+"demo/", http.StatusMovedPermanently)
+	if (name == "demo" && h.cfg.Demo) || name == "dashboard" {
+		http.Redirect(w, r, Prefix+name+"/", http.StatusMovedPermanently)
 		return
 	}
 	a := h.assets[name]

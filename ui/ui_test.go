@@ -40,7 +40,11 @@ func TestFiles(t *testing.T) {
 	}{
 		{"", html, "connect-src 'self' *"},
 		{"demo/", html, "connect-src 'self'"},
+		{"dashboard/", html, "connect-src 'self'"},
 		{"app.css", "text/css; charset=utf-8", ""},
+		{"dashboard.css", "text/css; charset=utf-8", ""},
+		{"dashboard.js", js, ""},
+		{"chart.js", js, ""},
 		{"lib.js", js, ""},
 		{"sse.js", js, ""},
 		{"index.js", js, ""},
@@ -127,7 +131,7 @@ func TestOffline(t *testing.T) {
 			t.Errorf("%s refers to %q (%s): %d", from, ref, target, w.Code)
 		}
 	}
-	for _, page := range []string{ui.Prefix, ui.Prefix + "demo/"} {
+	for _, page := range []string{ui.Prefix, ui.Prefix + "demo/", ui.Prefix + "dashboard/"} {
 		body := serve(h, http.MethodGet, page, nil).Body.String()
 		refs := ref.FindAllStringSubmatch(body, -1)
 		if len(refs) < 3 {
@@ -137,7 +141,7 @@ func TestOffline(t *testing.T) {
 			check(page, m[1])
 		}
 	}
-	for _, js := range []string{"index.js", "demo.js", "lib.js", "sse.js"} {
+	for _, js := range []string{"index.js", "demo.js", "lib.js", "sse.js", "dashboard.js", "chart.js"} {
 		body := serve(h, http.MethodGet, ui.Prefix+js, nil).Body.String()
 		for _, m := range imp.FindAllStringSubmatch(body, -1) {
 			check(ui.Prefix+js, m[1])
@@ -176,6 +180,11 @@ func TestNotFoundAndMethods(t *testing.T) {
 	w := serve(ui.Handler(ui.Config{Demo: true}), http.MethodGet, ui.Prefix+"demo", nil)
 	if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != ui.Prefix+"demo/" {
 		t.Errorf("GET demo: %d Location %q", w.Code, w.Header().Get("Location"))
+	}
+	// The dashboard is part of the UI: /dashboard redirects to /dashboard/.
+	w = serve(h, http.MethodGet, ui.Prefix+"dashboard", nil)
+	if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != ui.Prefix+"dashboard/" {
+		t.Errorf("GET dashboard: %d Location %q", w.Code, w.Header().Get("Location"))
 	}
 }
 

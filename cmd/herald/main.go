@@ -4,7 +4,7 @@
 //	herald token [flags]   mint a JWT for local use
 //	herald import FILE     copy the history of a reference hub's bolt file into Herald's store
 //	herald healthcheck     ask a running hub's /readyz (the container image's HEALTHCHECK)
-//	herald top             show a running hub's live figures (from /stats on its operations address)
+//	herald top             show a running hub's live figures (from /stats, or the hub's stats topic)
 //	herald version         print the version, the commit and the Go version
 //
 // This package only wires: configuration → transport → hub → HTTP server.
@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "healthcheck":
 		err = healthcheckCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "top":
-		err = topCommand(ctx, args[1:], stdout, stderr)
+		err = topCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		err = versionCommand(args[1:], stdout)
 	case "help", "-h", "--help":

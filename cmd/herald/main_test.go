@@ -110,8 +110,15 @@ func post(t *testing.T, client *http.Client, hubURL, tok string, form url.Values
 // stream is closed at cleanup.
 func subscribeNews(t *testing.T, client *http.Client, hubURL string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic=news", nil)
-	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{"news"}))
+	return subscribeTopic(t, client, hubURL, "news")
+}
+
+// subscribeTopic opens a subscription to topic with a token allowed to read it; the response
+// is closed at cleanup.
+func subscribeTopic(t *testing.T, client *http.Client, hubURL, topic string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, hubURL+"?topic="+url.QueryEscape(topic), nil)
+	req.Header.Set("Authorization", "Bearer "+mint(t, nil, []string{topic}))
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -151,10 +151,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if eventsRate == 0 {
 		eventsRate = -1 // no limit
 	}
+	matcher, err := topic.NewMatcherAt(cfg.TopicSelectorCache, matchBase(cfg))
+	if err != nil {
+		return fmt.Errorf("hub_url: %w", err)
+	}
 	h, err := hub.New(hub.Config{
 		Metrics:       m,
 		Transport:     tr,
-		Matcher:       topic.NewMatcher(cfg.TopicSelectorCache),
+		Matcher:       matcher,
 		QueueSize:     cfg.QueueSize,
 		Subscriptions: cfg.Subscriptions,
 		Cluster:       shared,
@@ -162,6 +166,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SubscriptionEventsRate:  eventsRate,
 		SubscriptionEventsBurst: cfg.SubscriptionEventsBurst,
 		NodeHeartbeat:           cfg.NodeHeartbeat,
+		NodeAddr:                nodeAddr(rawLn.Addr()),
 		Logger:                  log,
 	})
 	if err != nil {
@@ -171,8 +176,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.UI || cfg.Demo {
 		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg)})
 	}
+	stats := server.NewStatsSource(server.StatsConfig{Version: readVersion().Version, Transport: transportScheme(cfg.TransportURL),
+		Started: started, Hub: h, Store: storeStats(cfg.TransportURL)}, m)
 	srv, err := server.New(server.Config{
 		UI:                   uiHandler,
+		Stats:                stats,
 		Hub:                  h,
 		Publisher:            pub,
 		Subscriber:           sub,
@@ -218,8 +226,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var opsSrv *http.Server
 	if opsLn != nil {
 		opsSrv = &http.Server{
-			Handler: server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof,
-				Stats: &server.StatsConfig{Version: readVersion().Version, Transport: transportScheme(cfg.TransportURL), Started: started, Subscribers: h.Subscribers}}),
+			Handler:           server.OpsHandler(server.OpsConfig{Metrics: m, Ready: https.ready(h.Ready), Draining: &draining, Pprof: cfg.Pprof, Stats: stats}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		// Probes and a scraper need a few connections; an eighth of the reserve is plenty.
@@ -623,4 +630,31 @@ func buildIssuers(ctx context.Context, cfg config.Config, pub, sub *auth.Verifie
 		return nil, nil, err
 	}
 	return issuers, closeAll, nil
+}
+
+// matchBase returns the hub's public URL, which draft-08 URL patterns and relative topics are
+// resolved against: hub_url, else resource_identifier when it is such a URL, else https:// and the first host name of SERVER_NAME (with
+// https_port when it is not 443) when that makes a URL, else topic.DefaultHubURL, whose host can
+// name no real one.
+func matchBase(cfg config.Config) string {
+	if cfg.HubURL != "" {
+		return cfg.HubURL
+	}
+	if ri := cfg.ResourceIdentifier; ri != "" {
+		if _, err := topic.NewMatcherAt(0, ri); err == nil {
+			return ri
+		}
+	}
+	if len(cfg.ServerNames) == 0 {
+		return topic.DefaultHubURL
+	}
+	host := cfg.ServerNames[0]
+	if cfg.HTTPSPort != 0 && cfg.HTTPSPort != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))
+	}
+	u := "https://" + host + server.Path
+	if _, err := topic.NewMatcherAt(0, u); err != nil {
+		return topic.DefaultHubURL // a name no URL can hold, such as a wildcard
+	}
+	return u
 }

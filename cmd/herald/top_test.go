@@ -102,3 +102,52 @@ func TestTopCommand(t *testing.T) {
 		t.Fatalf("exit %d, %q", c, errOut.String())
 	}
 }
+
+// TestTopOverHubAddress runs `herald top --hub` against a hub whose streams last a second:
+// it reads the stats topic with a JWT minted from the key, and goes on across the ends of
+// its stream; without a key or token it says what it needs; a token for other topics gets
+// the hub's 403.
+func TestTopOverHubAddress(t *testing.T) {
+	hubURL := startServe(t, "--write-timeout", "1s")
+	env := func(k string) string {
+		if k == "MERCURE_JWT_KEY" {
+			return key
+		}
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	if c := run(ctx, []string{"top", "--hub", hubURL, "--json"}, env, &stdout, &stderr); c != 0 {
+		t.Fatalf("exit %d: %s", c, stderr.String())
+	}
+	// Streams of 0.8-1 s over 3.5 s: snapshots more than two seconds apart come from streams
+	// that followed the first one's end.
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var first, last server.Stats
+	for i, l := range lines {
+		var st server.Stats
+		if err := json.Unmarshal([]byte(l), &st); err != nil || st.Transport != "local" {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if i == 0 {
+			first = st
+		}
+		last = st
+	}
+	if len(lines) < 3 || last.Time.Sub(first.Time) < 2*time.Second {
+		t.Fatalf("%d snapshots over %v: %q (stderr %q)", len(lines), last.Time.Sub(first.Time), stdout.String(), stderr.String())
+	}
+
+	var errOut syncBuffer
+	if c := run(context.Background(), []string{"top", "--hub", hubURL, "--once"}, noEnv, &stdout, &errOut); c != 1 ||
+		errOut.String() != "herald top: --hub needs a JWT allowed to subscribe to /.well-known/mercure/stats: give --token or --key\n" {
+		t.Fatalf("without a token: exit %d, %q", c, errOut.String())
+	}
+	errOut = syncBuffer{}
+	other := mint(t, nil, []string{"news"})
+	if c := run(context.Background(), []string{"top", "--hub", hubURL, "--token", other, "--once"}, noEnv, &stdout, &errOut); c != 1 ||
+		errOut.String() != "herald top: "+hubURL+"/stats?once=1 answered 403: token's mercure.subscribe claim does not match /.well-known/mercure/stats\n" {
+		t.Fatalf("with a token for other topics: exit %d, %q", c, errOut.String())
+	}
+}

@@ -99,12 +99,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startNode starts a herald node on the transport URL.
-func startNode(t *testing.T, transportURL string) *node {
+// startNode starts a herald node on the transport URL, with extra arguments of serve.
+func startNode(t *testing.T, transportURL string, extra ...string) *node {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(herald, "serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", transportURL,
-		"--subscriptions", "--anonymous", "--node-heartbeat", "200ms", "--heartbeat", "1s", "--log-level", "info")
+	cmd := exec.Command(herald, append([]string{"serve", "--listen", addr, "--metrics-addr", "off", "--transport-url", transportURL,
+		"--subscriptions", "--anonymous", "--node-heartbeat", "200ms", "--heartbeat", "1s", "--log-level", "info"}, extra...)...)
 	cmd.Env = append(os.Environ(), "MERCURE_PUBLISHER_JWT_KEY="+key)
 	n := &node{url: "http://" + addr + "/.well-known/mercure", cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { n.mu.Lock(); defer n.mu.Unlock(); return n.logs.Write(p) })

@@ -1,6 +1,6 @@
 // The hub debugger: a hub URL and a JWT, subscriptions shown live, a publish form and the
 // active subscriptions panel.
-import {$, h, topicCode, hubURL, loadConfig, mintToken, describeToken, clock, pretty, lines, store} from './lib.js';
+import {$, h, topicCode, hubURL, loadConfig, mintToken, showTokenInfo as showTokenInfoIn, clock, pretty, lines, store} from './lib.js';
 import {HubStream, errorText} from './sse.js';
 
 // The topic selector of subscription events (docs/protocol.md, "Active subscriptions").
@@ -36,12 +36,7 @@ function persist() {
   }
 }
 
-function showTokenInfo() {
-  const {text, bad} = describeToken(tokenInput.value);
-  const info = $('#token-info');
-  info.textContent = text;
-  info.classList.toggle('bad', bad);
-}
+const showTokenInfo = () => showTokenInfoIn(tokenInput, $('#token-info'));
 
 tokenInput.addEventListener('input', () => { showTokenInfo(); persist(); });
 hubInput.addEventListener('input', persist);

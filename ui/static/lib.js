@@ -84,6 +84,14 @@ export function describeToken(token) {
   return {text, bad};
 }
 
+// showTokenInfo writes what the token in input allows into the element info, marked bad
+// when it is not a JWT or has expired; empty, when given, replaces the words for no token.
+export function showTokenInfo(input, info, empty = '') {
+  const {text, bad} = empty && !input.value.trim() ? {text: empty, bad: false} : describeToken(input.value);
+  info.textContent = text;
+  info.classList.toggle('bad', bad);
+}
+
 function relative(ms) {
   const s = Math.round(ms / 1000);
   if (s < 90) return `${s} s`;
