@@ -446,15 +446,19 @@ func TestTransportRestart(t *testing.T) {
 	})
 }
 
-// TestSubscriptionsAcrossNodes: every node lists the subscribers of all nodes, and a killed
-// node's subscriptions expire everywhere, with their departure events.
+// TestSubscriptionsAcrossNodes: every node lists the subscribers of all nodes, in both dialects
+// (a 0.x topic selector in the JSON-LD form, a draft-08 matcher in the plain JSON form), and a
+// killed node's subscriptions expire everywhere, with their departure events in both forms.
 func TestSubscriptionsAcrossNodes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		tr := b.url("presence")
 		a, bn := startNode(t, tr), startNode(t, tr)
-		apiTok := token(t, map[string]any{"subscribe": []string{"/.well-known/mercure/subscriptions{/topic}{/subscriber}"}})
-		list := func(n *node) []string {
-			req, _ := http.NewRequest(http.MethodGet, n.url+"/subscriptions", nil)
+		apiTok := token(t, map[string]any{"subscribe": []string{
+			"/.well-known/mercure/subscriptions{/topic}{/subscriber}",
+			"/.well-known/mercure/subscriptions/exact/{match}/{subscriber}",
+		}})
+		get := func(n *node, path string) []string {
+			req, _ := http.NewRequest(http.MethodGet, n.url+path, nil)
 			req.Header.Set("Authorization", "Bearer "+apiTok)
 			resp, err := client.Do(req)
 			if err != nil {
@@ -462,67 +466,90 @@ func TestSubscriptionsAcrossNodes(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			var doc struct {
-				Subscriptions []struct{ Topic, Subscriber string } `json:"subscriptions"`
+				Subscriptions []struct {
+					Topic     string `json:"topic"`
+					Match     string `json:"match"`
+					MatchType string `json:"match_type"`
+				} `json:"subscriptions"`
 			}
 			_ = json.NewDecoder(resp.Body).Decode(&doc)
 			var out []string
 			for _, s := range doc.Subscriptions {
-				out = append(out, s.Topic)
+				out = append(out, s.Topic+s.MatchType+":"+s.Match)
 			}
 			return out
 		}
-		// A presence watcher on node b.
+		list := func(n *node) string { return strings.Join(get(n, "/subscriptions"), ",") }
+		// Presence watchers on node b: one in each dialect.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		watcher := &follower{}
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, bn.url+"?topic="+url.QueryEscape("/.well-known/mercure/subscriptions{/topic}{/subscriber}"), nil)
-			req.Header.Set("Authorization", "Bearer "+apiTok)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return
-			}
-			defer resp.Body.Close()
-			r := sse.NewReader(bufio.NewReader(resp.Body))
-			for {
-				m, err := r.Next()
+		watch := func(query string) *follower {
+			f := &follower{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, bn.url+"?"+query, nil)
+				req.Header.Set("Authorization", "Bearer "+apiTok)
+				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					return
 				}
-				watcher.mu.Lock()
-				watcher.ids = append(watcher.ids, m.Data)
-				watcher.mu.Unlock()
-			}
-		}()
-		// A subscriber on node a.
+				defer resp.Body.Close()
+				r := sse.NewReader(bufio.NewReader(resp.Body))
+				for {
+					m, err := r.Next()
+					if err != nil {
+						return
+					}
+					f.mu.Lock()
+					f.ids = append(f.ids, m.Type+" "+m.Data)
+					f.mu.Unlock()
+				}
+			}()
+			return f
+		}
+		watcher := watch("topic=" + url.QueryEscape("/.well-known/mercure/subscriptions{/topic}{/subscriber}"))
+		watcher08 := watch("match_urlpattern=" + url.QueryEscape("/.well-known/mercure/subscriptions/exact/:match/:subscriber"))
+		// A subscriber on node a, with a 0.x selector and a draft-08 matcher.
 		subCtx, stopSub := context.WithCancel(context.Background())
 		defer stopSub()
-		req, _ := http.NewRequestWithContext(subCtx, http.MethodGet, a.url+"?topic=https://example.com/room/1", nil)
+		req, _ := http.NewRequestWithContext(subCtx, http.MethodGet, a.url+"?topic=https://example.com/room/1&match=https://example.com/room/2", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		waitFor(t, 10*time.Second, "node b to list node a's subscriber", func() bool {
-			return strings.Contains(strings.Join(list(bn), ","), "https://example.com/room/1")
+		waitFor(t, 10*time.Second, "node b to list node a's subscriptions", func() bool {
+			l := list(bn)
+			return strings.Contains(l, "https://example.com/room/1:") && strings.Contains(l, "exact:https://example.com/room/2")
 		})
+		if got := get(bn, "/subscriptions/exact/"+url.QueryEscape("https://example.com/room/2")); len(got) != 1 || got[0] != "exact:https://example.com/room/2" {
+			t.Fatalf("node b's list of the draft-08 matcher: %q", got)
+		}
 		a.signal(syscall.SIGKILL)
 		start := time.Now()
-		waitFor(t, 10*time.Second, "node a's subscriber to expire on node b", func() bool {
-			return !strings.Contains(strings.Join(list(bn), ","), "https://example.com/room/1")
+		waitFor(t, 10*time.Second, "node a's subscriptions to expire on node b", func() bool {
+			return !strings.Contains(list(bn), "https://example.com/room/")
 		})
 		t.Logf("expired %v after the kill (node_heartbeat 200ms)", time.Since(start).Round(10*time.Millisecond))
-		waitFor(t, 5*time.Second, "the departure event", func() bool {
-			for _, d := range watcher.received() {
-				if strings.Contains(d, "https://example.com/room/1") && strings.Contains(d, `"active":false`) {
-					return true
+		departed := func(f *follower, typ, field string) func() bool {
+			return func() bool {
+				for _, d := range f.received() {
+					if strings.HasPrefix(d, typ+" {") && strings.Contains(d, field) && strings.Contains(d, `"active":false`) {
+						return true
+					}
 				}
+				return false
 			}
-			return false
-		})
+		}
+		waitFor(t, 5*time.Second, "the 0.x departure event", departed(watcher, "", `"topic":"https://example.com/room/1"`))
+		waitFor(t, 5*time.Second, "the draft-08 departure event", departed(watcher08, "mercure", `"match":"https://example.com/room/2"`))
+		for _, d := range watcher08.received() {
+			if strings.Contains(d, "room/1") {
+				t.Errorf("the draft-08 watcher got a 0.x event: %s", d)
+			}
+		}
 		cancel()
 		wg.Wait()
 	})
