@@ -54,6 +54,30 @@ wait:
 		t.Fatalf("exit %d, %v, stdout %q", code, err, out.String())
 	}
 
+	// Draft-08 matchers, with a draft-08 access token minted for them, sent in its cookie.
+	for _, extra := range [][]string{nil, {"--cookie"}} {
+		out = syncBuffer{}
+		args := append([]string{"subscribe", "--hub", hubURL, "--match", "live08", "--match-urlpattern", "https://example.com/authors/:id", "--count", "2", "--json", "--timeout", "10s"}, extra...)
+		go func() { done <- run(ctx, args, keyEnv, &out, &stderr) }()
+	wait08:
+		for {
+			publish("--topic", "https://example.com/authors/7/books", "--data", "not matched")
+			publish("--topic", "live08", "--data", "exact")
+			publish("--topic", "https://example.com/authors/7", "--data", "pattern")
+			select {
+			case code = <-done:
+				break wait08
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		var a, b struct{ Data string }
+		if code != 0 || len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &a) != nil || json.Unmarshal([]byte(lines[1]), &b) != nil ||
+			a.Data != "exact" || b.Data != "pattern" {
+			t.Fatalf("draft-08 %v: exit %d, stdout %q, stderr %q", extra, code, out.String(), stderr.String())
+		}
+	}
+
 	// A refused subscription exits 1 with the hub's answer; --timeout ends a quiet one.
 	stderr.Reset()
 	if c := run(ctx, []string{"subscribe", "--hub", hubURL, "--topic", "x"}, noEnv, &stdout, &stderr); c != 1 || !strings.Contains(stderr.String(), "401") {
