@@ -1,0 +1,326 @@
+package server_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/server"
+	"github.com/heraldhub/herald/sse"
+)
+
+// tlsHub is a test hub served over HTTPS the way herald serve does it: through the hub's
+// Listener and TLSConfig.
+type tlsHub struct {
+	*testHub
+	URL      string // https://127.0.0.1:port/.well-known/mercure
+	Roots    *x509.CertPool
+	CertFile string // the certificate, PEM, for curl
+}
+
+// serveHubTLS serves th over HTTPS (HTTP/2 and HTTP/1.1) until cleanup.
+func serveHubTLS(t *testing.T, th *testHub) *tlsHub {
+	t.Helper()
+	cert, roots, certPEM := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler:           th.handler,
+		ReadHeaderTimeout: 2 * time.Second,
+		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.ServeTLS(th.Server.Listener(ln, true), "", "") }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	certFile := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: roots, CertFile: certFile}
+}
+
+// selfSigned makes a certificate for 127.0.0.1.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herald test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots, certPEM
+}
+
+// client returns an HTTP/1.1 client of th limited to TLS versions [minV, maxV], and with
+// suites for TLS 1.2.
+func (th *tlsHub) client(t *testing.T, minV, maxV uint16) *http.Client {
+	t.Helper()
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: th.Roots, MinVersion: minV, MaxVersion: maxV},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// payloads are event data of sizes around TLS's record size: a stream sealing its own
+// records must split them and the client join them.
+var payloads = []string{"small", strings.Repeat("r", 16<<10-40), strings.Repeat("s", 16<<10), strings.Repeat("t", 70<<10+3)}
+
+// checkPayloads publishes payloads to topic a and checks that body carries exactly them.
+func checkPayloads(t *testing.T, th *testHub, body io.Reader) {
+	t.Helper()
+	for i, p := range payloads {
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", p))
+	}
+	r := sse.NewReader(bufio.NewReader(body))
+	for i, p := range payloads {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if m.ID != strconv.Itoa(i) || m.Data != p {
+			t.Fatalf("event %d: id %q, %d bytes of data, want %d", i, m.ID, len(m.Data), len(p))
+		}
+	}
+}
+
+// A TLS 1.3 stream sheds its tls.Conn and seals its own records, which a Go client reads as
+// any TLS stream; a TLS 1.2 stream keeps its tls.Conn. Both get every event, and go when
+// the client does.
+func TestTLSStreamsSealTheirRecords(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		v      uint16
+		sealed int
+	}{{"TLS 1.3", tls.VersionTLS13, 1}, {"TLS 1.2", tls.VersionTLS12, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true }))
+			resp, err := th.client(t, c.v, c.v).Get(th.URL + "?topic=a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 || resp.TLS.Version != c.v {
+				t.Fatalf("%d %s, TLS version %#x", resp.StatusCode, resp.Proto, resp.TLS.Version)
+			}
+			waitFor(t, "the stream in the pool", func() bool { return th.Server.SealedStreams() == c.sealed && th.Hub.Subscribers() == 1 })
+			checkPayloads(t, th.testHub, resp.Body)
+			resp.Body.Close()
+			waitFor(t, "the subscriber to go", func() bool { return th.Hub.Subscribers() == 0 })
+		})
+	}
+}
+
+// curl over HTTP/1.1 with TLS 1.3 and 1.2, and over HTTP/2, gets every event.
+func TestTLSStreamsWithCurl(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is missing")
+		}
+		t.Skip("curl is missing")
+	}
+	for _, c := range []struct {
+		name   string
+		args   []string
+		sealed int
+	}{
+		{"HTTP/1.1 TLS 1.3", []string{"--http1.1", "--tlsv1.3"}, 1},
+		{"HTTP/1.1 TLS 1.2", []string{"--http1.1", "--tlsv1.2", "--tls-max", "1.2"}, 0},
+		{"HTTP/2", []string{"--http2"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true }))
+			args := append([]string{"-sS", "-N", "--cacert", th.CertFile, "-m", "20"}, c.args...)
+			cmd := exec.Command("curl", append(args, th.URL+"?topic=a")...)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			waitFor(t, "curl's subscription", func() bool { return th.Hub.Subscribers() == 1 && th.Server.SealedStreams() == c.sealed })
+			checkPayloads(t, th.testHub, out)
+			_ = cmd.Process.Kill()
+			waitFor(t, "the subscriber to go", func() bool { return th.Hub.Subscribers() == 0 })
+		})
+	}
+}
+
+// dialTLS opens a TLS 1.3 connection to th on conn (dialled when nil), sends a subscription
+// to topic a and reads the response head and opening comment.
+func (th *tlsHub) dialTLS(t *testing.T, conn net.Conn) (*tls.Conn, *bufio.Reader) {
+	t.Helper()
+	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
+	if conn == nil {
+		var err error
+		if conn, err = net.Dial("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc := tls.Client(conn, &tls.Config{RootCAs: th.Roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}})
+	t.Cleanup(func() { tc.Close() })
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(tc, "GET %s?topic=a HTTP/1.1\r\nHost: %s\r\n\r\n", server.Path, addr); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	if line, _ := br.ReadString('\n'); line != "2\r\n" {
+		t.Fatalf("first chunk %q", line)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return tc, br
+}
+
+// Whatever a client sends on a stream that seals its own records (here close_notify) ends
+// the stream: the hub cannot read it.
+func TestSealedStreamEndsWhenClientSends(t *testing.T) {
+	th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true }))
+	tc, _ := th.dialTLS(t, nil)
+	waitFor(t, "the sealed stream", func() bool { return th.Server.SealedStreams() == 1 })
+	if err := tc.CloseWrite(); err != nil { // close_notify
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscriber to go", func() bool { return th.Hub.Subscribers() == 0 })
+}
+
+// A sealed stream whose lifetime ends sends the last chunk and close_notify: the client sees
+// a clean end of the TLS stream, not a truncation.
+func TestSealedStreamEndsCleanly(t *testing.T) {
+	th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.WriteTimeout = 500 * time.Millisecond }))
+	tc, br := th.dialTLS(t, nil)
+	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("after %q: %v, want a clean end (close_notify)", rest, err)
+	}
+	if want := ":\n\r\n0\r\n\r\n"; string(rest) != want {
+		t.Fatalf("got %q, want %q", rest, want)
+	}
+}
+
+// A TLS client that stops reading is dropped once its socket has been full for longer than
+// dispatch_timeout; another subscriber of the same topic gets every event meanwhile.
+func TestSealedStreamStalledIsDropped(t *testing.T) {
+	th := serveHubTLS(t, newTestHubWith(t, func(c *hub.Config) { c.QueueSize = 1000 },
+		func(c *server.Config) { c.Anonymous = true; c.DispatchTimeout = 300 * time.Millisecond }))
+	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.(*net.TCPConn).SetReadBuffer(4096)
+	th.dialTLS(t, raw) // then reads nothing
+	resp, err := th.client(t, tls.VersionTLS13, tls.VersionTLS13).Get(th.URL + "?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	waitFor(t, "both sealed streams", func() bool { return th.Server.SealedStreams() == 2 })
+	payload := strings.Repeat("z", 256<<10)
+	got := make(chan error, 1)
+	go func() {
+		r := sse.NewReader(bufio.NewReader(resp.Body))
+		for i := range 40 {
+			m, err := r.Next()
+			if err == nil && (m.ID != strconv.Itoa(i) || m.Data != payload) {
+				err = fmt.Errorf("event %d: id %q, %d bytes", i, m.ID, len(m.Data))
+			}
+			if err != nil {
+				got <- err
+				return
+			}
+		}
+		got <- nil
+	}()
+	for i := range 40 { // 10 MiB
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
+	}
+	waitFor(t, "the stalled subscriber to be dropped", func() bool { return th.Hub.Subscribers() == 1 })
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reading subscriber did not get every event")
+	}
+}
+
+// A client that never finishes its handshake is cut off (net/http's handshake timeout, from
+// ReadHeaderTimeout), and never reaches the hub.
+func TestUnfinishedHandshakeIsCutOff(t *testing.T) {
+	th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true }))
+	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte{22, 3, 1, 0, 200, 1}); err != nil { // the start of a ClientHello
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the connection was still open after 10s")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cut off after %v, want about 2s", d)
+	}
+	waitFor(t, "the connection to leave the count", func() bool { return th.Server.OpenConnections() == 0 })
+}
