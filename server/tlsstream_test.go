@@ -35,10 +35,12 @@ type tlsHub struct {
 	URL      string // https://127.0.0.1:port/.well-known/mercure
 	Roots    *x509.CertPool
 	CertFile string // the certificate, PEM, for curl
+	Cert     *x509.Certificate
 }
 
-// serveHubTLS serves th over HTTPS (HTTP/2 and HTTP/1.1) until cleanup.
-func serveHubTLS(t *testing.T, th *testHub) *tlsHub {
+// serveHubTLS serves th over HTTPS until cleanup, offering protos (default HTTP/2 and
+// HTTP/1.1).
+func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 	t.Helper()
 	cert, roots, certPEM := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,7 +50,7 @@ func serveHubTLS(t *testing.T, th *testHub) *tlsHub {
 	srv := &http.Server{
 		Handler:           th.handler,
 		ReadHeaderTimeout: 2 * time.Second,
-		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: protos}),
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeTLS(th.Server.Listener(ln, true), "", "") }()
@@ -60,7 +62,7 @@ func serveHubTLS(t *testing.T, th *testHub) *tlsHub {
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: roots, CertFile: certFile}
+	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: roots, CertFile: certFile, Cert: cert.Leaf}
 }
 
 // selfSigned makes a certificate for 127.0.0.1.
