@@ -95,6 +95,18 @@ func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 		}
 		tc.tap = &tlsTap{}
 		cfg.KeyLogWriter = tc.tap
+		// An HTTP/2 connection is never hijacked: it forgets its tap once the handshake has
+		// chosen the protocol, rather than have every write parsed.
+		verify := cfg.VerifyConnection
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.NegotiatedProtocol == "h2" {
+				tc.tap = nil
+			}
+			if verify != nil {
+				return verify(cs)
+			}
+			return nil
+		}
 		return cfg, nil
 	}
 	return out
