@@ -36,6 +36,7 @@ type tlsHub struct {
 	Roots    *x509.CertPool
 	CertFile string // the certificate, PEM, for curl
 	Cert     *x509.Certificate
+	srv      *http.Server
 }
 
 // serveHubTLS serves th over HTTPS until cleanup, offering protos (default HTTP/2 and
@@ -62,7 +63,7 @@ func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: roots, CertFile: certFile, Cert: cert.Leaf}
+	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: roots, CertFile: certFile, Cert: cert.Leaf, srv: srv}
 }
 
 // selfSigned makes a certificate for 127.0.0.1.
