@@ -54,7 +54,9 @@ func dialH2(t *testing.T, th *tlsHub, window uint32) *h2Client {
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		t.Fatal(err)
 	}
-	c.write(func() error { return c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window}) })
+	c.write(func() error {
+		return c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	})
 	go c.readLoop()
 	t.Cleanup(func() { conn.Close(); <-c.closed })
 	return c
@@ -236,4 +238,3 @@ func TestHTTP2GoAwayAtShutdown(t *testing.T) {
 		t.Fatalf("GOAWAY %v, streams ended %v; want GOAWAY and both END_STREAM", c.goaway, c.ended)
 	}
 }
-

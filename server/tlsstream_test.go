@@ -2,17 +2,11 @@ package server_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +18,7 @@ import (
 	"time"
 
 	"github.com/heraldhub/herald/hub"
+	"github.com/heraldhub/herald/internal/testkit"
 	"github.com/heraldhub/herald/server"
 	"github.com/heraldhub/herald/sse"
 )
@@ -43,7 +38,7 @@ type tlsHub struct {
 // HTTP/1.1).
 func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 	t.Helper()
-	cert, roots, certPEM := selfSigned(t)
+	cert := testkit.SelfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +46,7 @@ func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 	srv := &http.Server{
 		Handler:           th.handler,
 		ReadHeaderTimeout: 2 * time.Second,
-		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: protos}),
+		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12, NextProtos: protos}),
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeTLS(th.Server.Listener(ln, true), "", "") }()
@@ -60,42 +55,13 @@ func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 		<-done
 	})
 	certFile := filepath.Join(t.TempDir(), "cert.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+	if err := os.WriteFile(certFile, cert.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: roots, CertFile: certFile, Cert: cert.Leaf, srv: srv}
+	return &tlsHub{testHub: th, URL: "https://" + ln.Addr().String() + server.Path, Roots: cert.Roots, CertFile: certFile, Cert: cert.TLS.Leaf, srv: srv}
 }
 
-// selfSigned makes a certificate for 127.0.0.1.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herald test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots, certPEM
-}
-
-// client returns an HTTP/1.1 client of th limited to TLS versions [minV, maxV], and with
-// suites for TLS 1.2.
+// client returns an HTTP/1.1 client of th limited to TLS versions [minV, maxV].
 func (th *tlsHub) client(t *testing.T, minV, maxV uint16) *http.Client {
 	t.Helper()
 	tr := &http.Transport{
