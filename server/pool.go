@@ -151,6 +151,9 @@ func tickFor(timers ...time.Duration) time.Duration {
 // A stream that arrives once close has started ending streams is ended here.
 func (p *pool) attach(rs *rawStream) {
 	rs.fd = -1
+	if rs.tls != nil {
+		rs.tls.idle() // most streams wait a while for their first event
+	}
 	// Under mu, so that close sees either no trace of rs or all of it (conn, raw), and the
 	// watcher is not closed meanwhile.
 	p.mu.Lock()
@@ -281,6 +284,9 @@ func (p *pool) service(rs *rawStream) {
 		if err := p.write(rs, rs.evs, beat); err != nil {
 			p.end(rs, "", err)
 			return
+		}
+		if beat && rs.tls != nil {
+			rs.tls.idle() // a heartbeat means nothing else was sent for a while
 		}
 	}
 	clear(rs.evs)

@@ -244,11 +244,15 @@ func (t *tlsTap) sealer(suite uint16) (*recordSealer, error) {
 	return nil, errors.New("the last record written does not open under the traffic secret")
 }
 
-// recordSealer writes TLS 1.3 records under one traffic key.
+// recordSealer writes TLS 1.3 records under one traffic key. Its AEAD (with AES-GCM, about
+// 1 KiB of expanded key and tables) is made when needed and dropped while the stream is idle:
+// an idle stream keeps only the key.
 type recordSealer struct {
-	aead cipher.AEAD
-	iv   [12]byte
-	seq  uint64 // of the next record
+	chacha bool   // ChaCha20-Poly1305, else AES-GCM
+	key    []byte // the record key
+	iv     [12]byte
+	seq    uint64      // of the next record
+	aead   cipher.AEAD // nil while idle
 }
 
 // newRecordSealer derives the key and IV of a TLS 1.3 traffic secret (RFC 8446, 7.3).
@@ -273,21 +277,36 @@ func newRecordSealer(suite uint16, secret []byte) (*recordSealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &recordSealer{}
+	rs := &recordSealer{chacha: suite == tls.TLS_CHACHA20_POLY1305_SHA256, key: key}
 	copy(rs.iv[:], iv)
-	if suite == tls.TLS_CHACHA20_POLY1305_SHA256 {
-		rs.aead, err = chacha20poly1305.New(key)
+	if _, err := rs.cipher(); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// cipher returns the AEAD, making it if the stream was idle.
+func (rs *recordSealer) cipher() (cipher.AEAD, error) {
+	if rs.aead != nil {
+		return rs.aead, nil
+	}
+	var err error
+	if rs.chacha {
+		rs.aead, err = chacha20poly1305.New(rs.key)
 	} else {
 		var b cipher.Block
-		if b, err = aes.NewCipher(key); err == nil {
+		if b, err = aes.NewCipher(rs.key); err == nil {
 			rs.aead, err = cipher.NewGCM(b)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record cipher: %w", err)
 	}
-	return rs, nil
+	return rs.aead, nil
 }
+
+// idle drops the AEAD until the next write.
+func (rs *recordSealer) idle() { rs.aead = nil }
 
 // expandLabel is TLS 1.3's HKDF-Expand-Label with an empty context.
 func expandLabel(h func() hash.Hash, secret []byte, label string, n int) ([]byte, error) {
@@ -311,6 +330,10 @@ func (rs *recordSealer) nonce(seq uint64) []byte {
 
 // seal appends to dst the records carrying plain as content of type typ.
 func (rs *recordSealer) seal(dst, plain []byte, typ byte) ([]byte, error) {
+	aead, err := rs.cipher()
+	if err != nil {
+		return dst, err
+	}
 	for first := true; first || len(plain) > 0; first = false {
 		if rs.seq >= maxTLSRecords {
 			return dst, errTLSRecordLimit
@@ -319,10 +342,10 @@ func (rs *recordSealer) seal(dst, plain []byte, typ byte) ([]byte, error) {
 		start := len(dst)
 		dst = append(dst, recordApplicationData, 3, 3, 0, 0)
 		hdr := dst[start : start+5]
-		binary.BigEndian.PutUint16(hdr[3:], uint16(n+1+rs.aead.Overhead()))
+		binary.BigEndian.PutUint16(hdr[3:], uint16(n+1+aead.Overhead()))
 		body := append(dst[start+5:], plain[:n]...)
 		body = append(body, typ)
-		dst = rs.aead.Seal(dst[:start+5], rs.nonce(rs.seq), body, dst[start:start+5])
+		dst = aead.Seal(dst[:start+5], rs.nonce(rs.seq), body, dst[start:start+5])
 		rs.seq++
 		plain = plain[n:]
 	}

@@ -293,3 +293,22 @@ func TestUnfinishedHandshakeIsCutOff(t *testing.T) {
 	}
 	waitFor(t, "the connection to leave the count", func() bool { return th.Server.OpenConnections() == 0 })
 }
+
+// A sealed stream drops its cipher while idle and makes it again for the next write: the
+// heartbeats, then the events after them, arrive intact.
+func TestSealedStreamAfterHeartbeats(t *testing.T) {
+	th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.Heartbeat = 50 * time.Millisecond }))
+	resp, err := th.client(t, tls.VersionTLS13, tls.VersionTLS13).Get(th.URL + "?topic=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	waitFor(t, "the sealed stream", func() bool { return th.Server.SealedStreams() == 1 })
+	br := bufio.NewReader(resp.Body)
+	for range 4 { // the opening comment, then heartbeats
+		if line, err := br.ReadString('\n'); err != nil || line != ":\n" {
+			t.Fatalf("read %q, %v; want a comment", line, err)
+		}
+	}
+	checkPayloads(t, th.testHub, br)
+}
