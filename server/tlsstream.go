@@ -29,7 +29,7 @@ import (
 //     TLS 1.3 only) and nothing else;
 //   - the tap also sees every byte the tls.Conn writes to the socket: it counts the records
 //     of type application_data, and keeps a copy of the last one written once armed;
-//   - after the response head has been written through the tls.Conn, shedTLS derives the
+//   - after the response head has been written through the tls.Conn, writeHead derives the
 //     record key and IV from the secret (HKDF-Expand-Label), finds the sequence number of
 //     that last record by opening it at each candidate number (the AEAD's tag authenticates
 //     the key and the number together, so a match cannot be a coincidence), and from then on
