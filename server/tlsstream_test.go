@@ -121,7 +121,8 @@ func TestTLSStreamsSealTheirRecords(t *testing.T) {
 	}
 }
 
-// curl over HTTP/1.1 with TLS 1.3 and 1.2, and over HTTP/2, gets every event.
+// curl over HTTP/1.1 with TLS 1.3 (each of its cipher suites) and 1.2, and over HTTP/2, gets
+// every event.
 func TestTLSStreamsWithCurl(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -134,7 +135,9 @@ func TestTLSStreamsWithCurl(t *testing.T) {
 		args   []string
 		sealed int
 	}{
-		{"HTTP/1.1 TLS 1.3", []string{"--http1.1", "--tlsv1.3"}, 1},
+		{"HTTP/1.1 TLS 1.3 AES-128-GCM", []string{"--http1.1", "--tlsv1.3", "--tls13-ciphers", "TLS_AES_128_GCM_SHA256"}, 1},
+		{"HTTP/1.1 TLS 1.3 AES-256-GCM", []string{"--http1.1", "--tlsv1.3", "--tls13-ciphers", "TLS_AES_256_GCM_SHA384"}, 1},
+		{"HTTP/1.1 TLS 1.3 ChaCha20-Poly1305", []string{"--http1.1", "--tlsv1.3", "--tls13-ciphers", "TLS_CHACHA20_POLY1305_SHA256"}, 1},
 		{"HTTP/1.1 TLS 1.2", []string{"--http1.1", "--tlsv1.2", "--tls-max", "1.2"}, 0},
 		{"HTTP/2", []string{"--http2"}, 0},
 	} {
