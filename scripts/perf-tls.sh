@@ -15,6 +15,7 @@
 # Results: OUTDIR/HUB-SCENARIO.json and a summary line per run on standard output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/perf-common.sh
 OUT=$(realpath -m "${1:-perf-tls-results}")
 mkdir -p "$OUT"
 KEY='!ChangeThisMercureHubJWTSecretKey!'
@@ -60,18 +61,7 @@ CADDY
         "$REF_HUB" run --config "$OUT/Caddyfile" --adapter caddyfile >>"$OUT/ref.log" 2>&1 &
       PID=$! URL=https://127.0.0.1:$PORT_REF/.well-known/mercure ;;
   esac
-  for _ in $(seq 100); do
-    curl -sk -o /dev/null --max-time 1 "$URL" && { sleep 1; return 0; }
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2; return 1
-}
-
-stop() {
-  kill "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=""
-  sleep 1
+  wait_up "$1" "$URL" -k && sleep 1
 }
 trap stop EXIT
 
@@ -104,5 +94,6 @@ for sc in $SCENARIOS; do
       *) echo "unknown scenario $sc" >&2; exit 2 ;;
     esac
     stop
+    sleep 1
   done
 done
