@@ -78,6 +78,15 @@ type Options struct {
 	AllowRemote bool
 	// Insecure skips TLS certificate verification (a loopback hub with a self-signed one).
 	Insecure bool
+	// HTTP2 makes subscribers speak HTTP/2 (an https hub): Streams subscribers (default 1)
+	// share each connection, as EventSources of one browser tab or page do. Publishers keep
+	// HTTP/1.1.
+	HTTP2   bool
+	Streams int
+	// Resume lets subscribers' TLS connections resume sessions from tickets the hub gave
+	// earlier ones (one client session cache per process), as a returning browser does;
+	// otherwise every connection makes a full handshake.
+	Resume bool
 	// Timeout bounds the whole run: past it, the run stops and reports what it saw.
 	// Default DefaultTimeout.
 	Timeout time.Duration

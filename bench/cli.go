@@ -88,6 +88,9 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	})
 	fs.StringVar(&o.Prefix, "prefix", "", "start of the topics the run uses (default a fresh https://bench.herald.invalid/RANDOM/)")
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification")
+	fs.BoolVar(&o.HTTP2, "http2", false, "subscribers speak HTTP/2 (an https hub), one connection per subscriber unless --streams")
+	fs.IntVar(&o.Streams, "streams", 1, "with --http2, subscribers sharing one connection (EventSources of one page)")
+	fs.BoolVar(&o.Resume, "resume", false, "subscribers resume TLS sessions from the hub's tickets instead of full handshakes")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to FILE (is the load tool the limit?)")
 
 	var run func(context.Context) (Result, error)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +29,9 @@ type groupSpec struct {
 	Concurrency    int           `json:"concurrency"`
 	ReconnectDelay time.Duration `json:"reconnect_delay"`
 	Insecure       bool          `json:"insecure,omitempty"`
+	HTTP2          bool          `json:"http2,omitempty"`
+	Streams        int           `json:"streams,omitempty"` // subscribers per HTTP/2 connection
+	Resume         bool          `json:"resume,omitempty"`  // resume TLS sessions from tickets
 
 	// Selectors, when set, replaces Topics: subscriber i subscribes to all the selectors of
 	// Selectors[i mod len(Selectors)] at once, and is checked as a subscriber of topic i mod
@@ -78,8 +80,7 @@ type group interface {
 // localGroup runs its subscribers in this process.
 type localGroup struct {
 	spec   groupSpec
-	tr     *http.Transport
-	c      *client.Client
+	conns  *connPool
 	ctx    context.Context
 	cancel context.CancelFunc
 	rec    *recorder
@@ -121,10 +122,9 @@ func (s groupSpec) selectors(t int) []string {
 }
 
 func newLocalGroup(spec groupSpec) *localGroup {
-	tr := NewTransport(spec.Count, spec.Insecure)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &localGroup{
-		spec: spec, tr: tr, c: &client.Client{HTTPClient: &http.Client{Transport: tr}},
+		spec: spec, conns: newConnPool(spec),
 		ctx: ctx, cancel: cancel, rec: newRecorder(), rec2: newRecorder(),
 	}
 }
@@ -223,7 +223,7 @@ func (g *localGroup) subscribe(id int) *benchSub {
 	if len(g.spec.Hubs) > 0 {
 		hubURL = g.spec.Hubs[b.id%len(g.spec.Hubs)]
 	}
-	b.sub = g.c.Subscribe(g.ctx, hubURL, opts)
+	b.sub = g.conns.client(id-g.spec.First).Subscribe(g.ctx, hubURL, opts)
 	g.subs = append(g.subs, b)
 	return b
 }
@@ -259,7 +259,7 @@ func (g *localGroup) stop(published []int64) (groupResult, error) {
 			}
 		}
 		g.subs = nil
-		g.tr.CloseIdleConnections()
+		g.conns.close()
 	})
 	return g.result, nil
 }

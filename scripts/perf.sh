@@ -17,6 +17,7 @@
 # Takes 10 to 20 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/perf-common.sh
 OUT=$(realpath -m "${1:-perf-results}")
 mkdir -p "$OUT"
 KEY='!ChangeThisMercureHubJWTSecretKey!'
@@ -73,17 +74,7 @@ CADDY
       "$HERALD" bench floorhub --listen 127.0.0.1:$PORT_FLOOR >>"$OUT/floor.log" 2>&1 &
       PID=$! URL=http://127.0.0.1:$PORT_FLOOR/.well-known/mercure ;;
   esac
-  for _ in $(seq 100); do
-    curl -s -o /dev/null --max-time 1 "$URL" && return 0
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2; return 1
-}
-
-stop() {
-  kill "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=""
+  wait_up "$1" "$URL"
 }
 trap stop EXIT
 

@@ -174,6 +174,17 @@ type trackedConn struct {
 	net.Conn
 	open     *atomic.Int64
 	released atomic.Bool // out of the count, or the count is a hijacked stream's
+	// tap, on a TLS 1.3 connection being set up, sees what the tls.Conn over it writes
+	// (tlsstream.go). Set by the handshake, cleared by the stream's handler.
+	tap *tlsTap
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if c.tap != nil {
+		c.tap.sent(b[:n])
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {

@@ -13,7 +13,8 @@ import (
 
 // hangupWatcher notices, without a goroutine per connection, what happens to the sockets of
 // hijacked streams: one epoll set watches every socket for EPOLLRDHUP, EPOLLHUP and EPOLLERR
-// (never for data, so a client sending bytes wakes nothing), and, while a raw stream's socket
+// (never for data, so a client sending bytes wakes nothing, except on a stream that seals its
+// own TLS records: see rawStream.watchEvents), and, while a raw stream's socket
 // is full, for EPOLLOUT. Without it a vanished client would only be noticed at the next
 // heartbeat, and streams could not leave Go's poller.
 type hangupWatcher struct {
@@ -88,7 +89,7 @@ func (w *hangupWatcher) add(rs *rawStream) (fd int, raw bool, err error) {
 	// as it is closed, and an event read just before its stream ended must not reach a new
 	// stream that got the same number.
 	w.next++
-	ev := event(hangupEvents, w.next)
+	ev := event(rs.watchEvents(), w.next)
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		if plain {
 			_ = unix.Close(fd)
@@ -99,6 +100,15 @@ func (w *hangupWatcher) add(rs *rawStream) (fd int, raw bool, err error) {
 	w.streams[rs.token] = rs
 	w.peak = max(w.peak, len(w.streams))
 	return fd, plain, nil
+}
+
+// watchEvents are the events rs's socket is watched for: a stream that seals its own TLS
+// records cannot read what the client sends, so anything readable ends it as a hang-up.
+func (rs *rawStream) watchEvents() uint32 {
+	if rs.tls != nil {
+		return hangupEvents | unix.EPOLLIN
+	}
+	return hangupEvents
 }
 
 // event makes an epoll event whose data is token.
@@ -115,7 +125,7 @@ func token(ev *unix.EpollEvent) uint64 {
 // once if the socket is writable already, so no wake-up is lost between a short write and
 // this call.
 func (w *hangupWatcher) wantWrite(rs *rawStream, on bool) error {
-	events := uint32(hangupEvents)
+	events := rs.watchEvents()
 	if on {
 		events |= unix.EPOLLOUT
 	}
@@ -158,7 +168,7 @@ func (w *hangupWatcher) run() {
 			w.mu.Unlock()
 			switch {
 			case rs == nil:
-			case ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0:
+			case ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLIN) != 0:
 				w.onHup(rs)
 			case ev.Events&unix.EPOLLOUT != 0:
 				w.onWritable(rs)

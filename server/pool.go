@@ -28,13 +28,17 @@ import (
 // new events wait in the subscriber's bounded queue, and a stream blocked for longer than
 // dispatch_timeout is dropped as slow. Go's poller keeps its per-connection state for the
 // life of the process, so this is also what lets memory go back down after a peak of
-// connections. TLS streams are written through their net.Conn, with a write deadline.
+// connections. A TLS 1.3 stream seals its own records once set up (tlsstream.go) and is then
+// raw as well; other TLS streams are written through their net.Conn, with a write deadline.
 
 // rawStream is one hijacked HTTP/1.1 stream, written with chunked transfer encoding.
 type rawStream struct {
 	p    *pool
 	conn net.Conn // nil once raw
-	sub  *hub.Subscriber
+	// tls, when set, seals what the stream writes in TLS 1.3 records, and conn (until raw)
+	// is the plain connection under the TLS one (tlsstream.go).
+	tls *recordSealer
+	sub *hub.Subscriber
 	// end is when the stream's lifetime ends, in unix nanoseconds; 0 means never.
 	end int64
 	// counted says that the stream's connection is in Server.open, which the stream leaves
@@ -147,6 +151,9 @@ func tickFor(timers ...time.Duration) time.Duration {
 // A stream that arrives once close has started ending streams is ended here.
 func (p *pool) attach(rs *rawStream) {
 	rs.fd = -1
+	if rs.tls != nil {
+		rs.tls.idle() // most streams wait a while for their first event
+	}
 	// Under mu, so that close sees either no trace of rs or all of it (conn, raw), and the
 	// watcher is not closed meanwhile.
 	p.mu.Lock()
@@ -278,6 +285,9 @@ func (p *pool) service(rs *rawStream) {
 			p.end(rs, "", err)
 			return
 		}
+		if beat && rs.tls != nil {
+			rs.tls.idle() // a heartbeat means nothing else was sent for a while
+		}
 	}
 	clear(rs.evs)
 	rs.evs = rs.evs[:0]
@@ -328,9 +338,27 @@ func (p *pool) write(rs *rawStream, evs []*hub.Event, beat bool) error {
 	return nil
 }
 
-// writeRaw writes b: to a raw stream without blocking (see writeFD), otherwise under the
-// dispatch deadline.
+// writeRaw writes b, sealed in TLS records when the stream seals its own (tlsstream.go): to
+// a raw stream without blocking (see writeFD), otherwise under the dispatch deadline.
 func (p *pool) writeRaw(rs *rawStream, b []byte) error {
+	if rs.tls != nil {
+		return p.writeSealed(rs, b, recordApplicationData)
+	}
+	return p.writeBytes(rs, b)
+}
+
+// writeSealed writes b as records of type typ.
+func (p *pool) writeSealed(rs *rawStream, b []byte, typ byte) error {
+	bp, out, err := p.seal(rs, b, typ)
+	if err == nil {
+		err = p.writeBytes(rs, out)
+	}
+	p.putBuf(bp, out)
+	return err
+}
+
+// writeBytes writes b as it is: see writeRaw.
+func (p *pool) writeBytes(rs *rawStream, b []byte) error {
 	if rs.raw {
 		return p.writeFD(rs, b)
 	}
@@ -401,7 +429,9 @@ func (p *pool) end(rs *rawStream, reason string, err error) {
 	}
 	clean := reason == "lifetime" || errors.Is(err, hub.ErrShutdown)
 	if clean && len(rs.out) == 0 {
-		_ = p.writeRaw(rs, []byte("0\r\n\r\n"))
+		if p.writeRaw(rs, []byte("0\r\n\r\n")) == nil {
+			p.closeNotify(rs)
+		}
 	}
 	p.detach(rs)
 	if rs.raw {

@@ -305,7 +305,7 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, r
 	rs.counted, rs.releaseIP = hold(conn), releaseIP
 	p := s.pool()
 	s.cfg.Metrics.Connected()
-	if err := p.writeRaw(rs, head); err != nil {
+	if err := p.writeHead(rs, head); err != nil {
 		_ = conn.Close()
 		rs.release()
 		s.endStream(rs.sub, err)

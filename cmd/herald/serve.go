@@ -244,7 +244,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		TLSConfig:         tlsCfg,
+		TLSConfig:         srv.TLSConfig(tlsCfg),
 	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
