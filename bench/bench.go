@@ -47,6 +47,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/client"
 )
 
 // DefaultHub is the hub URL used when none is given.
@@ -74,6 +76,13 @@ type Options struct {
 	// must allow publishing to any topic under the bench's prefix, the subscriber's (default:
 	// Token) subscribing to them. A hub that allows anonymous subscribers needs none.
 	Token, SubscriberToken string
+	// Dialect is the protocol the subscribers and minted tokens speak: Dialect0x (the
+	// default: topic= and mercure-claim JWTs) or Dialect08 (match= for exact topics, and
+	// draft-08 access tokens issued by Issuer for the hub's resource identifier). Selectors
+	// with a URI template keep topic= in either.
+	Dialect string
+	// Issuer is the iss of minted draft-08 access tokens; default DefaultIssuer.
+	Issuer string
 	// AllowRemote lets the bench target a host that is not loopback.
 	AllowRemote bool
 	// Insecure skips TLS certificate verification (a loopback hub with a self-signed one).
@@ -109,10 +118,29 @@ type Options struct {
 	Prefix string
 }
 
+// Dialects of Options.Dialect.
+const (
+	Dialect0x = "0.x"
+	Dialect08 = "draft-08"
+)
+
+// DefaultIssuer is the issuer a hub trusts, with its own keys, when none is configured.
+const DefaultIssuer = "https://localhost"
+
 // setup checks o, fills its defaults and returns the publisher and subscriber tokens.
 func (o *Options) setup() (pubTok, subTok string, err error) {
 	if o.Hub == "" {
 		o.Hub = DefaultHub
+	}
+	switch o.Dialect {
+	case "":
+		o.Dialect = Dialect0x
+	case Dialect0x, Dialect08:
+	default:
+		return "", "", fmt.Errorf("dialect %q: give %s or %s", o.Dialect, Dialect0x, Dialect08)
+	}
+	if o.Issuer == "" {
+		o.Issuer = DefaultIssuer
 	}
 	if err := CheckHub(o.Hub, o.AllowRemote); err != nil {
 		return "", "", err
@@ -137,18 +165,24 @@ func (o *Options) setup() (pubTok, subTok string, err error) {
 		o.Prefix = "https://bench.herald.invalid/" + hex.EncodeToString(b) + "/"
 	}
 	ttl := o.Timeout + time.Hour
+	mint := func(key string, publish, subscribe []string) (string, error) {
+		if o.Dialect == Dialect08 {
+			return MintAccessToken(key, o.Alg, o.Issuer, ResourceOf(o.Hub), publish, subscribe, ttl)
+		}
+		return Mint(key, o.Alg, publish, subscribe, ttl)
+	}
 	pubTok, subTok = o.Token, o.SubscriberToken
 	if pubTok == "" && o.Key != "" {
-		if pubTok, err = Mint(o.Key, o.Alg, []string{"*"}, nil, ttl); err != nil {
+		if pubTok, err = mint(o.Key, []string{"*"}, nil); err != nil {
 			return "", "", err
 		}
 	}
 	if subTok == "" {
 		switch {
 		case o.SubscriberKey != "":
-			subTok, err = Mint(o.SubscriberKey, o.Alg, nil, []string{"*"}, ttl)
+			subTok, err = mint(o.SubscriberKey, nil, []string{"*"})
 		case o.Key != "":
-			subTok, err = Mint(o.Key, o.Alg, nil, []string{"*"}, ttl)
+			subTok, err = mint(o.Key, nil, []string{"*"})
 		default:
 			subTok = o.Token
 		}
@@ -181,6 +215,67 @@ func Mint(key, alg string, publish, subscribe []string, ttl time.Duration) (stri
 		claims["exp"] = time.Now().Add(ttl).Unix()
 	}
 	return jwt.NewWithClaims(method, claims).SignedString([]byte(key))
+}
+
+// MintAccessToken signs a draft-08 access token (RFC 9068, typ at+jwt) with an HMAC key, for
+// the hub whose resource identifier is aud, issued by iss, valid for ttl: its
+// authorization_details grant publish and subscribe on the exact topics given ("*" for all).
+func MintAccessToken(key, alg, iss, aud string, publish, subscribe []string, ttl time.Duration) (string, error) {
+	if alg == "" {
+		alg = "HS256"
+	}
+	method, ok := jwt.GetSigningMethod(alg).(*jwt.SigningMethodHMAC)
+	if !ok {
+		return "", fmt.Errorf("the bench mints HMAC tokens only (HS256, HS384, HS512), not %q: give --token", alg)
+	}
+	var details []map[string]any
+	for _, g := range []struct {
+		action string
+		topics []string
+	}{{"publish", publish}, {"subscribe", subscribe}} {
+		if g.topics == nil {
+			continue
+		}
+		matchers := make([]map[string]string, len(g.topics))
+		for i, t := range g.topics {
+			matchers[i] = map[string]string{"match": t}
+		}
+		details = append(details, map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": []string{g.action}, "topics": matchers})
+	}
+	tok := jwt.NewWithClaims(method, jwt.MapClaims{
+		"iss": iss, "aud": aud, "sub": "herald-bench", "exp": time.Now().Add(ttl).Unix(), "authorization_details": details,
+	})
+	tok.Header["typ"] = "at+jwt"
+	return tok.SignedString([]byte(key))
+}
+
+// ResourceOf returns the resource identifier a hub at hubURL derives from requests to it when
+// none is configured: its scheme, host and path.
+func ResourceOf(hubURL string) string {
+	u, err := url.Parse(hubURL)
+	if err != nil {
+		return hubURL
+	}
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// subscribeTo splits a subscriber's selectors into the parameters of the dialect: in
+// Dialect08 exact topics become match= matchers, and selectors with a URI template (which
+// draft-08 has no matcher for) or "*" stay topic= ones.
+func subscribeTo(dialect string, selectors []string) ([]string, []client.Matcher) {
+	if dialect != Dialect08 {
+		return selectors, nil
+	}
+	var topics []string
+	var matchers []client.Matcher
+	for _, s := range selectors {
+		if strings.Contains(s, "{") {
+			topics = append(topics, s)
+			continue
+		}
+		matchers = append(matchers, client.Matcher{Type: "exact", Value: s})
+	}
+	return topics, matchers
 }
 
 // CheckHub refuses a hub URL that is not http(s), or whose host is not loopback unless

@@ -125,8 +125,9 @@ publishing:
 	var unique, firstAt, lastAt atomic.Int64
 	all := make(chan struct{})
 	start := time.Now()
+	topics, matchers := subscribeTo(cfg.Dialect, []string{tp})
 	sub := c.Subscribe(ctx, cfg.Hub, client.SubscribeOptions{
-		Topics: []string{tp}, Token: subTok, LastEventID: res.LastEventID, RetryDelay: cfg.ReconnectDelay,
+		Topics: topics, Matchers: matchers, Token: subTok, LastEventID: res.LastEventID, RetryDelay: cfg.ReconnectDelay,
 		Handler: func(ev client.Event) {
 			if ev.Data == markerData {
 				return // only there with earliest, or a hub replaying the id sent

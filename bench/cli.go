@@ -90,6 +90,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification")
 	fs.BoolVar(&o.HTTP2, "http2", false, "subscribers speak HTTP/2 (an https hub), one connection per subscriber unless --streams")
 	fs.IntVar(&o.Streams, "streams", 1, "with --http2, subscribers sharing one connection (EventSources of one page)")
+	fs.StringVar(&o.Dialect, "dialect", Dialect0x, "protocol of the subscribers and minted tokens: 0.x (topic=, mercure claim) or draft-08 (match=, access tokens)")
+	fs.StringVar(&o.Issuer, "issuer", DefaultIssuer, "with --dialect draft-08: iss of the minted access tokens")
 	fs.BoolVar(&o.Resume, "resume", false, "subscribers resume TLS sessions from the hub's tickets instead of full handshakes")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to FILE (is the load tool the limit?)")
 

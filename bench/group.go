@@ -32,6 +32,7 @@ type groupSpec struct {
 	HTTP2          bool          `json:"http2,omitempty"`
 	Streams        int           `json:"streams,omitempty"` // subscribers per HTTP/2 connection
 	Resume         bool          `json:"resume,omitempty"`  // resume TLS sessions from tickets
+	Dialect        string        `json:"dialect,omitempty"` // Options.Dialect
 
 	// Selectors, when set, replaces Topics: subscriber i subscribes to all the selectors of
 	// Selectors[i mod len(Selectors)] at once, and is checked as a subscriber of topic i mod
@@ -191,8 +192,10 @@ loop:
 func (g *localGroup) subscribe(id int) *benchSub {
 	b := &benchSub{id: id, opened: make(chan struct{})}
 	t := id % g.spec.streams()
+	topics, matchers := subscribeTo(g.spec.Dialect, g.spec.selectors(t))
 	opts := client.SubscribeOptions{
-		Topics:     g.spec.selectors(t),
+		Topics:     topics,
+		Matchers:   matchers,
 		Token:      g.spec.Token,
 		RetryDelay: g.spec.ReconnectDelay,
 		OnConnect: func(client.Connection) {

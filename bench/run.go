@@ -17,7 +17,7 @@ type groups []group
 
 // startGroups splits count subscribers (numbered from 0) into o.Procs shares.
 func startGroups(o *Options, tmpl groupSpec, count int) (groups, error) {
-	tmpl.HTTP2, tmpl.Streams, tmpl.Resume = o.HTTP2, o.Streams, o.Resume
+	tmpl.HTTP2, tmpl.Streams, tmpl.Resume, tmpl.Dialect = o.HTTP2, o.Streams, o.Resume, o.Dialect
 	n := max(o.Procs, 1)
 	if n > count {
 		n = count
