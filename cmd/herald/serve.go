@@ -554,22 +554,37 @@ func printDevHelp(w io.Writer, cfg config.Config, hubURL string) {
 	if err != nil {
 		return
 	}
+	issuer, audience := config.DefaultTrustedIssuer, cfg.ResourceIdentifier
+	if len(cfg.Issuers) > 0 {
+		issuer = cfg.Issuers[0].ID
+	}
+	if audience == "" {
+		audience = hubURL
+	}
+	at, err := mintToken(mintOptions{alg: alg, key: cfg.PublisherKey, publish: []string{"*"}, subscribe: []string{"*"}, ttl: 24 * time.Hour,
+		issuer: issuer, audience: []string{audience}})
+	if err != nil {
+		return
+	}
 	fmt.Fprintf(w, `
 Herald is running in dev mode at %[1]s
 
-Publisher and subscriber JWT (valid 24h):
+Publisher and subscriber JWT (Mercure 0.x, valid 24h):
   %[2]s
+Draft-08 access token (typ at+jwt, valid 24h), accepted by the same hub:
+  %[3]s
 
 Web UI:
-  %[1]s/ui/   (demo: %[1]s/ui/demo/)
+  %[1]s/ui/   (demo: %[1]s/ui/demo/, dashboard: %[1]s/ui/dashboard/)
 
-Subscribe (keep this running):
+Subscribe (keep this running), 0.x or draft-08:
   curl -N '%[1]s?topic=https://example.com/books/1'
+  curl -N '%[1]s?match=https://example.com/books/1'
 
-Publish:
+Publish, with either token:
   curl -d 'topic=https://example.com/books/1' -d 'data={"title":"Hello"}' -H 'Authorization: Bearer %[2]s' %[1]s
 
-`, hubURL, tok)
+`, hubURL, tok, at)
 }
 
 // displayAddr makes a listener address clickable: an unspecified host becomes localhost.
