@@ -8,6 +8,10 @@
 #                                         (transport local) for every scenario but replay,
 #                                         on its bolt store (transport bolt) for replay
 #   SCENARIOS="C P" scripts/perf.sh       only these (default: A B C P idle curve replay)
+#   DIALECT=draft-08 scripts/perf.sh      Herald in both dialects (herald: 0.x, herald08:
+#                                         draft-08, with match= and access tokens) and the
+#                                         reference hub (a build of its development branch,
+#                                         which speaks draft-08 only) in draft-08; no floor hub
 #
 # Each scenario runs on every hub in turn before the next scenario starts, so that a machine
 # that drifts over minutes moves every hub's figure of a scenario alike.
@@ -36,6 +40,8 @@ start() { # start HUB: starts it, sets PID and URL
       "$HERALD" serve --listen 127.0.0.1:$PORT_HERALD --metrics-addr off --anonymous \
         --transport-url "bolt://$OUT/herald.db" --log-level warn 2>>"$OUT/herald.log" &
       PID=$! URL=http://127.0.0.1:$PORT_HERALD/.well-known/mercure ;;
+    herald08) # the same hub; the bench speaks draft-08 to it
+      start herald; return ;;
     herald-restart) # same file, history kept
       "$HERALD" serve --listen 127.0.0.1:$PORT_HERALD --metrics-addr off --anonymous \
         --transport-url "bolt://$OUT/herald.db" --log-level warn 2>>"$OUT/herald.log" &
@@ -47,6 +53,18 @@ start() { # start HUB: starts it, sets PID and URL
 			path $OUT/ref.db
 		}"
         [[ $1 == ref-bolt ]] && rm -f "$OUT/ref.db"
+      fi
+      local keys="publisher_jwt $KEY
+		subscriber_jwt $KEY"
+      if [[ ${DIALECT:-} == draft-08 ]]; then
+        keys="issuer https://localhost {
+			publisher {
+				jwt $KEY HS256
+			}
+			subscriber {
+				jwt $KEY HS256
+			}
+		}"
       fi
       cat >"$OUT/Caddyfile.$1" <<CADDY
 {
@@ -60,8 +78,7 @@ start() { # start HUB: starts it, sets PID and URL
 :$port {
 	bind 127.0.0.1
 	mercure {
-		publisher_jwt $KEY
-		subscriber_jwt $KEY
+		$keys
 		anonymous
 		$transport
 	}
@@ -80,11 +97,14 @@ trap stop EXIT
 
 bench() { # bench NAME SCENARIO FLAGS...: one run, its JSON saved as OUT/HUB-NAME.json
   local name=$1; shift
-  echo "  $HUB $name" >&2
-  "$HERALD" bench "$@" --hub "$URL" --key "$KEY" --json >"$OUT/$HUB-$name.json" 2>>"$OUT/bench.log" || true
+  local dialect=()
+  [[ ${DIALECT:-} == draft-08 && $HUB != herald ]] && dialect=(--dialect draft-08)
+  echo "  $HUB $name ${dialect[*]}" >&2
+  "$HERALD" bench "$@" "${dialect[@]}" --hub "$URL" --key "$KEY" --json >"$OUT/$HUB-$name.json" 2>>"$OUT/bench.log" || true
 }
 
 hubs=(herald floor)
+[[ ${DIALECT:-} == draft-08 ]] && hubs=(herald herald08)
 [[ -n ${REF_HUB:-} ]] && hubs+=(ref)
 SCENARIOS=${SCENARIOS:-A B C P idle curve replay}
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }

@@ -361,7 +361,19 @@ func TestApplierResumesAfterRetry(t *testing.T) {
 		}
 	}
 	<-retried
-	time.Sleep(100 * time.Millisecond) // the retry has landed: 20 updates still wait
+	// The retry lands (and clears the failure) on the applier's time, late on a loaded
+	// machine: an append before that is refused by design. Then 20 updates still wait.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		tr.mu.Lock()
+		failing := tr.applyErr != nil
+		tr.mu.Unlock()
+		if !failing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the retried commit did not clear the failure within 10 s")
+		}
+	}
 	res := make(chan error, 1)
 	go func() { res <- tr.Append(context.Background(), logtest.Upd("late", 0)) }()
 	select {
