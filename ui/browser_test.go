@@ -25,6 +25,7 @@ import (
 func TestBrowser(t *testing.T) {
 	browser := testkit.Browser(t)
 	t.Run("Debugger", func(t *testing.T) { testDebugger(t, browser) })
+	t.Run("Draft08", func(t *testing.T) { testDraft08(t, browser) })
 	t.Run("Reconnect", func(t *testing.T) { testReconnect(t, browser) })
 	t.Run("Demo", func(t *testing.T) { testDemo(t, browser) })
 	t.Run("SSEParser", func(t *testing.T) { testSSEParser(t, browser) })
@@ -185,17 +186,54 @@ func setValue(sel, value string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// matcher is a line of the subscribe form: its type (topic, exact, urlpattern) and value.
+type matcher struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// topics are 0.x lines of the subscribe form.
+func topics(selectors ...string) []matcher {
+	out := make([]matcher, len(selectors))
+	for i, s := range selectors {
+		out[i] = matcher{"topic", s}
+	}
+	return out
+}
+
+// setMatchers fills the subscribe form's lines as a person would: adding lines with the
+// button, choosing each line's type, typing its value.
+func setMatchers(lines []matcher) chromedp.Action[chromedp.Void] {
+	list, _ := json.Marshal(lines)
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`((lines) => {
+			const ol = document.querySelector('#matchers');
+			while (ol.children.length < lines.length) document.querySelector('#add-matcher').click();
+			while (ol.children.length > lines.length) ol.lastElementChild.querySelector('button').click();
+			lines.forEach(({type, value}, i) => {
+				const select = ol.children[i].querySelector('select'), input = ol.children[i].querySelector('input');
+				select.value = type;
+				select.dispatchEvent(new Event('change', {bubbles: true}));
+				input.value = value;
+				input.dispatchEvent(new Event('input', {bubbles: true}));
+			});
+			return true;
+		})(`+string(list)+`)`)(ctx, t)
+		return err
+	})
+}
+
 // subscribe fills the subscribe form and waits until every stream is open.
-func (tb *tab) subscribe(selectors []string, from string) {
+func (tb *tab) subscribe(lines []matcher, from string) {
 	tb.t.Helper()
 	before := eval[int](tb, `document.querySelectorAll('#streams li').length`)
 	tb.do("subscribing",
-		setValue("#selectors", strings.Join(selectors, "\n")),
+		setMatchers(lines),
 		setValue("#from", from),
 		chromedp.Click(chromedp.CSS("#subscribe-form button[type=submit]")))
 	tb.waitFor("the subscriptions to open", fmt.Sprintf(
 		`document.querySelectorAll('#streams li').length === %d && [...document.querySelectorAll('#streams li')].slice(%d).every(li => li.dataset.state === 'open')`,
-		before+len(selectors), before))
+		before+len(lines), before))
 }
 
 func testDebugger(t *testing.T, browser context.Context) {
@@ -220,7 +258,7 @@ func testDebugger(t *testing.T, browser context.Context) {
 		template = "https://example.com/books/{id}"
 		exact    = "https://example.com/books/1"
 	)
-	tb.subscribe([]string{template, exact}, "")
+	tb.subscribe(topics(template, exact), "")
 
 	// Publish from the page.
 	tb.do("publishing from the page",
@@ -292,8 +330,8 @@ func testDebugger(t *testing.T, browser context.Context) {
 	}
 	tb.waitFor("the visitor's arrival",
 		`[...document.querySelectorAll('#presence-log li.kind-arrived')].some(li => li.textContent.includes(`+jsString(visitor+` by `)+`) && li.textContent.endsWith(' payload {"user":"alice"}')) && document.querySelector('#presence-rows tr[data-topic=`+jsString(visitor)+`]') !== null`)
-	if n := eval[int](tb, `document.querySelectorAll('#presence-rows tr').length`); n != 4 {
-		t.Errorf("%d subscriptions listed, want 4: the page's two, the panel's own and the visitor's", n)
+	if n := eval[int](tb, `document.querySelectorAll('#presence-rows tr').length`); n != 5 {
+		t.Errorf("%d subscriptions listed, want 5: the page's two, the panel's own two (0.x and draft-08) and the visitor's", n)
 	}
 	tb.docsScreenshot("ui-debugger", 900)
 	resp.Body.Close()
@@ -306,11 +344,11 @@ func testDebugger(t *testing.T, browser context.Context) {
 	// an expired token, then a garbage one; both streams stop for good.
 	tb.do("entering an expired token", setValue("#token", mustToken(t, nil, []string{"*"}, -time.Minute)))
 	tb.do("subscribing with it",
-		setValue("#selectors", "https://example.com/expired"),
+		setMatchers(topics("https://example.com/expired")),
 		chromedp.Click(chromedp.CSS("#subscribe-form button[type=submit]")))
 	tb.waitFor("the 401", noticeWith("error", "401: token expired")+` && document.querySelector('#streams li[data-selector="https://example.com/expired"]').dataset.state === 'failed'`)
 	tb.do("entering a garbage token", setValue("#token", "not.a.jwt"),
-		setValue("#selectors", "https://example.com/garbage"),
+		setMatchers(topics("https://example.com/garbage")),
 		chromedp.Click(chromedp.CSS("#subscribe-form button[type=submit]")))
 	tb.waitFor("the 401", noticeWith("error", "401: malformed token"))
 	tb.do("publishing with it", chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")))
@@ -332,7 +370,7 @@ func testReconnect(t *testing.T, browser context.Context) {
 
 	// Anonymous subscription; the hub ends the stream within a second and the page resumes.
 	const ticks = "https://example.com/ticks"
-	tb.subscribe([]string{ticks}, "")
+	tb.subscribe(topics(ticks), "")
 	th.publish(t, url.Values{"topic": {ticks}, "data": {"a"}, "id": {"urn:test:a"}})
 	tb.waitFor("update a", rowWith("urn:test:a"))
 	tb.waitFor("a reconnect after a", noticeWith("reconnect", "reconnected, resuming after urn:test:a (the hub ended the stream)"))
@@ -348,7 +386,7 @@ func testReconnect(t *testing.T, browser context.Context) {
 
 	// From history, with an id the hub does not know: it replays what it has and says
 	// "earliest", which the page flags.
-	tb.subscribe([]string{"https://example.com/{what}"}, "urn:test:unknown")
+	tb.subscribe(topics("https://example.com/{what}"), "urn:test:unknown")
 	tb.waitFor("the warning", noticeWith("warning", "the hub no longer had urn:test:unknown: updates may have been missed"))
 	tb.waitFor("the replay", `document.querySelector('#event-rows tr[data-id="urn:test:b"] .c-sub').children.length === 2`)
 
@@ -390,5 +428,106 @@ func testDemo(t *testing.T, browser context.Context) {
 	tb.waitFor("the counters' animations to end", `document.getAnimations().length === 0`)
 	tb.docsScreenshot("ui-demo", 660)
 	tb.screenshot("ui-demo")
+	tb.checkClean()
+}
+
+// testDraft08 drives the debugger in the draft-08 dialect: the page reads the hub's resource
+// identifier from its metadata, mints an access token with it, subscribes with match= and
+// match_urlpattern=, publishes with the access token, receives the hub's own events (type
+// mercure), and its presence panel lists draft-08 subscriptions from the API and from events.
+func testDraft08(t *testing.T, browser context.Context) {
+	th := startHub(t, hubOptions{subscriptions: true, ui: ui.Config{MintToken: mint, MintAccessToken: mintAccess, Issuer: testIssuer}})
+	tb := openTab(t, browser, th.UI)
+	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true' && !document.querySelector('#mint-access').hidden`)
+	if got, want := eval[string](tb, `document.querySelector('#resource-info').textContent`),
+		"draft-08: aud "+th.URL+" · issuer "+testIssuer+" · matcher types exact, urlpattern"; got != want {
+		t.Errorf("resource line %q, want %q", got, want)
+	}
+
+	tb.do("minting a draft-08 token", chromedp.Click(chromedp.CSS("#mint-access")))
+	tb.waitFor("the token", `document.querySelector('#token').value.split('.').length === 3`)
+	info := eval[string](tb, `document.querySelector('#token-info').textContent`)
+	if !strings.HasPrefix(info, "draft-08 access token · publish: * · subscribe: * · expires in ") || !strings.HasSuffix(info, " · iss "+testIssuer+" · aud "+th.URL) {
+		t.Errorf("token line %q", info)
+	}
+
+	const (
+		pattern  = "https://example.com/books/:id"
+		exact    = "https://example.com/books/1"
+		presence = "/.well-known/mercure/subscriptions/:type/:match/:subscriber"
+	)
+	tb.subscribe([]matcher{{"urlpattern", pattern}, {"exact", exact}, {"urlpattern", presence}}, "")
+	if got := eval[[]string](tb, `[...document.querySelectorAll('#streams li')].map(li => li.dataset.selector)`); !slices.Equal(got, []string{"urlpattern: " + pattern, "exact: " + exact, "urlpattern: " + presence}) {
+		t.Errorf("streams %q", got)
+	}
+
+	// Publish from the page with the access token: books/7 reaches the pattern only, books/1 both.
+	for _, p := range []struct{ topic, id string }{{"https://example.com/books/7", "urn:test:d08-7"}, {exact, "urn:test:d08-1"}} {
+		tb.do("publishing from the page",
+			setValue("#pub-topics", p.topic),
+			setValue("#pub-data", "for "+p.topic),
+			setValue("#pub-id", p.id),
+			chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")))
+		tb.waitFor("the publish result", `document.querySelector('#pub-result').dataset.id === `+jsString(p.id))
+	}
+	tb.waitFor("the updates", rowWith("urn:test:d08-1")+` && document.querySelector('#event-rows tr[data-id="urn:test:d08-1"] .c-sub').children.length === 2`)
+	var rows []pageRow
+	for _, r := range eval[[]pageRow](tb, rowsJS) {
+		if r.Type != "mercure" {
+			rows = append(rows, r)
+		}
+	}
+	want := []pageRow{
+		{ID: "urn:test:d08-7", Type: "message", Data: "for https://example.com/books/7", Selectors: []string{"urlpattern: " + pattern}},
+		{ID: "urn:test:d08-1", Type: "message", Data: "for " + exact, Selectors: []string{"exact: " + exact, "urlpattern: " + pattern}},
+	}
+	// The streams deliver independently: rows and a row's selectors come in any order.
+	for _, r := range rows {
+		slices.Sort(r.Selectors)
+	}
+	slices.SortFunc(rows, func(a, b pageRow) int { return strings.Compare(b.ID, a.ID) })
+	if !slices.EqualFunc(rows, want, func(a, b pageRow) bool {
+		return a.ID == b.ID && a.Type == b.Type && a.Data == b.Data && slices.Equal(a.Selectors, b.Selectors) && !a.Duplicate
+	}) {
+		t.Errorf("event rows:\n  %+v\nwant\n  %+v", rows, want)
+	}
+
+	// Presence with the access token: the API answers draft-08 documents (the cursor, the last
+	// update dispatched, in the Link header); the page's streams are listed by match type and
+	// match, then the panel's own two (0.x and draft-08) as their events come.
+	tb.do("watching subscriptions", chromedp.Click(chromedp.CSS("#presence-watch")))
+	tb.waitFor("the page's own subscriptions in the panel",
+		`document.querySelector('#presence-rows tr[data-match-type="urlpattern"][data-match=`+jsString(pattern)+`]') !== null && document.querySelector('#presence-rows tr[data-match-type="exact"][data-match=`+jsString(exact)+`]') !== null`)
+	if got := eval[string](tb, `document.querySelector('#presence-status').textContent`); got != "3 active when loaded; following arrivals and departures after urn:test:d08-1." {
+		t.Errorf("presence status %q", got)
+	}
+	// A draft-08 visitor and a 0.x one arrive, listed as events of both forms come.
+	visitors := map[string]string{"match_urlpattern": "https://example.com/authors/:id", "topic": "https://example.com/authors/{id}"}
+	var bodies []*http.Response
+	for param, v := range visitors {
+		resp, err := th.Client.Get(th.URL + "?" + param + "=" + url.QueryEscape(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, resp)
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arrived := func(label string) string {
+		return `[...document.querySelectorAll('#presence-log li.kind-arrived')].some(li => li.textContent.includes(` + jsString(label+" by ") + `))`
+	}
+	tb.waitFor("the visitors' arrival", arrived("urlpattern: "+visitors["match_urlpattern"])+" && "+arrived(visitors["topic"])+
+		` && document.querySelector('#presence-rows tr[data-match=`+jsString(visitors["match_urlpattern"])+`]') !== null && document.querySelector('#presence-rows tr[data-topic=`+jsString(visitors["topic"])+`]') !== null`)
+	if n := eval[int](tb, `document.querySelectorAll('#presence-rows tr').length`); n != 7 {
+		t.Errorf("%d subscriptions listed, want 7: the page's three, the panel's two and the visitors'", n)
+	}
+	// The page's stream of draft-08 subscription events shows them, with the type mercure.
+	tb.waitFor("the draft-08 visitor's event in the list", `[...document.querySelectorAll('#event-rows tr.update')].some(tr => tr.querySelector('.c-type').textContent === 'mercure' && tr.querySelector('.c-data pre').textContent.includes('"match": "https://example.com/authors/:id"'))`)
+	for _, resp := range bodies {
+		resp.Body.Close()
+	}
+	tb.waitFor("the visitors' departure", `[...document.querySelectorAll('#presence-log li.kind-left')].length === 2 && document.querySelector('#presence-rows tr[data-match=`+jsString(visitors["match_urlpattern"])+`]') === null`)
+	tb.screenshot("ui-draft08")
 	tb.checkClean()
 }

@@ -52,6 +52,39 @@ func mint(publish, subscribe []string) (string, error) {
 	return signToken(publish, subscribe, time.Hour)
 }
 
+// testIssuer is the trusted issuer of the test hubs' draft-08 access tokens, the default one
+// of herald serve.
+const testIssuer = "https://localhost"
+
+// signAccessToken signs a draft-08 access token (typ at+jwt) of testIssuer for the audience,
+// with one authorization detail per action that has grants, expiring after ttl.
+func signAccessToken(audience string, publish, subscribe []ui.Grant, ttl time.Duration) (string, error) {
+	var details []map[string]any
+	for _, a := range []struct {
+		action string
+		grants []ui.Grant
+	}{{"publish", publish}, {"subscribe", subscribe}} {
+		if len(a.grants) == 0 {
+			continue
+		}
+		var topics []map[string]string
+		for _, g := range a.grants {
+			topics = append(topics, map[string]string{"match": g.Match, "match_type": g.MatchType})
+		}
+		details = append(details, map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": []string{a.action}, "topics": topics})
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": testIssuer, "aud": audience, "exp": time.Now().Add(ttl).Unix(), "authorization_details": details,
+	})
+	tok.Header["typ"] = "at+jwt"
+	return tok.SignedString([]byte(testKey))
+}
+
+// mintAccess is the MintAccessToken of the test hubs, as dev mode's: tokens valid for an hour.
+func mintAccess(r ui.AccessTokenRequest) (string, error) {
+	return signAccessToken(r.Audience, r.Publish, r.Subscribe, time.Hour)
+}
+
 func mustToken(t testing.TB, publish, subscribe []string, ttl time.Duration) string {
 	t.Helper()
 	tok, err := signToken(publish, subscribe, ttl)
@@ -100,10 +133,15 @@ func startHub(t testing.TB, o hubOptions) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	issuers, err := auth.NewIssuers([]auth.Issuer{{ID: testIssuer, Publisher: v, Subscriber: v}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := server.Config{
 		Hub:           h,
 		Publisher:     v,
 		Subscriber:    v,
+		Issuers:       issuers,
 		Anonymous:     true,
 		Subscriptions: o.subscriptions,
 		WriteTimeout:  o.writeTimeout,
