@@ -237,12 +237,12 @@ func (tb *tab) subscribe(lines []matcher, from string) {
 }
 
 func testDebugger(t *testing.T, browser context.Context) {
-	th := startHub(t, hubOptions{subscriptions: true, ui: ui.Config{Demo: true, MintToken: mint}})
+	th := startHub(t, hubOptions{subscriptions: true, ui: ui.Config{Demo: true, MintToken: mint, MintAccessToken: mintAccess, Issuer: testIssuer}})
 	tb := openTab(t, browser, th.UI)
 	start := time.Now()
 	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true'`)
-	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, true) {
-		t.Errorf("with MintToken and Demo, the mint button and the demo link must show (hidden: %v)", hidden)
+	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#mint-access').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, true) {
+		t.Errorf("with MintToken, MintAccessToken and Demo, the mint buttons and the demo link must show (hidden: %v)", hidden)
 	}
 	if hub := eval[string](tb, `document.querySelector('#hub').value`); hub != th.URL {
 		t.Errorf("default hub URL %q, want %q", hub, th.URL)
@@ -364,8 +364,8 @@ func testReconnect(t *testing.T, browser context.Context) {
 	tb := openTab(t, browser, th.UI)
 	start := time.Now()
 	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true'`)
-	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, false) {
-		t.Errorf("without MintToken and Demo, the mint button and the demo link must be hidden (hidden: %v)", hidden)
+	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#mint-access').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, false) {
+		t.Errorf("without MintToken, MintAccessToken and Demo, the mint buttons and the demo link must be hidden (hidden: %v)", hidden)
 	}
 
 	// Anonymous subscription; the hub ends the stream within a second and the page resumes.

@@ -184,9 +184,9 @@ function openStream(matcher, from) {
 
 // The matcher lines: a type and a value each.
 const MATCHER_TYPES = [
-  ['topic', 'topic (0.x)'],
-  ['exact', 'match (exact)'],
-  ['urlpattern', 'match_urlpattern'],
+  ['topic', 'topic', 'Mercure 0.x: topic=, an exact topic, a URI template or *'],
+  ['exact', 'exact', 'draft-08: match=, compared byte for byte (* for every topic)'],
+  ['urlpattern', 'urlpattern', 'draft-08: match_urlpattern=, a URL pattern'],
 ];
 
 function offerTypes(select) {
@@ -196,7 +196,7 @@ function offerTypes(select) {
 }
 
 function addMatcher(type = 'topic', value = '') {
-  const select = h('select', {'aria-label': 'Matcher type'}, ...MATCHER_TYPES.map(([v, text]) => h('option', {value: v}, text)));
+  const select = h('select', {'aria-label': 'Matcher type'}, ...MATCHER_TYPES.map(([v, text, title]) => h('option', {value: v, title}, text)));
   select.value = type;
   offerTypes(select);
   const input = h('input', {spellcheck: 'false', autocomplete: 'off', 'aria-label': 'Topic, selector or pattern'});
