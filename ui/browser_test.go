@@ -436,7 +436,7 @@ func testDemo(t *testing.T, browser context.Context) {
 // match_urlpattern=, publishes with the access token, receives the hub's own events (type
 // mercure), and its presence panel lists draft-08 subscriptions from the API and from events.
 func testDraft08(t *testing.T, browser context.Context) {
-	th := startHub(t, hubOptions{subscriptions: true, ui: ui.Config{MintToken: mint, MintAccessToken: mintAccess, Issuer: testIssuer}})
+	th := startHub(t, hubOptions{subscriptions: true, publishOrigins: []string{"*"}, ui: ui.Config{MintToken: mint, MintAccessToken: mintAccess, Issuer: testIssuer}})
 	tb := openTab(t, browser, th.UI)
 	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true' && !document.querySelector('#mint-access').hidden`)
 	if got, want := eval[string](tb, `document.querySelector('#resource-info').textContent`),
@@ -528,6 +528,25 @@ func testDraft08(t *testing.T, browser context.Context) {
 		resp.Body.Close()
 	}
 	tb.waitFor("the visitors' departure", `[...document.querySelectorAll('#presence-log li.kind-left')].length === 2 && document.querySelector('#presence-rows tr[data-match=`+jsString(visitors["match_urlpattern"])+`]') === null`)
+
+	// The cookie option: the access token travels in the __Secure-mercure_access_token cookie
+	// only; a private update reaches the stream it authorised, published with the cookie too.
+	tb.do("choosing the cookie", chromedp.Click(chromedp.CSS("#use-cookie")))
+	if !eval[bool](tb, `document.cookie.split('; ').includes('__Secure-mercure_access_token=' + document.querySelector('#token').value.trim())`) {
+		t.Fatal("the page did not set the cookie")
+	}
+	tb.subscribe([]matcher{{"urlpattern", "https://example.com/cookie/:n"}}, "")
+	tb.do("publishing a private update with the cookie",
+		setValue("#pub-topics", "https://example.com/cookie/1"),
+		setValue("#pub-data", "by cookie"),
+		setValue("#pub-id", "urn:test:cookie"),
+		chromedp.Click(chromedp.CSS("#pub-private")),
+		chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")))
+	tb.waitFor("the private update", `document.querySelector('#event-rows tr[data-id="urn:test:cookie"] .c-sub')?.textContent === 'urlpattern: https://example.com/cookie/:n'`)
+	tb.do("unticking the cookie", chromedp.Click(chromedp.CSS("#use-cookie")))
+	if eval[bool](tb, `document.cookie.includes('__Secure-mercure_access_token')`) {
+		t.Error("the page did not clear the cookie")
+	}
 	tb.screenshot("ui-draft08")
 	tb.checkClean()
 }

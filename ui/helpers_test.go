@@ -96,12 +96,13 @@ func mustToken(t testing.TB, publish, subscribe []string, ttl time.Duration) str
 
 // hubOptions configure a test hub.
 type hubOptions struct {
-	subscriptions bool          // subscription events and the subscriptions API
-	writeTimeout  time.Duration // streams' lifetime (0: the default)
-	ui            ui.Config
-	noUI          bool // serve no UI (server.Config.UI nil)
-	cors          []string
-	stats         bool // serve the live stats (the dashboard's stream), with metrics
+	subscriptions  bool          // subscription events and the subscriptions API
+	writeTimeout   time.Duration // streams' lifetime (0: the default)
+	ui             ui.Config
+	noUI           bool // serve no UI (server.Config.UI nil)
+	cors           []string
+	publishOrigins []string // origins allowed to publish with a cookie
+	stats          bool     // serve the live stats (the dashboard's stream), with metrics
 }
 
 // testHub is a real hub with the UI, served over HTTP on loopback.
@@ -138,14 +139,15 @@ func startHub(t testing.TB, o hubOptions) *testHub {
 		t.Fatal(err)
 	}
 	cfg := server.Config{
-		Hub:           h,
-		Publisher:     v,
-		Subscriber:    v,
-		Issuers:       issuers,
-		Anonymous:     true,
-		Subscriptions: o.subscriptions,
-		WriteTimeout:  o.writeTimeout,
-		CORSOrigins:   o.cors,
+		Hub:            h,
+		Publisher:      v,
+		Subscriber:     v,
+		Issuers:        issuers,
+		Anonymous:      true,
+		Subscriptions:  o.subscriptions,
+		WriteTimeout:   o.writeTimeout,
+		CORSOrigins:    o.cors,
+		PublishOrigins: o.publishOrigins,
 	}
 	if !o.noUI {
 		cfg.UI = ui.Handler(o.ui)

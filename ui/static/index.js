@@ -13,9 +13,25 @@ const hubInput = $('#hub');
 const tokenInput = $('#token');
 const remember = $('#remember');
 
+const useCookie = $('#use-cookie');
+
 const hub = () => hubInput.value.trim() || hubURL;
-const token = () => tokenInput.value.trim();
+// With the cookie option the token travels in the cookie only, never also in a header.
+const token = () => (useCookie.checked ? '' : tokenInput.value.trim());
 const auth = () => (token() ? {Authorization: `Bearer ${token()}`} : {});
+
+// The draft-08 cookie (docs/protocol.md): set by the page for the hub's path on this origin
+// while the option is ticked, cleared when it is unticked. __Secure- cookies need the Secure
+// attribute, which browsers accept on HTTPS pages and on localhost.
+const COOKIE = '__Secure-mercure_access_token';
+const cookiePath = new URL(hubURL).pathname;
+function syncCookie() {
+  $('#cookie-info').hidden = !useCookie.checked;
+  const value = useCookie.checked ? tokenInput.value.trim() : '';
+  document.cookie = `${COOKIE}=${value}; Path=${cookiePath}; Secure; SameSite=Strict${value ? '' : '; Max-Age=0'}`;
+}
+useCookie.addEventListener('change', syncCookie);
+tokenInput.addEventListener('input', () => { if (useCookie.checked) syncCookie(); });
 
 // ---- Hub and token ----
 
@@ -52,6 +68,7 @@ async function mintWith(mint) {
     tokenInput.value = await mint();
     showTokenInfo();
     persist();
+    if (useCookie.checked) syncCookie();
   } catch (err) {
     const info = $('#token-info');
     info.textContent = `Cannot mint a token: ${err.message}`;
