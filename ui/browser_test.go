@@ -26,6 +26,7 @@ func TestBrowser(t *testing.T) {
 	browser := testkit.Browser(t)
 	t.Run("Debugger", func(t *testing.T) { testDebugger(t, browser) })
 	t.Run("Draft08", func(t *testing.T) { testDraft08(t, browser) })
+	t.Run("DescribeToken", func(t *testing.T) { testDescribeToken(t, browser) })
 	t.Run("Reconnect", func(t *testing.T) { testReconnect(t, browser) })
 	t.Run("Demo", func(t *testing.T) { testDemo(t, browser) })
 	t.Run("SSEParser", func(t *testing.T) { testSSEParser(t, browser) })
@@ -440,7 +441,7 @@ func testDraft08(t *testing.T, browser context.Context) {
 	tb := openTab(t, browser, th.UI)
 	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true' && !document.querySelector('#mint-access').hidden`)
 	if got, want := eval[string](tb, `document.querySelector('#resource-info').textContent`),
-		"draft-08: aud "+th.URL+" · issuer "+testIssuer+" · matcher types exact, urlpattern"; got != want {
+		"draft-08: aud "+th.URL+" · matcher types exact, urlpattern · tokens minted here: iss "+testIssuer; got != want {
 		t.Errorf("resource line %q, want %q", got, want)
 	}
 
@@ -548,5 +549,55 @@ func testDraft08(t *testing.T, browser context.Context) {
 		t.Error("the page did not clear the cookie")
 	}
 	tb.screenshot("ui-draft08")
+	tb.checkClean()
+}
+
+// testDescribeToken checks the page's one-line description of tokens of both dialects
+// (lib.js, loaded as the page loads it); the signatures do not matter to it.
+func testDescribeToken(t *testing.T, browser context.Context) {
+	th := startHub(t, hubOptions{})
+	tb := openTab(t, browser, th.UI)
+	exp := time.Now().Add(time.Hour + 30*time.Second).Unix()
+	sign := func(header map[string]any, claims jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+		for k, v := range header {
+			tok.Header[k] = v
+		}
+		s, err := tok.SignedString([]byte(testKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	detail := func(actions []string, topics ...map[string]string) map[string]any {
+		return map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": actions, "topics": topics}
+	}
+	withPayload := detail([]string{"subscribe"}, map[string]string{"match": "/books/:id", "match_type": "urlpattern"})
+	withPayload["payload"] = map[string]string{"user": "alice"}
+	cases := []struct {
+		name, token, want string
+		bad               bool
+	}{
+		{"0.x", sign(nil, jwt.MapClaims{"exp": exp, "mercure": map[string]any{"publish": []string{"*"}, "payload": 1}}),
+			"publish: * · subscribe: nothing · expires in 60 min · payload 1", false},
+		{"draft-08", sign(map[string]any{"typ": "at+jwt"}, jwt.MapClaims{"exp": exp, "iss": "https://localhost", "aud": []string{"https://h/.well-known/mercure"},
+			"authorization_details": []any{
+				detail([]string{"publish", "subscribe"}, map[string]string{"match": "*"}, map[string]string{"match": "urn:x", "match_type": "exact"}),
+				withPayload,
+				map[string]any{"type": "other", "actions": "ignored"},
+			}}),
+			`draft-08 access token · publish: *, urn:x · subscribe: *, urn:x, urlpattern: /books/:id · expires in 60 min · iss https://localhost · aud https://h/.well-known/mercure · payload {"user":"alice"}`, false},
+		{"draft-08 without aud, typ in another form", sign(map[string]any{"typ": "Application/AT+JWT"}, jwt.MapClaims{"exp": exp, "iss": "https://localhost"}),
+			"draft-08 access token · publish: nothing · subscribe: nothing · expires in 60 min · iss https://localhost · aud missing · the hub will refuse it: a malformed Mercure detail, or iss, aud or exp missing", true},
+		{"draft-08, malformed detail", sign(map[string]any{"typ": "at+jwt"}, jwt.MapClaims{"exp": exp, "iss": "i", "aud": "a",
+			"authorization_details": []any{map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": "publish"}}}),
+			"draft-08 access token · publish: nothing · subscribe: nothing · expires in 60 min · iss i · aud a · the hub will refuse it: a malformed Mercure detail, or iss, aud or exp missing", true},
+	}
+	for _, c := range cases {
+		got := evalAsync[map[string]any](tb, `import('./lib.js').then(({describeToken}) => describeToken(`+jsString(c.token)+`))`)
+		if got["text"] != c.want || got["bad"] != c.bad {
+			t.Errorf("%s: %v, want %q bad %v", c.name, got, c.want, c.bad)
+		}
+	}
 	tb.checkClean()
 }

@@ -89,12 +89,14 @@ $('#mint-access').addEventListener('click', () => mintWith(async () => {
 // showResource says what the hub's metadata tells about draft-08: the audience its access
 // tokens need and the matcher types it supports (unsupported ones are disabled in the form).
 let matcherTypes = null; // null: unknown, every type offered
+// issuer is the iss of the tokens the hub mints for the page, '' when it mints none.
 async function showResource(issuer) {
   const info = $('#resource-info');
   try {
     const meta = await loadMetadata(hub());
     matcherTypes = Array.isArray(meta.mercure_matcher_types_supported) ? meta.mercure_matcher_types_supported : null;
-    info.textContent = `draft-08: aud ${meta.resource} · issuer ${issuer || DEFAULT_ISSUER} · matcher types ${matcherTypes ? matcherTypes.join(', ') : 'not listed'}`;
+    const minted = issuer ? ` · tokens minted here: iss ${issuer}` : '';
+    info.textContent = `draft-08: aud ${meta.resource} · matcher types ${matcherTypes ? matcherTypes.join(', ') : 'not listed'}${minted}`;
   } catch {
     matcherTypes = null;
     info.textContent = ''; // a 0.x-only hub, or one out of reach: nothing to tell
@@ -106,8 +108,9 @@ loadConfig().then(async (cfg) => {
   $('#mint').hidden = !cfg.mintToken;
   $('#mint-access').hidden = !cfg.mintAccessToken;
   $('#demo-link').hidden = !cfg.demo;
-  await showResource(cfg.issuer);
-  hubInput.addEventListener('change', () => showResource(cfg.issuer));
+  const issuer = cfg.mintAccessToken ? cfg.issuer || DEFAULT_ISSUER : '';
+  await showResource(issuer);
+  hubInput.addEventListener('change', () => showResource(issuer));
   document.body.dataset.ready = 'true'; // for tests: the optional parts are settled
 });
 
