@@ -557,7 +557,7 @@ func testDraft08(t *testing.T, browser context.Context) {
 func testDescribeToken(t *testing.T, browser context.Context) {
 	th := startHub(t, hubOptions{})
 	tb := openTab(t, browser, th.UI)
-	exp := time.Now().Add(time.Hour + 30*time.Second).Unix()
+	exp := time.Now().Add(time.Hour - 10*time.Second).Unix() // "60 min" for the next 20 s
 	sign := func(header map[string]any, claims jwt.MapClaims) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 		for k, v := range header {
