@@ -25,6 +25,8 @@ import (
 func TestBrowser(t *testing.T) {
 	browser := testkit.Browser(t)
 	t.Run("Debugger", func(t *testing.T) { testDebugger(t, browser) })
+	t.Run("Draft08", func(t *testing.T) { testDraft08(t, browser) })
+	t.Run("DescribeToken", func(t *testing.T) { testDescribeToken(t, browser) })
 	t.Run("Reconnect", func(t *testing.T) { testReconnect(t, browser) })
 	t.Run("Demo", func(t *testing.T) { testDemo(t, browser) })
 	t.Run("SSEParser", func(t *testing.T) { testSSEParser(t, browser) })
@@ -185,26 +187,63 @@ func setValue(sel, value string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// matcher is a line of the subscribe form: its type (topic, exact, urlpattern) and value.
+type matcher struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// topics are 0.x lines of the subscribe form.
+func topics(selectors ...string) []matcher {
+	out := make([]matcher, len(selectors))
+	for i, s := range selectors {
+		out[i] = matcher{"topic", s}
+	}
+	return out
+}
+
+// setMatchers fills the subscribe form's lines as a person would: adding lines with the
+// button, choosing each line's type, typing its value.
+func setMatchers(lines []matcher) chromedp.Action[chromedp.Void] {
+	list, _ := json.Marshal(lines)
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`((lines) => {
+			const ol = document.querySelector('#matchers');
+			while (ol.children.length < lines.length) document.querySelector('#add-matcher').click();
+			while (ol.children.length > lines.length) ol.lastElementChild.querySelector('button').click();
+			lines.forEach(({type, value}, i) => {
+				const select = ol.children[i].querySelector('select'), input = ol.children[i].querySelector('input');
+				select.value = type;
+				select.dispatchEvent(new Event('change', {bubbles: true}));
+				input.value = value;
+				input.dispatchEvent(new Event('input', {bubbles: true}));
+			});
+			return true;
+		})(`+string(list)+`)`)(ctx, t)
+		return err
+	})
+}
+
 // subscribe fills the subscribe form and waits until every stream is open.
-func (tb *tab) subscribe(selectors []string, from string) {
+func (tb *tab) subscribe(lines []matcher, from string) {
 	tb.t.Helper()
 	before := eval[int](tb, `document.querySelectorAll('#streams li').length`)
 	tb.do("subscribing",
-		setValue("#selectors", strings.Join(selectors, "\n")),
+		setMatchers(lines),
 		setValue("#from", from),
 		chromedp.Click(chromedp.CSS("#subscribe-form button[type=submit]")))
 	tb.waitFor("the subscriptions to open", fmt.Sprintf(
 		`document.querySelectorAll('#streams li').length === %d && [...document.querySelectorAll('#streams li')].slice(%d).every(li => li.dataset.state === 'open')`,
-		before+len(selectors), before))
+		before+len(lines), before))
 }
 
 func testDebugger(t *testing.T, browser context.Context) {
-	th := startHub(t, hubOptions{subscriptions: true, ui: ui.Config{Demo: true, MintToken: mint}})
+	th := startHub(t, hubOptions{subscriptions: true, ui: ui.Config{Demo: true, MintToken: mint, MintAccessToken: mintAccess, Issuer: testIssuer}})
 	tb := openTab(t, browser, th.UI)
 	start := time.Now()
 	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true'`)
-	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, true) {
-		t.Errorf("with MintToken and Demo, the mint button and the demo link must show (hidden: %v)", hidden)
+	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#mint-access').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, true) {
+		t.Errorf("with MintToken, MintAccessToken and Demo, the mint buttons and the demo link must show (hidden: %v)", hidden)
 	}
 	if hub := eval[string](tb, `document.querySelector('#hub').value`); hub != th.URL {
 		t.Errorf("default hub URL %q, want %q", hub, th.URL)
@@ -220,7 +259,7 @@ func testDebugger(t *testing.T, browser context.Context) {
 		template = "https://example.com/books/{id}"
 		exact    = "https://example.com/books/1"
 	)
-	tb.subscribe([]string{template, exact}, "")
+	tb.subscribe(topics(template, exact), "")
 
 	// Publish from the page.
 	tb.do("publishing from the page",
@@ -292,8 +331,8 @@ func testDebugger(t *testing.T, browser context.Context) {
 	}
 	tb.waitFor("the visitor's arrival",
 		`[...document.querySelectorAll('#presence-log li.kind-arrived')].some(li => li.textContent.includes(`+jsString(visitor+` by `)+`) && li.textContent.endsWith(' payload {"user":"alice"}')) && document.querySelector('#presence-rows tr[data-topic=`+jsString(visitor)+`]') !== null`)
-	if n := eval[int](tb, `document.querySelectorAll('#presence-rows tr').length`); n != 4 {
-		t.Errorf("%d subscriptions listed, want 4: the page's two, the panel's own and the visitor's", n)
+	if n := eval[int](tb, `document.querySelectorAll('#presence-rows tr').length`); n != 5 {
+		t.Errorf("%d subscriptions listed, want 5: the page's two, the panel's own two (0.x and draft-08) and the visitor's", n)
 	}
 	tb.docsScreenshot("ui-debugger", 900)
 	resp.Body.Close()
@@ -306,11 +345,11 @@ func testDebugger(t *testing.T, browser context.Context) {
 	// an expired token, then a garbage one; both streams stop for good.
 	tb.do("entering an expired token", setValue("#token", mustToken(t, nil, []string{"*"}, -time.Minute)))
 	tb.do("subscribing with it",
-		setValue("#selectors", "https://example.com/expired"),
+		setMatchers(topics("https://example.com/expired")),
 		chromedp.Click(chromedp.CSS("#subscribe-form button[type=submit]")))
 	tb.waitFor("the 401", noticeWith("error", "401: token expired")+` && document.querySelector('#streams li[data-selector="https://example.com/expired"]').dataset.state === 'failed'`)
 	tb.do("entering a garbage token", setValue("#token", "not.a.jwt"),
-		setValue("#selectors", "https://example.com/garbage"),
+		setMatchers(topics("https://example.com/garbage")),
 		chromedp.Click(chromedp.CSS("#subscribe-form button[type=submit]")))
 	tb.waitFor("the 401", noticeWith("error", "401: malformed token"))
 	tb.do("publishing with it", chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")))
@@ -326,13 +365,13 @@ func testReconnect(t *testing.T, browser context.Context) {
 	tb := openTab(t, browser, th.UI)
 	start := time.Now()
 	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true'`)
-	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, false) {
-		t.Errorf("without MintToken and Demo, the mint button and the demo link must be hidden (hidden: %v)", hidden)
+	if hidden := eval[[]bool](tb, `[document.querySelector('#mint').hidden, document.querySelector('#mint-access').hidden, document.querySelector('#demo-link').hidden]`); slices.Contains(hidden, false) {
+		t.Errorf("without MintToken, MintAccessToken and Demo, the mint buttons and the demo link must be hidden (hidden: %v)", hidden)
 	}
 
 	// Anonymous subscription; the hub ends the stream within a second and the page resumes.
 	const ticks = "https://example.com/ticks"
-	tb.subscribe([]string{ticks}, "")
+	tb.subscribe(topics(ticks), "")
 	th.publish(t, url.Values{"topic": {ticks}, "data": {"a"}, "id": {"urn:test:a"}})
 	tb.waitFor("update a", rowWith("urn:test:a"))
 	tb.waitFor("a reconnect after a", noticeWith("reconnect", "reconnected, resuming after urn:test:a (the hub ended the stream)"))
@@ -348,7 +387,7 @@ func testReconnect(t *testing.T, browser context.Context) {
 
 	// From history, with an id the hub does not know: it replays what it has and says
 	// "earliest", which the page flags.
-	tb.subscribe([]string{"https://example.com/{what}"}, "urn:test:unknown")
+	tb.subscribe(topics("https://example.com/{what}"), "urn:test:unknown")
 	tb.waitFor("the warning", noticeWith("warning", "the hub no longer had urn:test:unknown: updates may have been missed"))
 	tb.waitFor("the replay", `document.querySelector('#event-rows tr[data-id="urn:test:b"] .c-sub').children.length === 2`)
 
@@ -390,5 +429,175 @@ func testDemo(t *testing.T, browser context.Context) {
 	tb.waitFor("the counters' animations to end", `document.getAnimations().length === 0`)
 	tb.docsScreenshot("ui-demo", 660)
 	tb.screenshot("ui-demo")
+	tb.checkClean()
+}
+
+// testDraft08 drives the debugger in the draft-08 dialect: the page reads the hub's resource
+// identifier from its metadata, mints an access token with it, subscribes with match= and
+// match_urlpattern=, publishes with the access token, receives the hub's own events (type
+// mercure), and its presence panel lists draft-08 subscriptions from the API and from events.
+func testDraft08(t *testing.T, browser context.Context) {
+	th := startHub(t, hubOptions{subscriptions: true, publishOrigins: []string{"*"}, ui: ui.Config{MintToken: mint, MintAccessToken: mintAccess, Issuer: testIssuer}})
+	tb := openTab(t, browser, th.UI)
+	tb.waitFor("the page to load its configuration", `document.body.dataset.ready === 'true' && !document.querySelector('#mint-access').hidden`)
+	if got, want := eval[string](tb, `document.querySelector('#resource-info').textContent`),
+		"draft-08: aud "+th.URL+" · matcher types exact, urlpattern · tokens minted here: iss "+testIssuer; got != want {
+		t.Errorf("resource line %q, want %q", got, want)
+	}
+
+	tb.do("minting a draft-08 token", chromedp.Click(chromedp.CSS("#mint-access")))
+	tb.waitFor("the token", `document.querySelector('#token').value.split('.').length === 3`)
+	info := eval[string](tb, `document.querySelector('#token-info').textContent`)
+	if !strings.HasPrefix(info, "draft-08 access token · publish: * · subscribe: * · expires in ") || !strings.HasSuffix(info, " · iss "+testIssuer+" · aud "+th.URL) {
+		t.Errorf("token line %q", info)
+	}
+
+	const (
+		pattern  = "https://example.com/books/:id"
+		exact    = "https://example.com/books/1"
+		presence = "/.well-known/mercure/subscriptions/:type/:match/:subscriber"
+	)
+	tb.subscribe([]matcher{{"urlpattern", pattern}, {"exact", exact}, {"urlpattern", presence}}, "")
+	if got := eval[[]string](tb, `[...document.querySelectorAll('#streams li')].map(li => li.dataset.selector)`); !slices.Equal(got, []string{"urlpattern: " + pattern, "exact: " + exact, "urlpattern: " + presence}) {
+		t.Errorf("streams %q", got)
+	}
+
+	// Publish from the page with the access token: books/7 reaches the pattern only, books/1 both.
+	for _, p := range []struct{ topic, id string }{{"https://example.com/books/7", "urn:test:d08-7"}, {exact, "urn:test:d08-1"}} {
+		tb.do("publishing from the page",
+			setValue("#pub-topics", p.topic),
+			setValue("#pub-data", "for "+p.topic),
+			setValue("#pub-id", p.id),
+			chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")))
+		tb.waitFor("the publish result", `document.querySelector('#pub-result').dataset.id === `+jsString(p.id))
+	}
+	tb.waitFor("the updates", rowWith("urn:test:d08-1")+` && document.querySelector('#event-rows tr[data-id="urn:test:d08-1"] .c-sub').children.length === 2`)
+	var rows []pageRow
+	for _, r := range eval[[]pageRow](tb, rowsJS) {
+		if r.Type != "mercure" {
+			rows = append(rows, r)
+		}
+	}
+	want := []pageRow{
+		{ID: "urn:test:d08-7", Type: "message", Data: "for https://example.com/books/7", Selectors: []string{"urlpattern: " + pattern}},
+		{ID: "urn:test:d08-1", Type: "message", Data: "for " + exact, Selectors: []string{"exact: " + exact, "urlpattern: " + pattern}},
+	}
+	// The streams deliver independently: rows and a row's selectors come in any order.
+	for _, r := range rows {
+		slices.Sort(r.Selectors)
+	}
+	slices.SortFunc(rows, func(a, b pageRow) int { return strings.Compare(b.ID, a.ID) })
+	if !slices.EqualFunc(rows, want, func(a, b pageRow) bool {
+		return a.ID == b.ID && a.Type == b.Type && a.Data == b.Data && slices.Equal(a.Selectors, b.Selectors) && !a.Duplicate
+	}) {
+		t.Errorf("event rows:\n  %+v\nwant\n  %+v", rows, want)
+	}
+
+	// Presence with the access token: the API answers draft-08 documents (the cursor, the last
+	// update dispatched, in the Link header); the page's streams are listed by match type and
+	// match, then the panel's own two (0.x and draft-08) as their events come.
+	tb.do("watching subscriptions", chromedp.Click(chromedp.CSS("#presence-watch")))
+	tb.waitFor("the page's own subscriptions in the panel",
+		`document.querySelector('#presence-rows tr[data-match-type="urlpattern"][data-match=`+jsString(pattern)+`]') !== null && document.querySelector('#presence-rows tr[data-match-type="exact"][data-match=`+jsString(exact)+`]') !== null`)
+	if got := eval[string](tb, `document.querySelector('#presence-status').textContent`); got != "3 active when loaded; following arrivals and departures after urn:test:d08-1." {
+		t.Errorf("presence status %q", got)
+	}
+	// A draft-08 visitor and a 0.x one arrive, listed as events of both forms come.
+	visitors := map[string]string{"match_urlpattern": "https://example.com/authors/:id", "topic": "https://example.com/authors/{id}"}
+	var bodies []*http.Response
+	for param, v := range visitors {
+		resp, err := th.Client.Get(th.URL + "?" + param + "=" + url.QueryEscape(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, resp)
+		if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arrived := func(label string) string {
+		return `[...document.querySelectorAll('#presence-log li.kind-arrived')].some(li => li.textContent.includes(` + jsString(label+" by ") + `))`
+	}
+	tb.waitFor("the visitors' arrival", arrived("urlpattern: "+visitors["match_urlpattern"])+" && "+arrived(visitors["topic"])+
+		` && document.querySelector('#presence-rows tr[data-match=`+jsString(visitors["match_urlpattern"])+`]') !== null && document.querySelector('#presence-rows tr[data-topic=`+jsString(visitors["topic"])+`]') !== null`)
+	if n := eval[int](tb, `document.querySelectorAll('#presence-rows tr').length`); n != 7 {
+		t.Errorf("%d subscriptions listed, want 7: the page's three, the panel's two and the visitors'", n)
+	}
+	// The page's stream of draft-08 subscription events shows them, with the type mercure.
+	tb.waitFor("the draft-08 visitor's event in the list", `[...document.querySelectorAll('#event-rows tr.update')].some(tr => tr.querySelector('.c-type').textContent === 'mercure' && tr.querySelector('.c-data pre').textContent.includes('"match": "https://example.com/authors/:id"'))`)
+	for _, resp := range bodies {
+		resp.Body.Close()
+	}
+	tb.waitFor("the visitors' departure", `[...document.querySelectorAll('#presence-log li.kind-left')].length === 2 && document.querySelector('#presence-rows tr[data-match=`+jsString(visitors["match_urlpattern"])+`]') === null`)
+
+	// The cookie option: the access token travels in the __Secure-mercure_access_token cookie
+	// only; a private update reaches the stream it authorised, published with the cookie too.
+	tb.do("choosing the cookie", chromedp.Click(chromedp.CSS("#use-cookie")))
+	if !eval[bool](tb, `document.cookie.split('; ').includes('__Secure-mercure_access_token=' + document.querySelector('#token').value.trim())`) {
+		t.Fatal("the page did not set the cookie")
+	}
+	tb.subscribe([]matcher{{"urlpattern", "https://example.com/cookie/:n"}}, "")
+	tb.do("publishing a private update with the cookie",
+		setValue("#pub-topics", "https://example.com/cookie/1"),
+		setValue("#pub-data", "by cookie"),
+		setValue("#pub-id", "urn:test:cookie"),
+		chromedp.Click(chromedp.CSS("#pub-private")),
+		chromedp.Click(chromedp.CSS("#publish-form button[type=submit]")))
+	tb.waitFor("the private update", `document.querySelector('#event-rows tr[data-id="urn:test:cookie"] .c-sub')?.textContent === 'urlpattern: https://example.com/cookie/:n'`)
+	tb.do("unticking the cookie", chromedp.Click(chromedp.CSS("#use-cookie")))
+	if eval[bool](tb, `document.cookie.includes('__Secure-mercure_access_token')`) {
+		t.Error("the page did not clear the cookie")
+	}
+	tb.screenshot("ui-draft08")
+	tb.checkClean()
+}
+
+// testDescribeToken checks the page's one-line description of tokens of both dialects
+// (lib.js, loaded as the page loads it); the signatures do not matter to it.
+func testDescribeToken(t *testing.T, browser context.Context) {
+	th := startHub(t, hubOptions{})
+	tb := openTab(t, browser, th.UI)
+	exp := time.Now().Add(time.Hour - 10*time.Second).Unix() // "60 min" for the next 20 s
+	sign := func(header map[string]any, claims jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+		for k, v := range header {
+			tok.Header[k] = v
+		}
+		s, err := tok.SignedString([]byte(testKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	detail := func(actions []string, topics ...map[string]string) map[string]any {
+		return map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": actions, "topics": topics}
+	}
+	withPayload := detail([]string{"subscribe"}, map[string]string{"match": "/books/:id", "match_type": "urlpattern"})
+	withPayload["payload"] = map[string]string{"user": "alice"}
+	cases := []struct {
+		name, token, want string
+		bad               bool
+	}{
+		{"0.x", sign(nil, jwt.MapClaims{"exp": exp, "mercure": map[string]any{"publish": []string{"*"}, "payload": 1}}),
+			"publish: * · subscribe: nothing · expires in 60 min · payload 1", false},
+		{"draft-08", sign(map[string]any{"typ": "at+jwt"}, jwt.MapClaims{"exp": exp, "iss": "https://localhost", "aud": []string{"https://h/.well-known/mercure"},
+			"authorization_details": []any{
+				detail([]string{"publish", "subscribe"}, map[string]string{"match": "*"}, map[string]string{"match": "urn:x", "match_type": "exact"}),
+				withPayload,
+				map[string]any{"type": "other", "actions": "ignored"},
+			}}),
+			`draft-08 access token · publish: *, urn:x · subscribe: *, urn:x, urlpattern: /books/:id · expires in 60 min · iss https://localhost · aud https://h/.well-known/mercure · payload {"user":"alice"}`, false},
+		{"draft-08 without aud, typ in another form", sign(map[string]any{"typ": "Application/AT+JWT"}, jwt.MapClaims{"exp": exp, "iss": "https://localhost"}),
+			"draft-08 access token · publish: nothing · subscribe: nothing · expires in 60 min · iss https://localhost · aud missing · the hub will refuse it: a malformed Mercure detail, or iss, aud or exp missing", true},
+		{"draft-08, malformed detail", sign(map[string]any{"typ": "at+jwt"}, jwt.MapClaims{"exp": exp, "iss": "i", "aud": "a",
+			"authorization_details": []any{map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": "publish"}}}),
+			"draft-08 access token · publish: nothing · subscribe: nothing · expires in 60 min · iss i · aud a · the hub will refuse it: a malformed Mercure detail, or iss, aud or exp missing", true},
+	}
+	for _, c := range cases {
+		got := evalAsync[map[string]any](tb, `import('./lib.js').then(({describeToken}) => describeToken(`+jsString(c.token)+`))`)
+		if got["text"] != c.want || got["bad"] != c.bad {
+			t.Errorf("%s: %v, want %q bad %v", c.name, got, c.want, c.bad)
+		}
+	}
 	tb.checkClean()
 }

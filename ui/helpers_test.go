@@ -52,6 +52,39 @@ func mint(publish, subscribe []string) (string, error) {
 	return signToken(publish, subscribe, time.Hour)
 }
 
+// testIssuer is the trusted issuer of the test hubs' draft-08 access tokens, the default one
+// of herald serve.
+const testIssuer = "https://localhost"
+
+// signAccessToken signs a draft-08 access token (typ at+jwt) of testIssuer for the audience,
+// with one authorization detail per action that has grants, expiring after ttl.
+func signAccessToken(audience string, publish, subscribe []ui.Grant, ttl time.Duration) (string, error) {
+	var details []map[string]any
+	for _, a := range []struct {
+		action string
+		grants []ui.Grant
+	}{{"publish", publish}, {"subscribe", subscribe}} {
+		if len(a.grants) == 0 {
+			continue
+		}
+		var topics []map[string]string
+		for _, g := range a.grants {
+			topics = append(topics, map[string]string{"match": g.Match, "match_type": g.MatchType})
+		}
+		details = append(details, map[string]any{"type": "https://mercure.rocks/authorization-detail", "actions": []string{a.action}, "topics": topics})
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": testIssuer, "aud": audience, "exp": time.Now().Add(ttl).Unix(), "authorization_details": details,
+	})
+	tok.Header["typ"] = "at+jwt"
+	return tok.SignedString([]byte(testKey))
+}
+
+// mintAccess is the MintAccessToken of the test hubs, as dev mode's: tokens valid for an hour.
+func mintAccess(r ui.AccessTokenRequest) (string, error) {
+	return signAccessToken(r.Audience, r.Publish, r.Subscribe, time.Hour)
+}
+
 func mustToken(t testing.TB, publish, subscribe []string, ttl time.Duration) string {
 	t.Helper()
 	tok, err := signToken(publish, subscribe, ttl)
@@ -63,12 +96,13 @@ func mustToken(t testing.TB, publish, subscribe []string, ttl time.Duration) str
 
 // hubOptions configure a test hub.
 type hubOptions struct {
-	subscriptions bool          // subscription events and the subscriptions API
-	writeTimeout  time.Duration // streams' lifetime (0: the default)
-	ui            ui.Config
-	noUI          bool // serve no UI (server.Config.UI nil)
-	cors          []string
-	stats         bool // serve the live stats (the dashboard's stream), with metrics
+	subscriptions  bool          // subscription events and the subscriptions API
+	writeTimeout   time.Duration // streams' lifetime (0: the default)
+	ui             ui.Config
+	noUI           bool // serve no UI (server.Config.UI nil)
+	cors           []string
+	publishOrigins []string // origins allowed to publish with a cookie
+	stats          bool     // serve the live stats (the dashboard's stream), with metrics
 }
 
 // testHub is a real hub with the UI, served over HTTP on loopback.
@@ -100,14 +134,20 @@ func startHub(t testing.TB, o hubOptions) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	issuers, err := auth.NewIssuers([]auth.Issuer{{ID: testIssuer, Publisher: v, Subscriber: v}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := server.Config{
-		Hub:           h,
-		Publisher:     v,
-		Subscriber:    v,
-		Anonymous:     true,
-		Subscriptions: o.subscriptions,
-		WriteTimeout:  o.writeTimeout,
-		CORSOrigins:   o.cors,
+		Hub:            h,
+		Publisher:      v,
+		Subscriber:     v,
+		Issuers:        issuers,
+		Anonymous:      true,
+		Subscriptions:  o.subscriptions,
+		WriteTimeout:   o.writeTimeout,
+		CORSOrigins:    o.cors,
+		PublishOrigins: o.publishOrigins,
 	}
 	if !o.noUI {
 		cfg.UI = ui.Handler(o.ui)

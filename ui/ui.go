@@ -32,6 +32,27 @@ type Config struct {
 	// GET /.well-known/mercure/ui/token?publish=SEL&subscribe=SEL → text/plain JWT. Both
 	// parameters are repeatable; an absent one is passed as nil. Nil → 404 there.
 	MintToken func(publish, subscribe []string) (string, error)
+	// MintAccessToken, when set (dev mode only), lets the page ask the hub for a draft-08
+	// access token (typ at+jwt) as well: GET /.well-known/mercure/ui/token?kind=access with
+	// audience=AUD (the hub's resource identifier, read by the page from the protected resource
+	// metadata) and the repeatable grants publish=M, subscribe=M (exact matchers, * for all),
+	// publish_urlpattern=P, subscribe_urlpattern=P. Nil → 404 there.
+	MintAccessToken func(AccessTokenRequest) (string, error)
+	// Issuer is the iss of the access tokens MintAccessToken signs, told to the page so that it
+	// can say which issuer the hub must trust.
+	Issuer string
+}
+
+// Grant is one matcher of a draft-08 authorization detail: Match is the value, MatchType
+// "exact" or "urlpattern".
+type Grant struct {
+	Match, MatchType string
+}
+
+// AccessTokenRequest is what the page asks a draft-08 access token for.
+type AccessTokenRequest struct {
+	Audience           string
+	Publish, Subscribe []Grant
 }
 
 //go:embed static
@@ -121,7 +142,10 @@ func Handler(cfg Config) http.Handler {
 	if err != nil {
 		panic("ui: reading the embedded files: " + err.Error())
 	}
-	h.config, _ = json.Marshal(map[string]bool{"demo": cfg.Demo, "mintToken": cfg.MintToken != nil})
+	h.config, _ = json.Marshal(map[string]any{
+		"demo": cfg.Demo, "mintToken": cfg.MintToken != nil,
+		"mintAccessToken": cfg.MintAccessToken != nil, "issuer": cfg.Issuer,
+	})
 	return h
 }
 
@@ -179,12 +203,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
 
-// token mints a dev token for the page. It answers GET only, and only to the UI's own origin
+// token mints a dev token for the page, a Mercure 0.x one or, with kind=access, a draft-08
+// access token. It answers GET only, and only to the UI's own origin
 // (or to a client that is not a browser page, such as curl): a dev hub allows CORS from any
 // origin, and another site's script must not obtain a publisher token from it.
 func (h *handler) token(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.MintToken == nil {
-		textError(w, http.StatusNotFound, "not found: the hub mints tokens in dev mode only")
+	const notHere = "not found: the hub mints tokens in dev mode only"
+	if h.cfg.MintToken == nil && h.cfg.MintAccessToken == nil {
+		textError(w, http.StatusNotFound, notHere)
 		return
 	}
 	if r.Method != http.MethodGet {
@@ -197,7 +223,34 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	tok, err := h.cfg.MintToken(q["publish"], q["subscribe"])
+	var tok string
+	var err error
+	switch q.Get("kind") {
+	case "":
+		if h.cfg.MintToken == nil {
+			textError(w, http.StatusNotFound, notHere)
+			return
+		}
+		tok, err = h.cfg.MintToken(q["publish"], q["subscribe"])
+	case "access":
+		if h.cfg.MintAccessToken == nil {
+			textError(w, http.StatusNotFound, notHere)
+			return
+		}
+		req := AccessTokenRequest{
+			Audience:  q.Get("audience"),
+			Publish:   grants(q["publish"], q["publish_urlpattern"]),
+			Subscribe: grants(q["subscribe"], q["subscribe_urlpattern"]),
+		}
+		if req.Audience == "" {
+			textError(w, http.StatusBadRequest, `missing "audience" parameter: the hub's resource identifier`)
+			return
+		}
+		tok, err = h.cfg.MintAccessToken(req)
+	default:
+		textError(w, http.StatusBadRequest, `invalid "kind" parameter: access, or none for a Mercure 0.x token`)
+		return
+	}
 	if err != nil {
 		textError(w, http.StatusInternalServerError, "cannot mint a token: "+err.Error())
 		return
@@ -206,6 +259,18 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
 	_, _ = w.Write([]byte(tok))
+}
+
+// grants lists exact matchers, then URL patterns.
+func grants(exact, patterns []string) []Grant {
+	var out []Grant
+	for _, m := range exact {
+		out = append(out, Grant{Match: m, MatchType: "exact"})
+	}
+	for _, m := range patterns {
+		out = append(out, Grant{Match: m, MatchType: "urlpattern"})
+	}
+	return out
 }
 
 // sameOrigin reports whether r does not come from another site's page: browsers send

@@ -255,6 +255,48 @@ func TestToken(t *testing.T) {
 	}
 }
 
+// TestAccessToken checks the endpoint's draft-08 form: the grants by matcher type, the
+// audience required, the issuer told to the page.
+func TestAccessToken(t *testing.T) {
+	if w := serve(ui.Handler(ui.Config{MintToken: mint}), http.MethodGet, ui.Prefix+"token?kind=access&audience=a&publish=*", nil); w.Code != http.StatusNotFound {
+		t.Errorf("GET token?kind=access without MintAccessToken: %d, want 404", w.Code)
+	}
+	var got []ui.AccessTokenRequest
+	h := ui.Handler(ui.Config{Issuer: "https://localhost", MintAccessToken: func(r ui.AccessTokenRequest) (string, error) {
+		got = append(got, r)
+		return "x.y.z", nil
+	}})
+	var cfg struct {
+		MintToken, MintAccessToken bool
+		Issuer                     string
+	}
+	if err := jsonBody(serve(h, http.MethodGet, ui.Prefix+"config.json", nil).Body, &cfg); err != nil || cfg.MintToken || !cfg.MintAccessToken || cfg.Issuer != "https://localhost" {
+		t.Errorf("config.json with MintAccessToken: %+v, %v", cfg, err)
+	}
+	if w := serve(h, http.MethodGet, ui.Prefix+"token?publish=*", nil); w.Code != http.StatusNotFound {
+		t.Errorf("GET token (0.x) with MintAccessToken only: %d, want 404", w.Code)
+	}
+	w := serve(h, http.MethodGet, ui.Prefix+"token?kind=access&audience=https://h/.well-known/mercure&publish=*&subscribe_urlpattern=/b/:id&subscribe=urn:x", nil)
+	want := ui.AccessTokenRequest{Audience: "https://h/.well-known/mercure",
+		Publish:   []ui.Grant{{Match: "*", MatchType: "exact"}},
+		Subscribe: []ui.Grant{{Match: "urn:x", MatchType: "exact"}, {Match: "/b/:id", MatchType: "urlpattern"}}}
+	if w.Code != http.StatusOK || w.Body.String() != "x.y.z" || len(got) != 1 || got[0].Audience != want.Audience ||
+		!slices.Equal(got[0].Publish, want.Publish) || !slices.Equal(got[0].Subscribe, want.Subscribe) {
+		t.Errorf("GET token?kind=access: %d %q, minted %+v, want %+v", w.Code, w.Body, got, want)
+	}
+	for q, body := range map[string]string{
+		"kind=access&publish=*": "missing \"audience\" parameter: the hub's resource identifier\n",
+		"kind=other&publish=*":  "invalid \"kind\" parameter: access, or none for a Mercure 0.x token\n",
+	} {
+		if w := serve(h, http.MethodGet, ui.Prefix+"token?"+q, nil); w.Code != http.StatusBadRequest || w.Body.String() != body {
+			t.Errorf("GET token?%s: %d %q, want 400 %q", q, w.Code, w.Body, body)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("MintAccessToken called %d times, want 1", len(got))
+	}
+}
+
 // TestMounted checks the UI as the hub serves it: the redirect, the method rule of the hub's
 // mux, the CORS headers of a CORS-enabled hub removed, and no UI without Config.UI.
 func TestMounted(t *testing.T) {

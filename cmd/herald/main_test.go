@@ -254,6 +254,20 @@ func TestDevMode(t *testing.T) {
 			t.Errorf("%s: %d", path, resp.StatusCode)
 		}
 	}
+	// The UI's draft-08 access token: for the default issuer, the audience the page asks for;
+	// the hub takes it.
+	resp, err = client.Get(hubURL + "/ui/token?kind=access&publish=*&subscribe_urlpattern=/x/:id&audience=" + url.QueryEscape(hubURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("minting an access token in the UI: %d %s", resp.StatusCode, access)
+	}
+	if c, body := post(t, client, hubURL, string(access), url.Values{"topic": {"x"}}); c != http.StatusOK {
+		t.Errorf("publish with the UI's access token: %d %s", c, body)
+	}
 	req, _ := http.NewRequest(http.MethodGet, hubURL+"/subscriptions", nil)
 	req.Header.Set("Authorization", "Bearer "+tok[1])
 	resp, err = client.Do(req)

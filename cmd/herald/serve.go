@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -174,7 +175,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	var uiHandler http.Handler
 	if cfg.UI || cfg.Demo {
-		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg)})
+		mintAccess, issuer := devAccessTokenMinter(cfg)
+		uiHandler = ui.Handler(ui.Config{Demo: cfg.Demo, MintToken: devTokenMinter(cfg), MintAccessToken: mintAccess, Issuer: issuer})
 	}
 	stats := server.NewStatsSource(server.StatsConfig{Version: readVersion().Version, Transport: transportScheme(cfg.TransportURL),
 		Started: started, Hub: h, Store: storeStats(cfg.TransportURL)}, m)
@@ -539,6 +541,48 @@ func devTokenMinter(cfg config.Config) func(publish, subscribe []string) (string
 	return func(publish, subscribe []string) (string, error) {
 		return mintToken(mintOptions{alg: alg, key: cfg.PublisherKey, publish: publish, subscribe: subscribe, ttl: time.Hour})
 	}
+}
+
+// devAccessTokenMinter lets the web UI mint draft-08 access tokens in dev mode, signed as
+// devTokenMinter's with the publisher key, for the trusted issuer that key verifies: the
+// default issuer when none is configured, else the first issuer configured without keys of
+// its own. It returns nil when there is none, or when devTokenMinter would.
+func devAccessTokenMinter(cfg config.Config) (func(ui.AccessTokenRequest) (string, error), string) {
+	if devTokenMinter(cfg) == nil {
+		return nil, ""
+	}
+	issuer := ""
+	if len(cfg.Issuers) == 0 {
+		issuer = config.DefaultTrustedIssuer
+	}
+	for _, ic := range cfg.Issuers {
+		if !ic.Publisher.IsSet() && !ic.Subscriber.IsSet() {
+			issuer = ic.ID
+			break
+		}
+	}
+	if issuer == "" {
+		return nil, ""
+	}
+	alg := cmp.Or(cfg.PublisherAlg, "HS256")
+	return func(r ui.AccessTokenRequest) (string, error) {
+		o := mintOptions{alg: alg, key: cfg.PublisherKey, issuer: issuer, audience: []string{r.Audience}, ttl: time.Hour}
+		o.publish, o.publishPatterns = splitGrants(r.Publish)
+		o.subscribe, o.subscribePatterns = splitGrants(r.Subscribe)
+		return mintToken(o)
+	}, issuer
+}
+
+// splitGrants sorts the UI's grants into exact matchers and URL patterns, as mintOptions holds them.
+func splitGrants(grants []ui.Grant) (exact, patterns []string) {
+	for _, g := range grants {
+		if g.MatchType == "urlpattern" {
+			patterns = append(patterns, g.Match)
+		} else {
+			exact = append(exact, g.Match)
+		}
+	}
+	return exact, patterns
 }
 
 // printDevHelp prints a ready token and commands to try the hub.

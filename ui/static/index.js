@@ -1,19 +1,37 @@
 // The hub debugger: a hub URL and a JWT, subscriptions shown live, a publish form and the
 // active subscriptions panel.
-import {$, h, topicCode, hubURL, loadConfig, mintToken, showTokenInfo as showTokenInfoIn, clock, pretty, lines, store} from './lib.js';
+import {$, h, topicCode, hubURL, loadConfig, loadMetadata, mintToken, mintAccessToken, matcherLabel, showTokenInfo as showTokenInfoIn, clock, pretty, lines, store, DEFAULT_ISSUER} from './lib.js';
 import {HubStream, errorText} from './sse.js';
 
-// The topic selector of subscription events (docs/protocol.md, "Active subscriptions").
+// What follows subscription events (docs/protocol.md, "Active subscriptions"): the 0.x topic
+// selector, and the draft-08 URL pattern of the events of draft-08 subscriptions.
 const PRESENCE_SELECTOR = '/.well-known/mercure/subscriptions{/topic}{/subscriber}';
+const PRESENCE_PATTERN = '/.well-known/mercure/subscriptions/:type/:match/:subscriber';
 const MAX_ROWS = 500;
 
 const hubInput = $('#hub');
 const tokenInput = $('#token');
 const remember = $('#remember');
 
+const useCookie = $('#use-cookie');
+
 const hub = () => hubInput.value.trim() || hubURL;
-const token = () => tokenInput.value.trim();
+// With the cookie option the token travels in the cookie only, never also in a header.
+const token = () => (useCookie.checked ? '' : tokenInput.value.trim());
 const auth = () => (token() ? {Authorization: `Bearer ${token()}`} : {});
+
+// The draft-08 cookie (docs/protocol.md): set by the page for the hub's path on this origin
+// while the option is ticked, cleared when it is unticked. __Secure- cookies need the Secure
+// attribute, which browsers accept on HTTPS pages and on localhost.
+const COOKIE = '__Secure-mercure_access_token';
+const cookiePath = new URL(hubURL).pathname;
+function syncCookie() {
+  $('#cookie-info').hidden = !useCookie.checked;
+  const value = useCookie.checked ? tokenInput.value.trim() : '';
+  document.cookie = `${COOKIE}=${value}; Path=${cookiePath}; Secure; SameSite=Strict${value ? '' : '; Max-Age=0'}`;
+}
+useCookie.addEventListener('change', syncCookie);
+tokenInput.addEventListener('input', () => { if (useCookie.checked) syncCookie(); });
 
 // ---- Hub and token ----
 
@@ -44,21 +62,55 @@ remember.addEventListener('change', persist);
 setInterval(showTokenInfo, 15000); // keep "expires in" current
 showTokenInfo();
 
-$('#mint').addEventListener('click', async () => {
+// mintWith puts the token mint() gives in the field, or says why there is none.
+async function mintWith(mint) {
   try {
-    tokenInput.value = await mintToken({publish: ['*'], subscribe: ['*']});
+    tokenInput.value = await mint();
     showTokenInfo();
     persist();
+    if (useCookie.checked) syncCookie();
   } catch (err) {
     const info = $('#token-info');
     info.textContent = `Cannot mint a token: ${err.message}`;
     info.classList.add('bad');
   }
-});
+}
 
-loadConfig().then((cfg) => {
+$('#mint').addEventListener('click', () => mintWith(() => mintToken({publish: ['*'], subscribe: ['*']})));
+
+// A draft-08 access token's aud is the hub's resource identifier, which the hub's protected
+// resource metadata tells; it is read afresh, as the hub URL may have changed.
+$('#mint-access').addEventListener('click', () => mintWith(async () => {
+  const meta = await loadMetadata(hub());
+  const all = [{match: '*', match_type: 'exact'}];
+  return mintAccessToken({audience: meta.resource, publish: all, subscribe: all});
+}));
+
+// showResource says what the hub's metadata tells about draft-08: the audience its access
+// tokens need and the matcher types it supports (unsupported ones are disabled in the form).
+let matcherTypes = null; // null: unknown, every type offered
+// issuer is the iss of the tokens the hub mints for the page, '' when it mints none.
+async function showResource(issuer) {
+  const info = $('#resource-info');
+  try {
+    const meta = await loadMetadata(hub());
+    matcherTypes = Array.isArray(meta.mercure_matcher_types_supported) ? meta.mercure_matcher_types_supported : null;
+    const minted = issuer ? ` · tokens minted here: iss ${issuer}` : '';
+    info.textContent = `draft-08: aud ${meta.resource} · matcher types ${matcherTypes ? matcherTypes.join(', ') : 'not listed'}${minted}`;
+  } catch {
+    matcherTypes = null;
+    info.textContent = ''; // a 0.x-only hub, or one out of reach: nothing to tell
+  }
+  for (const select of document.querySelectorAll('#matchers select')) offerTypes(select);
+}
+
+loadConfig().then(async (cfg) => {
   $('#mint').hidden = !cfg.mintToken;
+  $('#mint-access').hidden = !cfg.mintAccessToken;
   $('#demo-link').hidden = !cfg.demo;
+  const issuer = cfg.mintAccessToken ? cfg.issuer || DEFAULT_ISSUER : '';
+  await showResource(issuer);
+  hubInput.addEventListener('change', () => showResource(issuer));
   document.body.dataset.ready = 'true'; // for tests: the optional parts are settled
 });
 
@@ -122,12 +174,15 @@ const STATE_LABELS = {
   closed: () => 'closed',
 };
 
-function openStream(selector, from) {
+// openStream subscribes to one matcher {type, value} (type: topic, exact or urlpattern); its
+// label names it in the lists.
+function openStream(matcher, from) {
+  const selector = matcherLabel(matcher.type, matcher.value);
   const badge = h('span', {class: 'badge'}, 'connecting…');
-  const li = h('li', {'data-selector': selector, 'data-state': 'connecting'}, topicCode(selector), badge);
+  const li = h('li', {'data-selector': selector, 'data-type': matcher.type, 'data-state': 'connecting'}, topicCode(selector), badge);
   const stream = new HubStream({
     hub: hub(),
-    selectors: [selector],
+    matchers: [matcher],
     token: token(),
     lastEventID: from,
     onUpdate: (ev) => showUpdate(selector, ev),
@@ -147,10 +202,44 @@ function openStream(selector, from) {
   stream.start();
 }
 
+// The matcher lines: a type and a value each.
+const MATCHER_TYPES = [
+  ['topic', 'topic', 'Mercure 0.x: topic=, an exact topic, a URI template or *'],
+  ['exact', 'exact', 'draft-08: match=, compared byte for byte (* for every topic)'],
+  ['urlpattern', 'urlpattern', 'draft-08: match_urlpattern=, a URL pattern'],
+];
+
+function offerTypes(select) {
+  for (const option of select.options) {
+    option.disabled = option.value !== 'topic' && matcherTypes !== null && !matcherTypes.includes(option.value);
+  }
+}
+
+function addMatcher(type = 'topic', value = '') {
+  const select = h('select', {'aria-label': 'Matcher type'}, ...MATCHER_TYPES.map(([v, text, title]) => h('option', {value: v, title}, text)));
+  select.value = type;
+  offerTypes(select);
+  const input = h('input', {spellcheck: 'false', autocomplete: 'off', 'aria-label': 'Topic, selector or pattern'});
+  input.value = value;
+  const li = h('li', {}, select, input, h('button', {type: 'button', class: 'quiet', 'aria-label': 'Remove this line',
+    onclick: () => {
+      if ($('#matchers').children.length > 1) li.remove();
+      else input.value = '';
+    }}, '×'));
+  $('#matchers').append(li);
+  return li;
+}
+
+addMatcher('topic', 'https://example.com/books/{id}');
+$('#add-matcher').addEventListener('click', () => addMatcher($('#matchers li:last-child select')?.value)?.querySelector('input').focus());
+
 $('#subscribe-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const from = $('#from').value.trim();
-  for (const selector of lines($('#selectors').value)) openStream(selector, from);
+  for (const li of $('#matchers').children) {
+    const value = li.querySelector('input').value.trim();
+    if (value) openStream({type: li.querySelector('select').value, value}, from);
+  }
 });
 
 // ---- Publish ----
@@ -197,10 +286,15 @@ function presenceStatus(text, bad = false) {
   p.classList.toggle('bad', bad);
 }
 
+// A subscription document is a 0.x one ("Subscription", its topic selector) or a draft-08 one
+// ("subscription", its match_type and match).
+const isSubscription = (s) => s?.type === 'Subscription' || s?.type === 'subscription';
+const subLabel = (s) => (s.type === 'subscription' ? matcherLabel(s.match_type, s.match) : s.topic);
+
 function renderPresence(subs) {
   const list = [...subs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-  $('#presence-rows').replaceChildren(...list.map((s) => h('tr', {'data-topic': s.topic, 'data-subscriber': s.subscriber},
-    h('td', {}, topicCode(s.topic)),
+  $('#presence-rows').replaceChildren(...list.map((s) => h('tr', {'data-topic': s.topic, 'data-match-type': s.match_type, 'data-match': s.match, 'data-subscriber': s.subscriber},
+    h('td', {}, topicCode(subLabel(s))),
     h('td', {}, h('code', {}, s.subscriber)),
     h('td', {}, s.payload === undefined ? '' : h('code', {}, JSON.stringify(s.payload))))));
   $('#presence-table').hidden = false;
@@ -211,7 +305,7 @@ function logPresence(kind, s, message) {
   $('#presence-log-h').hidden = false;
   const li = h('li', {class: `kind-${kind}`}, h('time', {}, clock()), ' ', h('strong', {}, kind), ' ');
   if (s) {
-    li.append(topicCode(s.topic), ' by ', h('code', {}, s.subscriber));
+    li.append(topicCode(subLabel(s)), ' by ', h('code', {}, s.subscriber));
     if (s.payload !== undefined) li.append(' payload ', h('code', {}, JSON.stringify(s.payload)));
   } else li.append(message);
   log.prepend(li);
@@ -243,7 +337,7 @@ watchButton.addEventListener('click', async () => {
     return;
   }
   if (!resp.ok) {
-    const hint = resp.status === 401 || resp.status === 403 ? ` The API needs a JWT whose mercure.subscribe claim matches ${PRESENCE_SELECTOR}.` : '';
+    const hint = resp.status === 401 || resp.status === 403 ? ` The API needs a JWT allowed to subscribe to ${PRESENCE_SELECTOR} (a 0.x token's mercure.subscribe claim, or a draft-08 token's subscribe grant).` : '';
     presenceStatus(`${await errorText(resp)}.${hint}`, true);
     return;
   }
@@ -254,20 +348,24 @@ watchButton.addEventListener('click', async () => {
     presenceStatus(`The hub's answer is not JSON: ${err.message}`, true);
     return;
   }
-  const subs = new Map((doc.subscriptions || []).map((s) => [s.id, s]));
+  const subs = new Map((doc.subscriptions || []).filter(isSubscription).map((s) => [s.id, s]));
+  // A 0.x collection holds its cursor; a draft-08 one (asked for with a draft-08 token) has it
+  // in the Link header.
+  const cursor = doc.lastEventID ?? linkCursor(resp.headers.get('Link')) ?? 'earliest';
   renderPresence(subs);
-  presenceStatus(`${subs.size} active when loaded; following arrivals and departures after ${doc.lastEventID}.`);
+  presenceStatus(`${subs.size} active when loaded; following arrivals and departures after ${cursor}.`);
   // Replaying from the collection's lastEventID misses nothing between the snapshot and the
   // stream. Events are applied in order, so replaying one already in the snapshot is harmless.
   const stream = new HubStream({
     hub: hub(),
-    selectors: [PRESENCE_SELECTOR],
+    matchers: [{type: 'topic', value: PRESENCE_SELECTOR}, {type: 'urlpattern', value: PRESENCE_PATTERN}],
     token: token(),
-    lastEventID: doc.lastEventID,
+    lastEventID: cursor,
     onUpdate: (ev) => {
       let s;
       try { s = JSON.parse(ev.data); } catch { return; }
-      if (s?.type !== 'Subscription') return;
+      // 0.x events are plain messages, draft-08 ones have the event type mercure.
+      if (!isSubscription(s) || (s.type === 'subscription') !== (ev.type === 'mercure')) return;
       if (s.active) {
         if (!subs.has(s.id)) logPresence('arrived', s);
         subs.set(s.id, s);
@@ -288,3 +386,10 @@ watchButton.addEventListener('click', async () => {
   watchButton.textContent = 'Stop';
   stream.start();
 });
+
+// linkCursor reads the last-event-id parameter of the Link header of the hub's rel="mercure"
+// link, or undefined.
+function linkCursor(link) {
+  const m = /;\s*last-event-id="((?:[^"\\]|\\.)*)"/.exec(link ?? '');
+  return m ? m[1].replace(/\\(.)/g, '$1') : undefined;
+}

@@ -96,8 +96,13 @@ const sleep = (ms, signal) => new Promise((resolve) => {
   signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, {once: true});
 });
 
-// HubStream is one subscription: GET hub?topic=… with the JWT in an Authorization header,
-// read as an event stream, reopened after the hub ends it or it fails, with Last-Event-ID
+// MATCHER_PARAMS maps the matcher types of the subscribe form to their query parameters:
+// topic= is a Mercure 0.x selector (exact, *, URI template), match= and match_urlpattern= are
+// the draft-08 matchers (docs/protocol.md).
+export const MATCHER_PARAMS = {topic: 'topic', exact: 'match', urlpattern: 'match_urlpattern'};
+
+// HubStream is one subscription: GET hub?topic=… (or ?match=…, ?match_urlpattern=…) with the
+// JWT in an Authorization header, read as an event stream, reopened after the hub ends it or it fails, with Last-Event-ID
 // set to the last id received so that nothing is missed.
 //
 // Callbacks:
@@ -109,13 +114,17 @@ export class HubStream {
   #abort = new AbortController();
   #hub;
   #selectors;
+  #matchers;
   #token;
   #lastID;
   #retry = null;
 
-  constructor({hub, selectors, token = '', lastEventID = '', onUpdate = () => {}, onNotice = () => {}, onState = () => {}}) {
+  // selectors are 0.x topic selectors; matchers, [{type, value}] with a type of
+  // MATCHER_PARAMS, may mix both dialects.
+  constructor({hub, selectors = [], matchers = [], token = '', lastEventID = '', onUpdate = () => {}, onNotice = () => {}, onState = () => {}}) {
     this.#hub = hub;
     this.#selectors = selectors;
+    this.#matchers = matchers;
     this.#token = token.trim();
     this.#lastID = lastEventID.trim();
     this.onUpdate = onUpdate;
@@ -140,6 +149,7 @@ export class HubStream {
   #url() {
     const u = new URL(this.#hub, location.href);
     for (const s of this.#selectors) u.searchParams.append('topic', s);
+    for (const m of this.#matchers) u.searchParams.append(MATCHER_PARAMS[m.type], m.value);
     return u;
   }
 
@@ -175,7 +185,8 @@ export class HubStream {
           this.onNotice('open', resumeFrom ? `connected, replaying history after ${resumeFrom}` : 'connected');
         }
         connected = true;
-        const echoed = resp.headers.get('Last-Event-ID');
+        // draft-08 answers echo the resume point in Mercure-Last-Event-ID only.
+        const echoed = resp.headers.get('Mercure-Last-Event-ID') ?? resp.headers.get('Last-Event-ID');
         if (resumeFrom && resumeFrom !== 'earliest' && echoed === 'earliest') {
           this.onNotice('warning', `the hub no longer had ${resumeFrom}: updates may have been missed (it replays all the history it keeps)`);
         }
