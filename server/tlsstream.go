@@ -35,8 +35,10 @@ import (
 //     the key and the number together, so a match cannot be a coincidence), and from then on
 //     the stream writes records itself (recordSealer) to the plain socket, which becomes a raw
 //     stream like any plain HTTP/1.1 one;
-//   - the tls.Conn is dropped without being closed, so it never writes again: exactly one
-//     writer ever uses a (key, sequence number) pair. Reading is not possible without the
+//   - the tls.Conn is dropped without being closed, and the trackedConn under it refuses
+//     its writes from then on (the stream writes to the socket beneath), so it can never
+//     write again, even if closed: exactly one writer ever uses a (key, sequence number)
+//     pair. Reading is not possible without the
 //     client's key, and nothing is expected from a client on an SSE stream, so anything it
 //     sends (an alert, a KeyUpdate, data) ends the stream (the watcher reports the socket
 //     readable), and it reconnects. A clean end sends close_notify.
@@ -390,7 +392,8 @@ func (p *pool) writeHead(rs *rawStream, head []byte) error {
 		p.s.log.Debug("a TLS stream keeps its tls.Conn", "err", err)
 		return nil
 	}
-	rs.conn, rs.tls = tc, sealer
+	tc.shed.Store(true) // from here on, the tls.Conn cannot write: see trackedConn.shed
+	rs.conn, rs.tls = tc.Conn, sealer
 	return nil
 }
 
