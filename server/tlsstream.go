@@ -65,7 +65,8 @@ var errTLSRecordLimit = errors.New("the TLS key of the stream reached its record
 // serve with: base, with the HTTP/2 and HTTP/1.1 protocols when it names none, and a
 // GetConfigForClient that lets TLS 1.3 streams shed their tls.Conn once set up (see above):
 // it gives each connection a copy of the returned configuration with its own KeyLogWriter.
-// base's own GetConfigForClient, if any, still decides each connection's configuration.
+// base's own GetConfigForClient, if any, still decides each connection's configuration; a
+// connection whose configuration has a KeyLogWriter keeps it, and its tls.Conn.
 // Without hijacking, base is returned.
 func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 	if base == nil || s.cfg.DisableHijack {
@@ -85,8 +86,12 @@ func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 			}
 			cfg = c
 		}
+		keyLog := out.KeyLogWriter // a configured key log stays, and the connection is not tapped
+		if cfg != nil {
+			keyLog = cfg.KeyLogWriter
+		}
 		tc, ok := hello.Conn.(*trackedConn)
-		if !ok || !offersTLS13(hello.SupportedVersions) || (cfg != nil && cfg.KeyLogWriter != nil) {
+		if !ok || !offersTLS13(hello.SupportedVersions) || keyLog != nil {
 			return cfg, nil
 		}
 		if cfg == nil {
