@@ -177,9 +177,19 @@ type trackedConn struct {
 	// tap, on a TLS 1.3 connection being set up, sees what the tls.Conn over it writes
 	// (tlsstream.go). Set by the handshake, cleared by the stream's handler.
 	tap *tlsTap
+	// shed says that the tls.Conn over c was shed by a stream that seals its own records,
+	// which writes to Conn: c refuses every write, so the tls.Conn can never seal another
+	// record (an alert, a close_notify) under a sequence number the stream uses.
+	shed atomic.Bool
 }
 
+// errShed is what a shed tls.Conn gets when it tries to write.
+var errShed = errors.New("the TLS connection was handed to a stream that seals its own records")
+
 func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.shed.Load() {
+		return 0, errShed
+	}
 	n, err := c.Conn.Write(b)
 	if c.tap != nil {
 		c.tap.sent(b[:n])

@@ -306,7 +306,7 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, r
 	p := s.pool()
 	s.cfg.Metrics.Connected()
 	if err := p.writeHead(rs, head); err != nil {
-		_ = conn.Close()
+		_ = rs.conn.Close()
 		rs.release()
 		s.endStream(rs.sub, err)
 		return false
@@ -314,7 +314,9 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, rs *rawStream, r
 	if replay {
 		err := s.hub.Replay(r.Context(), rs.sub, after, func(evs []*hub.Event) error { return p.write(rs, evs, false) })
 		if err != nil {
-			_ = conn.Close()
+			// rs.conn, not conn: a stream that seals its own records has shed the tls.Conn,
+			// whose Close would send close_notify under a sequence number already used.
+			_ = rs.conn.Close()
 			rs.release()
 			s.endStream(rs.sub, err)
 			return false

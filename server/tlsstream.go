@@ -35,8 +35,10 @@ import (
 //     the key and the number together, so a match cannot be a coincidence), and from then on
 //     the stream writes records itself (recordSealer) to the plain socket, which becomes a raw
 //     stream like any plain HTTP/1.1 one;
-//   - the tls.Conn is dropped without being closed, so it never writes again: exactly one
-//     writer ever uses a (key, sequence number) pair. Reading is not possible without the
+//   - the tls.Conn is dropped without being closed, and the trackedConn under it refuses
+//     its writes from then on (the stream writes to the socket beneath), so it can never
+//     write again, even if closed: exactly one writer ever uses a (key, sequence number)
+//     pair. Reading is not possible without the
 //     client's key, and nothing is expected from a client on an SSE stream, so anything it
 //     sends (an alert, a KeyUpdate, data) ends the stream (the watcher reports the socket
 //     readable), and it reconnects. A clean end sends close_notify.
@@ -63,7 +65,8 @@ var errTLSRecordLimit = errors.New("the TLS key of the stream reached its record
 // serve with: base, with the HTTP/2 and HTTP/1.1 protocols when it names none, and a
 // GetConfigForClient that lets TLS 1.3 streams shed their tls.Conn once set up (see above):
 // it gives each connection a copy of the returned configuration with its own KeyLogWriter.
-// base's own GetConfigForClient, if any, still decides each connection's configuration.
+// base's own GetConfigForClient, if any, still decides each connection's configuration; a
+// connection whose configuration has a KeyLogWriter keeps it, and its tls.Conn.
 // Without hijacking, base is returned.
 func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 	if base == nil || s.cfg.DisableHijack {
@@ -83,8 +86,12 @@ func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 			}
 			cfg = c
 		}
+		keyLog := out.KeyLogWriter // a configured key log stays, and the connection is not tapped
+		if cfg != nil {
+			keyLog = cfg.KeyLogWriter
+		}
 		tc, ok := hello.Conn.(*trackedConn)
-		if !ok || !offersTLS13(hello.SupportedVersions) || (cfg != nil && cfg.KeyLogWriter != nil) {
+		if !ok || !offersTLS13(hello.SupportedVersions) || keyLog != nil {
 			return cfg, nil
 		}
 		if cfg == nil {
@@ -390,7 +397,8 @@ func (p *pool) writeHead(rs *rawStream, head []byte) error {
 		p.s.log.Debug("a TLS stream keeps its tls.Conn", "err", err)
 		return nil
 	}
-	rs.conn, rs.tls = tc, sealer
+	tc.shed.Store(true) // from here on, the tls.Conn cannot write: see trackedConn.shed
+	rs.conn, rs.tls = tc.Conn, sealer
 	return nil
 }
 

@@ -2,10 +2,21 @@ package server
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // FuzzTLSTap feeds the tap the records of a handshake and of a stream's first records, cut
@@ -115,5 +126,104 @@ func BenchmarkSeal(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// Once a stream has shed its tls.Conn, the tls.Conn cannot write: a Write fails, and its
+// Close sends no close_notify, which would be sealed at the number of the stream's next
+// record. The client reads the stream's records, then a bare end of the connection.
+func TestShedTLSConnCannotWrite(t *testing.T) {
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	tlsConn, client := handshakeTLS13(t, s, &tls.Config{})
+	p := &pool{s: s}
+	p.bufs.New = func() any { b := make([]byte, 0, 1<<10); return &b }
+	rs := &rawStream{conn: tlsConn}
+	if err := p.writeHead(rs, []byte("head|")); err != nil {
+		t.Fatal(err)
+	}
+	if rs.tls == nil {
+		t.Fatal("the stream did not shed its tls.Conn")
+	}
+	if err := p.writeRaw(rs, []byte("sealed|")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := tlsConn.Write([]byte("late")); err == nil {
+		t.Fatalf("the shed tls.Conn wrote %d bytes", n)
+	}
+	_ = tlsConn.Close() // would send close_notify, then closes the socket
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(client)
+	if string(got) != "head|sealed|" || !errors.Is(err, io.ErrUnexpectedEOF) && err != nil {
+		t.Fatalf("the client read %q, then %v; want the stream's records and a bare end", got, err)
+	}
+}
+
+// handshakeTLS13 serves one TLS 1.3 connection on loopback with s.TLSConfig(base), base given
+// a self-signed certificate, over a trackedConn as the hub's listener makes them, and
+// returns both ends once the handshake is done.
+func handshakeTLS13(t *testing.T, s *Server, base *tls.Config) (server, client *tls.Conn) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	base.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}
+	base.NextProtos = []string{"http/1.1"}
+	cfg := s.TLSConfig(base)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	handshake := make(chan *tls.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			handshake <- nil
+			return
+		}
+		tc := tls.Server(&trackedConn{Conn: c, open: new(atomic.Int64)}, cfg)
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			tc = nil
+		}
+		handshake <- tc
+	}()
+	client, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	server = <-handshake
+	if server == nil {
+		t.Fatal("the server's handshake failed")
+	}
+	t.Cleanup(func() { _ = server.NetConn().Close() })
+	return server, client
+}
+
+// A base configuration with its own KeyLogWriter keeps it: the connection is not tapped,
+// and its stream keeps its tls.Conn.
+func TestTLSConfigKeepsKeyLogWriter(t *testing.T) {
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	var keyLog bytes.Buffer
+	tlsConn, _ := handshakeTLS13(t, s, &tls.Config{KeyLogWriter: &keyLog})
+	if !bytes.Contains(keyLog.Bytes(), []byte(serverTrafficLabel)) {
+		t.Fatalf("the configured key log got %q", keyLog.String())
+	}
+	if tc := tappedConn(tlsConn); tc != nil {
+		t.Fatal("the connection is tapped")
 	}
 }

@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -355,5 +358,92 @@ func TestIdleSealedStreamHeap(t *testing.T) {
 	t.Logf("%.0f bytes of heap per idle sealed stream, both ends", perStream)
 	if perStream > 2000 {
 		t.Errorf("%.0f bytes of heap per idle sealed stream, both ends; want at most 2000", perStream)
+	}
+}
+
+// recordingConn keeps a copy of every byte read from its connection.
+type recordingConn struct {
+	net.Conn
+	read bytes.Buffer
+}
+
+func (c *recordingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read.Write(b[:n])
+	return n, err
+}
+
+// A stream whose replay fails once it has sealed records (here the hub shuts down while the
+// replay waits on a full socket) is closed without its dropped tls.Conn writing again: a
+// close_notify from the tls.Conn would reuse the sequence number, so the nonce, of the first
+// record the stream sealed. Every record the client reads opens at the next number in turn.
+func TestSealedReplayFailureReusesNoNonce(t *testing.T) {
+	needSealing(t)
+	th := serveHubTLS(t, newTestHub(t, func(c *server.Config) { c.Anonymous = true; c.DispatchTimeout = 20 * time.Second }))
+	th.publish(t, publishForm("topic", "a", "id", "start", "data", "x"))
+	payload := strings.Repeat("z", 256<<10)
+	for i := range 80 { // 20 MiB of history, more than the sockets hold
+		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rec := &recordingConn{Conn: raw}
+	var keyLog bytes.Buffer
+	tc := tls.Client(rec, &tls.Config{RootCAs: th.Roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{"http/1.1"}, KeyLogWriter: &keyLog})
+	_ = raw.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := fmt.Fprintf(tc, "GET %s?topic=a HTTP/1.1\r\nHost: %s\r\nLast-Event-ID: start\r\n\r\n", server.Path, addr); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscriber", func() bool { return th.Hub.Subscribers() == 1 })
+	time.Sleep(300 * time.Millisecond) // the replay fills the sockets and waits
+	th.Hub.Shutdown()
+	if _, err := io.Copy(io.Discard, rec); err != nil {
+		t.Fatalf("%v after %d bytes, %d subscribers", err, rec.read.Len(), th.Hub.Subscribers())
+	}
+
+	var secret []byte
+	for _, line := range strings.Split(keyLog.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "SERVER_TRAFFIC_SECRET_0" {
+			secret, _ = hex.DecodeString(f[2])
+		}
+	}
+	suite := tc.ConnectionState().CipherSuite
+	wire := rec.read.Bytes()
+	seq, records, last := uint64(0), 0, []byte(nil)
+	for len(wire) > 0 {
+		if len(wire) < 5 || len(wire) < 5+int(binary.BigEndian.Uint16(wire[3:])) {
+			t.Fatalf("a truncated record after %d records under the traffic key", records)
+		}
+		n := 5 + int(binary.BigEndian.Uint16(wire[3:]))
+		record := wire[:n]
+		wire = wire[n:]
+		if record[0] != 23 {
+			continue // the handshake's plaintext records
+		}
+		if plain, err := server.OpenRecord(suite, secret, seq, record); err == nil {
+			last = plain
+			seq++
+			records++
+			continue
+		}
+		if records == 0 {
+			continue // under the handshake's key
+		}
+		for used := range seq {
+			if _, err := server.OpenRecord(suite, secret, used, record); err == nil {
+				t.Fatalf("record %d of the traffic key opens at sequence number %d, already used by another record: nonce reused", records, used)
+			}
+		}
+		t.Fatalf("record %d of the traffic key does not open at %d", records, seq)
+	}
+	if records < 80 {
+		t.Fatalf("%d records under the traffic key, want the replay's", records)
+	}
+	if bytes.Equal(last, []byte{1, 0, 21}) {
+		t.Fatal("the stream ended cleanly: the replay was over before the shutdown, which this test needs to interrupt it")
 	}
 }
