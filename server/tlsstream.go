@@ -67,7 +67,9 @@ var errTLSRecordLimit = errors.New("the TLS key of the stream reached its record
 // it gives each connection a copy of the returned configuration with its own KeyLogWriter.
 // base's own GetConfigForClient, if any, still decides each connection's configuration; a
 // connection whose configuration has a KeyLogWriter keeps it, and its tls.Conn.
-// Without hijacking, base is returned.
+// Without hijacking, base is returned. base must hold the certificates (Certificates or
+// GetCertificate) and the protocols to offer: serve with http.Server.ServeTLS(l, "", ""), since
+// the files ServeTLS would load go into net/http's own copy, not into the copies made here.
 func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 	if base == nil || s.cfg.DisableHijack {
 		return base
