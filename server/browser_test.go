@@ -30,7 +30,8 @@ const browserKey = "herald-browser-test-key-of-at-least-32-bytes"
 // browserPage is served by the page server, on another origin than the hubs. It opens three
 // EventSources, described by the query string:
 //   - authorised: to the hub that requires a JWT, withCredentials, so the browser sends the
-//     mercureAuthorization cookie the page server set; it must get the private update;
+//     cookie the page server set; its query (topic= or a draft-08 matcher) is the page's sub
+//     parameter; it must get the private update;
 //   - anonymous: to the front-end that accepts anonymous subscribers, without credentials, so
 //     the cookie stays home; it must get the public update and not the private one; it also
 //     subscribes to a sentinel topic, published last, that proves the private update has
@@ -78,7 +79,7 @@ function open(name, url, withCredentials) {
   es.addEventListener('secret', record);
   show();
 }
-open('authorised', q.get('hub') + '?topic=' + encodeURIComponent(topic), true);
+open('authorised', q.get('hub') + '?' + q.get('sub'), true);
 open('anonymous', q.get('anon') + '?topic=' + encodeURIComponent(topic) + '&topic=' + encodeURIComponent(q.get('sentinel')), false);
 open('refused', q.get('hub') + '?topic=' + encodeURIComponent(topic), false);
 </script>
@@ -103,7 +104,7 @@ type pageStream struct {
 // update; CORS with credentials, the cookie source and private delivery are exercised as a
 // real browser does them.
 func TestBrowserEventSourceWithCookie(t *testing.T) {
-	browserCookieTest(t, func(string) *http.Cookie {
+	browserCookieTest(t, "topic="+url.QueryEscape(browserBookTopic), func(string) *http.Cookie {
 		return &http.Cookie{
 			Name:     server.DefaultCookieName,
 			Value:    signBrowserJWT(t, map[string]any{"subscribe": []string{browserBookTopic}}),
@@ -117,9 +118,10 @@ func TestBrowserEventSourceWithCookie(t *testing.T) {
 // TestBrowserEventSourceWithAccessTokenCookie is the same with draft-08's cookie: a
 // __Secure-mercure_access_token cookie (Secure, HttpOnly, SameSite=Strict, as the draft's
 // "Cookie" section asks; Chromium takes loopback http origins as secure) holding an access
-// token that grants subscribe on the book.
+// token that grants subscribe on the book; the EventSource subscribes with a draft-08 URL
+// pattern, match_urlpattern.
 func TestBrowserEventSourceWithAccessTokenCookie(t *testing.T) {
-	browserCookieTest(t, func(hubURL string) *http.Cookie {
+	browserCookieTest(t, "match_urlpattern="+url.QueryEscape("https://example.com/books/:id"), func(hubURL string) *http.Cookie {
 		return &http.Cookie{
 			Name:     auth.AccessTokenCookie,
 			Value:    signBrowserAccessToken(t, hubURL, browserBookTopic),
@@ -138,8 +140,9 @@ const (
 )
 
 // browserCookieTest runs the browser scenario of browserPage with the subscriber's cookie
-// that cookie returns for the hub at hubURL (the one requiring a JWT).
-func browserCookieTest(t *testing.T, cookie func(hubURL string) *http.Cookie) {
+// that cookie returns for the hub at hubURL (the one requiring a JWT), the authorised stream
+// subscribing with the query sub.
+func browserCookieTest(t *testing.T, sub string, cookie func(hubURL string) *http.Cookie) {
 	const (
 		bookTopic     = browserBookTopic
 		sentinelTopic = browserSentinelTopic
@@ -216,6 +219,7 @@ func browserCookieTest(t *testing.T, cookie func(hubURL string) *http.Cookie) {
 		"hub":      {authSrv.URL + server.Path},
 		"anon":     {anonSrv.URL + server.Path},
 		"topic":    {bookTopic},
+		"sub":      {sub},
 		"sentinel": {sentinelTopic},
 	}.Encode()
 	start := time.Now()
