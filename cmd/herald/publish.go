@@ -12,6 +12,7 @@ import (
 
 	"github.com/heraldhub/herald/bench"
 	"github.com/heraldhub/herald/client"
+	"github.com/heraldhub/herald/config"
 	"github.com/heraldhub/herald/internal/cli"
 )
 
@@ -31,6 +32,9 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 	tok := fs.String("token", "", "publisher JWT (default: minted from --key)")
 	key := fs.String("key", "", "HMAC key to mint a JWT allowed to publish to the topics (default $MERCURE_PUBLISHER_JWT_KEY, then $MERCURE_JWT_KEY)")
 	alg := fs.String("alg", "HS256", "algorithm of the minted JWT")
+	draft08 := fs.Bool("draft-08", false, "mint a draft-08 access token (typ at+jwt) granting publish on the topics, rather than a 0.x JWT")
+	issuer := fs.String("issuer", config.DefaultTrustedIssuer, "with --draft-08: iss of the minted access token, an issuer the hub trusts")
+	audience := fs.String("audience", "", "with --draft-08: aud of the minted access token, the hub's resource identifier (default: the --hub URL)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound of the request")
 	if err := cli.Parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -61,7 +65,11 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 			return errors.New("no JWT: give --token or --key (or set MERCURE_PUBLISHER_JWT_KEY)")
 		}
 		var err error
-		if token, err = mintToken(mintOptions{alg: *alg, key: k, publish: topics, ttl: time.Hour}); err != nil {
+		o := mintOptions{alg: *alg, key: k, publish: topics, ttl: time.Hour}
+		if *draft08 {
+			o.issuer, o.audience = *issuer, []string{firstNonEmpty(*audience, resourceOf(*hubURL))}
+		}
+		if token, err = mintToken(o); err != nil {
 			return err
 		}
 	}

@@ -67,6 +67,11 @@ func TestPublishCommand(t *testing.T) {
 	if c := run(context.Background(), []string{"publish", "--hub", hubURL, "--topic", "news", "--data-file", f, "--private", "--key", key}, noEnv, &stdout, &stderr); c != 0 || !strings.HasPrefix(stdout.String(), "urn:uuid:") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", c, stdout.String(), stderr.String())
 	}
+	// With a draft-08 access token minted for the hub's URL by the default trusted issuer.
+	stdout.Reset()
+	if c := run(context.Background(), []string{"publish", "--hub", hubURL, "--topic", "news", "--data", "08", "--id", "d08", "--draft-08"}, keyEnv, &stdout, &stderr); c != 0 || stdout.String() != "d08\n" {
+		t.Fatalf("--draft-08: exit %d, stdout %q, stderr %q", c, stdout.String(), stderr.String())
+	}
 	// Refusals: the hub's status and reason, exit 1.
 	for _, tc := range []struct {
 		args []string
@@ -76,6 +81,8 @@ func TestPublishCommand(t *testing.T) {
 		{[]string{"--topic", "news", "--key", "a-wrong-key-that-is-at-least-32-bytes-long"}, noEnv, "401"},
 		{[]string{"--topic", "news", "--id", "n1"}, keyEnv, "409"},
 		{[]string{"--topic", "news"}, noEnv, "no JWT"},
+		{[]string{"--topic", "news", "--draft-08", "--audience", "https://elsewhere.example/.well-known/mercure"}, keyEnv, "401"},
+		{[]string{"--topic", "news", "--draft-08", "--issuer", "https://untrusted.example"}, keyEnv, "401"},
 		{[]string{"--data", "x"}, keyEnv, "--topic"},
 	} {
 		stdout.Reset()
