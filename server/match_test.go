@@ -86,11 +86,12 @@ func TestSubscribeMatchRefusals(t *testing.T) {
 	}
 }
 
-// TestDialectsOnOneHub subscribes in both dialects to the topics of one publish: each
-// subscriber gets it exactly once, whichever (and however many) of its selectors match; the
-// ones whose selectors do not match get nothing.
+// TestDialectsOnOneHub subscribes in both dialects to the topics of one publish, made with a
+// 0.x token, then of another made with a draft-08 access token: each subscriber gets each
+// exactly once, whichever (and however many) of its selectors match; the ones whose selectors
+// do not match get nothing.
 func TestDialectsOnOneHub(t *testing.T) {
-	th := newTestHub(t, func(c *server.Config) { c.Anonymous = true })
+	th := newDraft08Hub(t, func(c *server.Config) { c.Anonymous = true })
 	const topic = "https://example.com/books/1"
 	get := func(q url.Values) *stream { return th.subscribe(t, q.Encode(), nil) }
 	receivers := map[string]*stream{
@@ -114,9 +115,17 @@ func TestDialectsOnOneHub(t *testing.T) {
 		"relative to the hub host": get(url.Values{"match_urlpattern": {"/books/:id"}}),
 	}
 	id := th.publish(t, publishForm("topic", topic, "data", "one"))
+	code, id08 := th.post(t, "application/x-www-form-urlencoded", publishForm("topic", topic, "data", "one, draft-08").Encode(),
+		bearer(accessToken(t, th.URL, grant([]string{"publish"}, nil, exact(topic)))))
+	if code != http.StatusOK {
+		t.Fatalf("publish with a draft-08 access token: %d %s", code, id08)
+	}
 	for name, s := range receivers {
 		if m := s.next(t); m.ID != id || m.Data != "one" {
 			t.Errorf("%s: got %+v, want id %q", name, m, id)
+		}
+		if m := s.next(t); m.ID != id08 || m.Data != "one, draft-08" {
+			t.Errorf("%s: got %+v, want id %q", name, m, id08)
 		}
 	}
 	// A second publish on another topic: had any subscriber got the first twice, the duplicate
