@@ -691,18 +691,30 @@ func buildIssuers(ctx context.Context, cfg config.Config, pub, sub *auth.Verifie
 	return issuers, closeAll, nil
 }
 
+// isHubURL reports whether raw can be the hub's public URL: absolute, with a host, its path
+// Path, no query or fragment (what hub_url must be). Only then may a resource identifier stand
+// for it: the Matcher's base path is the reserved namespace publishers may not write to, so a
+// resource identifier such as https://api.example.com/ or https://api.example.com/hub would
+// reserve every topic, or none of the hub's subscription events.
+func isHubURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Path != server.Path || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	_, err = topic.NewMatcherAt(0, raw)
+	return err == nil
+}
+
 // matchBase returns the hub's public URL, which draft-08 URL patterns and relative topics are
-// resolved against: hub_url, else resource_identifier when it is such a URL, else https:// and the first host name of SERVER_NAME (with
+// resolved against: hub_url, else resource_identifier when it is a hub URL (isHubURL), else https:// and the first host name of SERVER_NAME (with
 // https_port when it is not 443) when that makes a URL, else topic.DefaultHubURL, whose host can
 // name no real one.
 func matchBase(cfg config.Config) string {
 	if cfg.HubURL != "" {
 		return cfg.HubURL
 	}
-	if ri := cfg.ResourceIdentifier; ri != "" {
-		if _, err := topic.NewMatcherAt(0, ri); err == nil {
-			return ri
-		}
+	if ri := cfg.ResourceIdentifier; isHubURL(ri) {
+		return ri
 	}
 	if len(cfg.ServerNames) == 0 {
 		return topic.DefaultHubURL
