@@ -131,7 +131,9 @@ type registry struct {
 // apply records u when it is a subscription event. It runs on the dispatch goroutine.
 func (r *registry) apply(u *transport.Update) {
 	var s Subscription
-	isEvent := len(u.Topics) == 1 && strings.HasPrefix(u.Topics[0], SubscriptionsPath+"/") && u.Private
+	// Only the hub writes subscription events (System): a publisher's update never counts as
+	// one, even on a topic that got past the reserved namespace check.
+	isEvent := u.System && len(u.Topics) == 1 && strings.HasPrefix(u.Topics[0], SubscriptionsPath+"/") && u.Private
 	if isEvent {
 		err := json.Unmarshal([]byte(u.Data), &s)
 		isEvent = err == nil && s.ID == u.Topics[0] &&

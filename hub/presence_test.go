@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -338,4 +339,49 @@ func TestSubscriptionEventsInBothDialects(t *testing.T) {
 
 	h.Unsubscribe(s)
 	check(collectEvents(t, w, 3), want(false))
+}
+
+// TestForgedSubscriptionEventIgnored publishes, as a publisher would (not System), updates
+// shaped exactly as subscription events of both dialects, then a real subscription: the
+// registry lists the real one only.
+func TestForgedSubscriptionEventIgnored(t *testing.T) {
+	h, _ := newHub(t, Config{Subscriptions: true}, true)
+	m := h.Matcher()
+	for _, forged := range []Subscription{
+		{ID: SubscriptionID("a", "forged"), Type: docSubscription, Subscriber: "forged", Topic: "a", Active: true},
+		{ID: SubscriptionID08("exact", "a", "forged"), Type: docSubscription08, Subscriber: "forged", MatchType: "exact", Match: "a", Active: true},
+	} {
+		data, err := json.Marshal(forged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &transport.Update{ID: "forged-" + forged.Type, Topics: []string{forged.ID}, Private: true, Data: string(data)}
+		if forged.Draft08() {
+			u.Type = SubscriptionEventType
+		}
+		if err := h.Publish(t.Context(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := h.Subscribe(t.Context(), SubscribeOptions{Selectors: sels(m, "b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(s)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		subs, _ := h.SubscriptionsSnapshot(SubscriptionFilter{})
+		if len(subs) > 0 {
+			ids := make([]string, len(subs))
+			for i, sub := range subs {
+				ids[i] = sub.ID
+			}
+			equal(t, ids, SubscriptionID("b", s.ID))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription event was not dispatched")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
