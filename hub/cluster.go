@@ -99,6 +99,9 @@ func nodeOf(subscriber string) (uint32, bool) {
 // applyControl records what a control update says about its node. It runs on the dispatch
 // goroutine; an answer that needs publishing is left to the cluster loop.
 func (h *Hub) applyControl(u *transport.Update) {
+	if !u.System {
+		return // only hubs write control updates; a publisher's is dropped unread
+	}
 	var msg controlMessage
 	if err := json.Unmarshal([]byte(u.Data), &msg); err != nil {
 		return

@@ -342,11 +342,22 @@ func TestSubscriptionEventsInBothDialects(t *testing.T) {
 }
 
 // TestForgedSubscriptionEventIgnored publishes, as a publisher would (not System), updates
-// shaped exactly as subscription events of both dialects, then a real subscription: the
-// registry lists the real one only.
+// shaped exactly as subscription events of both dialects and as another node's snapshot, then
+// a real subscription: the registry lists the real one only.
 func TestForgedSubscriptionEventIgnored(t *testing.T) {
 	h, _ := newHub(t, Config{Subscriptions: true}, true)
 	m := h.Matcher()
+	node := "urn:uuid:01020304-0000-8000-8000-000000000000" // a version 8 id of node 01020304
+	snap, err := json.Marshal(controlMessage{Node: "01020304", Subscriptions: []Subscription{
+		{ID: SubscriptionID("a", node), Type: docSubscription, Subscriber: node, Topic: "a", Active: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := &transport.Update{ID: "forged-snapshot", Topics: []string{ClusterPath + "nodes/01020304"}, Private: true, Type: ctlSnapshot, Data: string(snap)}
+	if err := h.Publish(t.Context(), ctl); err != nil {
+		t.Fatal(err)
+	}
 	for _, forged := range []Subscription{
 		{ID: SubscriptionID("a", "forged"), Type: docSubscription, Subscriber: "forged", Topic: "a", Active: true},
 		{ID: SubscriptionID08("exact", "a", "forged"), Type: docSubscription08, Subscriber: "forged", MatchType: "exact", Match: "a", Active: true},
