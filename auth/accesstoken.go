@@ -47,13 +47,14 @@ func IsAccessToken(token string) bool {
 	if err != nil {
 		return false
 	}
-	var h struct {
-		Typ any `json:"typ"`
-	}
+	// A map, as jwt reads the header that VerifyAccessToken then checks: the name "typ" is
+	// matched exactly (a struct field would also take "Typ" or "TYP"), so that routing and
+	// verification read the same member.
+	var h map[string]any
 	if json.Unmarshal(b, &h) != nil {
 		return false
 	}
-	typ, ok := h.Typ.(string)
+	typ, ok := h["typ"].(string)
 	return ok && isAccessTokenType(typ)
 }
 

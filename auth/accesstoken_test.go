@@ -280,6 +280,8 @@ func TestIsAccessToken(t *testing.T) {
 		`{"typ":"JWT"}`:                false,
 		`{"typ":"application/"}`:       false,
 		`{"typ":1}`:                    false,
+		`{"TYP":"at+jwt"}`:             false, // jwt reads "typ" exactly, so must routing
+		`{"typ":"at+jwt","Typ":"JWT"}`: true,
 		`{}`:                           false,
 		`[]`:                           false,
 	} {
