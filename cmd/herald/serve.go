@@ -107,6 +107,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		resource = "derived from each request"
 	}
 	log.Info("draft-08 access tokens", "issuers", issuers.IDs(), "resource_identifier", resource)
+	if cfg.ResourceIdentifier == "" && len(cfg.Issuers) > 0 && !cfg.Dev {
+		// With trusted issuers of its own, this hub is likely one of several sharing them: a
+		// client naming another hub's host in Host could replay that hub's tokens here.
+		log.Warn("resource_identifier is not set: the audience draft-08 tokens must carry is derived from each request's Host; set it to this hub's public URL")
+	}
 	https, err := planHTTPS(cfg, getenv, log)
 	if err != nil {
 		return err
