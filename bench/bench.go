@@ -250,13 +250,14 @@ func MintAccessToken(key, alg, iss, aud string, publish, subscribe []string, ttl
 }
 
 // ResourceOf returns the resource identifier a hub at hubURL derives from requests to it when
-// none is configured: its scheme, host and path.
+// none is configured: the scheme and host of hubURL, and the hub's path, /.well-known/mercure
+// (what the hub sees, whatever path a proxy in front of it serves).
 func ResourceOf(hubURL string) string {
 	u, err := url.Parse(hubURL)
 	if err != nil {
 		return hubURL
 	}
-	return u.Scheme + "://" + u.Host + u.EscapedPath()
+	return u.Scheme + "://" + u.Host + "/.well-known/mercure"
 }
 
 // subscribeTo splits a subscriber's selectors into the parameters of the dialect: in

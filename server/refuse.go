@@ -113,7 +113,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, code string) 
 	}
 }
 
-// quote makes s an HTTP quoted-string.
+// quote makes s an HTTP quoted-string; CR and LF, which no header value may hold, are dropped.
 func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "").Replace(s) + `"`
 }

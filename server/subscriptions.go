@@ -58,7 +58,7 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
 	draft08 = draft08 || claims.Dialect == auth.DialectDraft08
 	h := w.Header()
 	if draft08 {
-		h.Set("Link", "<"+Path+`>; rel="mercure"; last-event-id="`+linkQuote(lastEventID)+`"; type="mercure"; content-type="application/json"`)
+		h.Set("Link", "<"+Path+`>; rel="mercure"; last-event-id=`+quote(lastEventID)+`; type="mercure"; content-type="application/json"`)
 	}
 	etag := `"` + strings.ReplaceAll(lastEventID, `"`, "") + `"`
 	h.Set("ETag", etag)
@@ -120,11 +120,6 @@ func subscriptionsFilter(r *http.Request) (f hub.SubscriptionFilter, draft08 boo
 		return hub.SubscriptionFilter{Topic: a}, false, nil
 	}
 	return f, false, nil
-}
-
-// linkQuote makes v safe inside a quoted Link header parameter.
-func linkQuote(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "").Replace(v)
 }
 
 // nonNil returns subs, or an empty list for nil, so that the JSON says [] rather than null.

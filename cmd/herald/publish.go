@@ -67,7 +67,7 @@ func publishCommand(ctx context.Context, args []string, getenv func(string) stri
 		var err error
 		o := mintOptions{alg: *alg, key: k, publish: topics, ttl: time.Hour}
 		if *draft08 {
-			o.issuer, o.audience = *issuer, []string{firstNonEmpty(*audience, resourceOf(*hubURL))}
+			o.issuer, o.audience = *issuer, []string{firstNonEmpty(*audience, bench.ResourceOf(*hubURL))}
 		}
 		if token, err = mintToken(o); err != nil {
 			return err

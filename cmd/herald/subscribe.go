@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -19,7 +18,6 @@ import (
 	"github.com/heraldhub/herald/client"
 	"github.com/heraldhub/herald/config"
 	"github.com/heraldhub/herald/internal/cli"
-	"github.com/heraldhub/herald/server"
 )
 
 // subscribeCommand implements `herald subscribe`: it prints the events of the topics given,
@@ -63,7 +61,7 @@ func subscribeCommand(ctx context.Context, args []string, getenv func(string) st
 			// matchers are granted as exact topics.
 			aud := *audience
 			if aud == "" {
-				aud = resourceOf(*hubURL)
+				aud = bench.ResourceOf(*hubURL)
 			}
 			o.issuer, o.audience = *issuer, []string{aud}
 			o.subscribe = append(append([]string(nil), topics...), matches...)
@@ -127,16 +125,6 @@ func matchers(exact, patterns []string) []client.Matcher {
 		out = append(out, client.Matcher{Type: "urlpattern", Value: v})
 	}
 	return out
-}
-
-// resourceOf returns the resource identifier a hub at hubURL derives from requests to it:
-// its scheme, host and the hub's path, without query.
-func resourceOf(hubURL string) string {
-	u, err := url.Parse(hubURL)
-	if err != nil {
-		return hubURL
-	}
-	return u.Scheme + "://" + u.Host + server.Path
 }
 
 // writeEvent prints an event as the hub sent it.
