@@ -71,24 +71,27 @@ func publish(t testing.TB, h *Hub, id string, private bool, topics ...string) {
 	}
 }
 
+// collectEvents drains s until it has n events or 5 s pass.
+func collectEvents(t testing.TB, s *Subscriber, n int) []*Event {
+	t.Helper()
+	var all, evs []*Event
+	deadline := time.After(5 * time.Second)
+	for len(all) < n {
+		select {
+		case <-s.Ready():
+			evs = s.Drain(evs[:0])
+			all = append(all, evs...)
+		case <-deadline:
+			t.Fatalf("got %d events, want %d", len(all), n)
+		}
+	}
+	return all
+}
+
 // collect drains s until it has n events or 5 s pass, and returns their IDs.
 func collect(t testing.TB, s *Subscriber, n int) []string {
 	t.Helper()
-	var ids []string
-	var evs []*Event
-	deadline := time.After(5 * time.Second)
-	for len(ids) < n {
-		select {
-		case <-s.Ready():
-			evs = s.Drain(evs)
-			for _, e := range evs {
-				ids = append(ids, e.Update.ID)
-			}
-		case <-deadline:
-			t.Fatalf("got %v, want %d events", ids, n)
-		}
-	}
-	return ids
+	return idsOf(collectEvents(t, s, n))
 }
 
 func equal(t testing.TB, got []string, want ...string) {

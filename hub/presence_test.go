@@ -230,23 +230,6 @@ func TestSubscriptionsLastEventIDResolves(t *testing.T) {
 	equal(t, topics, SubscriptionID("b", second.ID), SubscriptionID(watch[0].Raw(), w.ID))
 }
 
-// collectEvents drains s until it has n events or 5 s pass.
-func collectEvents(t testing.TB, s *Subscriber, n int) []*Event {
-	t.Helper()
-	var all, evs []*Event
-	deadline := time.After(5 * time.Second)
-	for len(all) < n {
-		select {
-		case <-s.Ready():
-			evs = s.Drain(evs[:0])
-			all = append(all, evs...)
-		case <-deadline:
-			t.Fatalf("got %d events, want %d", len(all), n)
-		}
-	}
-	return all
-}
-
 // Each subscription is announced in the form of the dialect its selector came in: a 0.x topic
 // selector as the JSON-LD document under /subscriptions/{topic}/{subscriber}; a draft-08
 // matcher as the plain JSON document under /subscriptions/{match_type}/{match}/{subscriber},
