@@ -197,6 +197,14 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.tap != nil && n > 0 {
+		c.tap.received(b[:n])
+	}
+	return n, err
+}
+
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	if c.released.CompareAndSwap(false, true) {

@@ -23,3 +23,11 @@ func OpenRecord(suite uint16, secret []byte, seq uint64, record []byte) ([]byte,
 	}
 	return rs.aead.Open(nil, rs.nonce(seq), record[5:], record[:5])
 }
+
+// HTTP2Conns returns the number of HTTP/2 connections the hub's own server serves.
+func (s *Server) HTTP2Conns() int {
+	p := s.pool()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}

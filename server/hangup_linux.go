@@ -18,26 +18,41 @@ import (
 // is full, for EPOLLOUT. Without it a vanished client would only be noticed at the next
 // heartbeat, and streams could not leave Go's poller.
 type hangupWatcher struct {
-	epfd       int
-	onHup      func(*rawStream)
-	onWritable func(*rawStream)
-	mu         sync.Mutex
-	streams    map[uint64]*rawStream // by token, the data of its epoll registration
-	next       uint64                // the next token
-	peak       int                   // most entries streams has held since it was last made
-	stop       chan struct{}
-	done       chan struct{}
+	epfd    int
+	mu      sync.Mutex
+	streams map[uint64]watched // by token, the data of its epoll registration
+	next    uint64             // the next token
+	peak    int                // most entries streams has held since it was last made
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// watched is what the watcher reports a socket's events to: a hijacked stream, or an HTTP/2
+// connection of the hub's own server. wake must not block.
+type watched interface {
+	wake(events uint32)
+}
+
+// wake reports the events of rs's socket: a hang-up (or, on a stream that seals its own
+// records, anything readable) ends it; writable lets it flush what the socket refused.
+func (rs *rawStream) wake(events uint32) {
+	switch {
+	case events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLIN) != 0:
+		rs.p.hangup(rs)
+	case events&unix.EPOLLOUT != 0:
+		rs.p.schedule(rs)
+	}
 }
 
 // hangupEvents are the events every watched socket is registered for, edge-triggered.
 const hangupEvents = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLET
 
-func newHangupWatcher(onHup, onWritable func(*rawStream)) (*hangupWatcher, error) {
+func newHangupWatcher() (*hangupWatcher, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	w := &hangupWatcher{epfd: epfd, onHup: onHup, onWritable: onWritable, streams: make(map[uint64]*rawStream),
+	w := &hangupWatcher{epfd: epfd, streams: make(map[uint64]watched),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w, nil
@@ -50,19 +65,26 @@ func newHangupWatcher(onHup, onWritable func(*rawStream)) (*hangupWatcher, error
 // For a TLS connection, which must be written through its net.Conn, it watches the
 // connection's own descriptor and returns raw false.
 func (w *hangupWatcher) add(rs *rawStream) (fd int, raw bool, err error) {
-	sc, plain := rs.conn.(syscall.Conn)
+	fd, raw, rs.token, err = w.register(rs.conn, rs, rs.watchEvents())
+	return fd, raw, err
+}
+
+// register watches conn's socket for events on behalf of x, as add says, and returns the
+// token that names the registration.
+func (w *hangupWatcher) register(conn net.Conn, x watched, events uint32) (fd int, raw bool, tok uint64, err error) {
+	sc, plain := conn.(syscall.Conn)
 	if !plain {
-		nc, ok := rs.conn.(interface{ NetConn() net.Conn }) // TLS
+		nc, ok := conn.(interface{ NetConn() net.Conn }) // TLS
 		if ok {
 			sc, ok = nc.NetConn().(syscall.Conn)
 		}
 		if !ok {
-			return -1, false, errors.New("the connection exposes no descriptor")
+			return -1, false, 0, errors.New("the connection exposes no descriptor")
 		}
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return -1, false, err
+		return -1, false, 0, err
 	}
 	fd = -1
 	var opErr error
@@ -81,7 +103,7 @@ func (w *hangupWatcher) add(rs *rawStream) (fd int, raw bool, err error) {
 		err = opErr
 	}
 	if err != nil {
-		return -1, false, err
+		return -1, false, 0, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -89,17 +111,16 @@ func (w *hangupWatcher) add(rs *rawStream) (fd int, raw bool, err error) {
 	// as it is closed, and an event read just before its stream ended must not reach a new
 	// stream that got the same number.
 	w.next++
-	ev := event(rs.watchEvents(), w.next)
+	ev := event(events, w.next)
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		if plain {
 			_ = unix.Close(fd)
 		}
-		return -1, false, fmt.Errorf("epoll_ctl add: %w", err)
+		return -1, false, 0, fmt.Errorf("epoll_ctl add: %w", err)
 	}
-	rs.token = w.next
-	w.streams[rs.token] = rs
+	w.streams[w.next] = x
 	w.peak = max(w.peak, len(w.streams))
-	return fd, plain, nil
+	return fd, plain, w.next, nil
 }
 
 // watchEvents are the events rs's socket is watched for: a stream that seals its own TLS
@@ -125,23 +146,31 @@ func token(ev *unix.EpollEvent) uint64 {
 // once if the socket is writable already, so no wake-up is lost between a short write and
 // this call.
 func (w *hangupWatcher) wantWrite(rs *rawStream, on bool) error {
-	events := rs.watchEvents()
-	if on {
+	return w.modify(rs.fd, rs.token, rs.watchEvents(), on)
+}
+
+// modify sets the events the registration tok of fd is watched for: events, and EPOLLOUT
+// when out is set.
+func (w *hangupWatcher) modify(fd int, tok uint64, events uint32, out bool) error {
+	if out {
 		events |= unix.EPOLLOUT
 	}
-	ev := event(events, rs.token)
-	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, rs.fd, &ev); err != nil {
+	ev := event(events, tok)
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
 		return fmt.Errorf("epoll_ctl mod: %w", err)
 	}
 	return nil
 }
 
 // remove stops watching rs's socket. It must be called before the descriptor is closed.
-func (w *hangupWatcher) remove(rs *rawStream) {
+func (w *hangupWatcher) remove(rs *rawStream) { w.unregister(rs.fd, rs.token) }
+
+// unregister ends the registration tok of fd. It must be called before fd is closed.
+func (w *hangupWatcher) unregister(fd int, tok uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.streams, rs.token)
-	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, rs.fd, nil)
+	delete(w.streams, tok)
+	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	w.streams = shrink(w.streams, &w.peak)
 }
 
@@ -164,14 +193,10 @@ func (w *hangupWatcher) run() {
 		}
 		for _, ev := range events[:n] {
 			w.mu.Lock()
-			rs := w.streams[token(&ev)]
+			x := w.streams[token(&ev)]
 			w.mu.Unlock()
-			switch {
-			case rs == nil:
-			case ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLIN) != 0:
-				w.onHup(rs)
-			case ev.Events&unix.EPOLLOUT != 0:
-				w.onWritable(rs)
+			if x != nil {
+				x.wake(ev.Events)
 			}
 		}
 	}

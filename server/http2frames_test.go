@@ -203,6 +203,9 @@ func TestHTTP2ResetStream(t *testing.T) {
 		c.waitData(id, ":\n")
 	}
 	waitFor(t, "three subscribers", func() bool { return th.Hub.Subscribers() == 3 })
+	if sealing() && th.Server.HTTP2Conns() != 1 {
+		t.Fatalf("the hub's own HTTP/2 server serves %d connections, want 1", th.Server.HTTP2Conns())
+	}
 	c.write(func() error { return c.fr.WriteRSTStream(3, http2.ErrCodeCancel) })
 	waitFor(t, "the reset stream's subscriber to go", func() bool { return th.Hub.Subscribers() == 2 })
 	th.publish(t, publishForm("topic", "a", "id", "0", "data", "x"))

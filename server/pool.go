@@ -74,18 +74,21 @@ type pool struct {
 	s       *Server
 	workers int // writer goroutines started; guarded by mu after newPool
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	runq    []*rawStream            // streams with work, each at most once
-	streams map[*rawStream]struct{} // every attached stream, for the ticker and Close
-	peak    int                     // most entries streams has held since it was made
-	sealed  bool                    // close is ending the streams: attach ends new ones at once
-	closing bool                    // close is done with the streams: workers exit when runq is empty
-	wg      sync.WaitGroup          // workers and the ticker
-	stop    chan struct{}           // closed by Close: stops the ticker
-	watcher *hangupWatcher          // nil where hang-ups are found by writes only
-	bufs    sync.Pool               // *[]byte write buffers
-	tick    time.Duration           // ticker period
+	mu       sync.Mutex
+	cond     *sync.Cond
+	runq     []task                  // streams and connections with work, each at most once
+	streams  map[*rawStream]struct{} // every attached stream, for the ticker and Close
+	peak     int                     // most entries streams has held since it was made
+	conns    map[*h2Conn]struct{}    // every HTTP/2 connection of the hub's own server (h2.go)
+	connPeak int                     // most entries conns has held since it was made
+	sealed   bool                    // close is ending the streams: attach ends new ones at once
+	closing  bool                    // close is done with the streams: workers exit when runq is empty
+	wg       sync.WaitGroup          // workers and the ticker
+	stop     chan struct{}           // closed by Close: stops the ticker
+	watcher  *hangupWatcher          // nil where hang-ups are found by writes only
+	bufs     sync.Pool               // *[]byte write buffers
+	rbufs    sync.Pool               // *[]byte read buffers of HTTP/2 connections
+	tick     time.Duration           // ticker period
 }
 
 // newPool starts the pool's goroutines.
@@ -94,12 +97,14 @@ func newPool(s *Server) *pool {
 		s:       s,
 		workers: rawWorkers(),
 		streams: make(map[*rawStream]struct{}),
+		conns:   make(map[*h2Conn]struct{}),
 		stop:    make(chan struct{}),
 		tick:    tickFor(s.cfg.Heartbeat, s.cfg.WriteTimeout, s.cfg.DispatchTimeout),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	p.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
-	w, err := newHangupWatcher(p.hangup, p.schedule)
+	p.rbufs.New = func() any { b := make([]byte, readBufSize); return &b }
+	w, err := newHangupWatcher()
 	if err != nil {
 		s.log.Warn("cannot watch hijacked connections for hang-ups; they are found at the next write", "err", err)
 	} else {
@@ -191,21 +196,34 @@ func (rs *rawStream) Notify() {
 	}
 }
 
-// schedule queues rs for a worker unless it is queued already; if a worker is servicing it,
+// task is what the pool's writers service: a hijacked HTTP/1.1 stream, or an HTTP/2
+// connection of the hub's own HTTP/2 server (h2.go).
+type task interface {
+	// sched is the task's scheduling state: streamIdle, streamScheduled or streamPending.
+	sched() *atomic.Int32
+	// service does what the task needs; one writer at a time calls it.
+	service()
+}
+
+func (rs *rawStream) sched() *atomic.Int32 { return &rs.state }
+func (rs *rawStream) service()             { rs.p.service(rs) }
+
+// schedule queues t for a worker unless it is queued already; if a worker is servicing it,
 // the worker services it again when done. It never blocks.
-func (p *pool) schedule(rs *rawStream) {
+func (p *pool) schedule(t task) {
+	state := t.sched()
 	for {
-		switch rs.state.Load() {
+		switch state.Load() {
 		case streamIdle:
-			if rs.state.CompareAndSwap(streamIdle, streamScheduled) {
+			if state.CompareAndSwap(streamIdle, streamScheduled) {
 				p.mu.Lock()
-				p.runq = append(p.runq, rs)
+				p.runq = append(p.runq, t)
 				p.mu.Unlock()
 				p.cond.Signal()
 				return
 			}
 		case streamScheduled:
-			if rs.state.CompareAndSwap(streamScheduled, streamPending) {
+			if state.CompareAndSwap(streamScheduled, streamPending) {
 				return
 			}
 		default:
@@ -226,19 +244,20 @@ func (p *pool) work() {
 			p.mu.Unlock()
 			return
 		}
-		rs := p.runq[0]
+		t := p.runq[0]
 		p.runq[0] = nil
 		p.runq = p.runq[1:]
 		if len(p.runq) == 0 {
 			p.runq = nil // let a burst's backing array go
 		}
 		p.mu.Unlock()
+		state := t.sched()
 		for {
-			p.service(rs)
-			if rs.state.CompareAndSwap(streamScheduled, streamIdle) {
+			t.service()
+			if state.CompareAndSwap(streamScheduled, streamIdle) {
 				break
 			}
-			rs.state.Store(streamScheduled) // it was pending: go again
+			state.Store(streamScheduled) // it was pending: go again
 		}
 		// Yield between streams. With a long run queue the writers never block, and without
 		// this they would keep both cores for whole time slices while publish handlers and
@@ -486,6 +505,7 @@ func (p *pool) ticker() {
 	t := time.NewTicker(p.tick)
 	defer t.Stop()
 	var due []*rawStream
+	var conns []*h2Conn
 	for {
 		select {
 		case <-p.stop:
@@ -496,6 +516,10 @@ func (p *pool) ticker() {
 			beatAfter := int64(p.s.cfg.Heartbeat)
 			stallAfter := int64(p.s.cfg.DispatchTimeout)
 			p.mu.Lock()
+			conns = conns[:0]
+			for c := range p.conns {
+				conns = append(conns, c)
+			}
 			for rs := range p.streams {
 				blocked := rs.blocked.Load()
 				switch {
@@ -516,15 +540,20 @@ func (p *pool) ticker() {
 				p.schedule(rs)
 			}
 			clear(due)
+			// Out of p.mu: a connection's lock is taken before p.mu, never after.
+			for _, c := range conns {
+				c.tick(nowNano, beatAfter, stallAfter, int64(c.hs.IdleTimeout))
+			}
+			clear(conns)
 		}
 	}
 }
 
-// count returns the number of attached streams.
+// count returns the number of attached streams and HTTP/2 connections.
 func (p *pool) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.streams)
+	return len(p.streams) + len(p.conns)
 }
 
 // close stops the pool's goroutines. Streams should have ended already (the hub's Shutdown
@@ -532,6 +561,7 @@ func (p *pool) count() int {
 // then cuts the connections that remain.
 func (p *pool) close(grace time.Duration) {
 	deadline := time.Now().Add(grace)
+	p.goAway() // HTTP/2 connections close once their streams have ended
 	for p.count() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -542,8 +572,13 @@ func (p *pool) close(grace time.Duration) {
 		left = append(left, rs)
 	}
 	p.mu.Unlock()
-	if len(left) > 0 {
-		p.s.log.Warn("grace period over: hanging up the streams still open", "streams", len(left))
+	conns := p.connList()
+	if len(left)+len(conns) > 0 {
+		p.s.log.Warn("grace period over: hanging up the streams still open", "streams", len(left), "http2_connections", len(conns))
+	}
+	for _, c := range conns {
+		c.hangup.Store(true)
+		p.schedule(c)
 	}
 	for _, rs := range left {
 		if !rs.raw {

@@ -65,10 +65,20 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	// Plain HTTP/1.1 streams are hijacked and served by the pool (pool.go); HTTP/2, HTTP/1.0
 	// and HEAD stay on this goroutine.
+	// So are the streams of the hub's own HTTP/2 server, on their connection (h2.go).
 	var rs *rawStream
-	if _, ok := w.(http.Hijacker); ok && !s.cfg.DisableHijack && (r.Method == http.MethodGet || r.Method == MethodQuery) && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
-		rs = &rawStream{p: s.pool()}
-		opts.Notify = rs
+	h2 := h2Subscription(w)
+	switch {
+	case r.Method != http.MethodGet && r.Method != MethodQuery:
+		h2 = nil
+	case h2 != nil:
+		opts.Notify = h2
+	case s.cfg.DisableHijack || r.ProtoMajor != 1 || r.ProtoMinor != 1:
+	default:
+		if _, ok := w.(http.Hijacker); ok {
+			rs = &rawStream{p: s.pool()}
+			opts.Notify = rs
+		}
 	}
 	sub, err := s.hub.Subscribe(r.Context(), opts)
 	var busy *hub.BusyError
@@ -115,6 +125,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if rs != nil {
 		rs.sub = sub
 		handedOver = s.hijack(w, r, rs, opts.Replay, after, claims, releaseIP)
+		return
+	}
+	if h2 != nil {
+		h2.sub = sub
+		handedOver = s.attachH2(w, r, h2, opts.Replay, after, claims, releaseIP)
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -102,14 +102,16 @@ func (s *Server) TLSConfig(base *tls.Config) *tls.Config {
 		} else {
 			cfg = cfg.Clone()
 		}
-		tc.tap = &tlsTap{}
-		cfg.KeyLogWriter = tc.tap
-		// An HTTP/2 connection is never hijacked: it forgets its tap once the handshake has
-		// chosen the protocol, rather than have every write parsed.
+		tap := &tlsTap{tee: true}
+		tc.tap = tap
+		cfg.KeyLogWriter = tap
+		// An HTTP/2 connection is taken over by the hub's own HTTP/2 server, which reads
+		// what the client sends itself (h2.go): the tap keeps the bytes read from the socket
+		// until then. An HTTP/1.1 one is read by net/http through the tls.Conn.
 		verify := cfg.VerifyConnection
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if cs.NegotiatedProtocol == "h2" {
-				tc.tap = nil
+			if cs.NegotiatedProtocol != "h2" {
+				tap.stopTee()
 			}
 			if verify != nil {
 				return verify(cs)
@@ -135,6 +137,11 @@ func offersTLS13(versions []uint16) bool {
 type tlsTap struct {
 	mu     sync.Mutex
 	secret []byte // SERVER_TRAFFIC_SECRET_0; nil until the handshake derived it
+	client []byte // CLIENT_TRAFFIC_SECRET_0, likewise
+
+	// The bytes read from the socket, while tee is set (see received).
+	tee bool
+	in  []byte
 
 	// Record parsing of the written bytes, across writes.
 	hdr     [5]byte
@@ -148,15 +155,26 @@ type tlsTap struct {
 	invalid bool   // the written bytes are not TLS records: never shed
 }
 
-// serverTrafficLabel is the key log label of the server's first application traffic secret.
-const serverTrafficLabel = "SERVER_TRAFFIC_SECRET_0 "
+// The key log labels of the first application traffic secrets.
+const (
+	serverTrafficLabel = "SERVER_TRAFFIC_SECRET_0 "
+	clientTrafficLabel = "CLIENT_TRAFFIC_SECRET_0 "
+)
 
-// Write is the connection's KeyLogWriter: it keeps the server's application traffic secret
-// and discards every other line. crypto/tls writes one line per call.
+// maxTee bounds the bytes a tap keeps of what it reads: a handshake and the client's first
+// requests fit. A connection that sent more before the takeover keeps its tls.Conn.
+const maxTee = 64 << 10
+
+// Write is the connection's KeyLogWriter: it keeps both application traffic secrets and
+// discards every other line. crypto/tls writes one line per call.
 func (t *tlsTap) Write(line []byte) (int, error) {
+	client := false
 	rest, ok := bytes.CutPrefix(line, []byte(serverTrafficLabel))
 	if !ok {
-		return len(line), nil
+		if rest, ok = bytes.CutPrefix(line, []byte(clientTrafficLabel)); !ok {
+			return len(line), nil
+		}
+		client = true
 	}
 	_, hexSecret, ok := bytes.Cut(bytes.TrimSpace(rest), []byte(" ")) // client random, secret
 	secret := make([]byte, hex.DecodedLen(len(hexSecret)))
@@ -164,9 +182,35 @@ func (t *tlsTap) Write(line []byte) (int, error) {
 		return len(line), nil // not what crypto/tls writes: never shed
 	}
 	t.mu.Lock()
-	t.secret = secret
+	if client {
+		t.client = secret
+	} else {
+		t.secret = secret
+	}
 	t.mu.Unlock()
 	return len(line), nil
+}
+
+// received keeps b, bytes read from the socket, while the tap tees them.
+func (t *tlsTap) received(b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.tee {
+		return
+	}
+	if len(t.in)+len(b) > maxTee {
+		t.tee, t.in = false, nil
+		t.client = nil // the reading side cannot be taken over
+		return
+	}
+	t.in = append(t.in, b...)
+}
+
+// stopTee forgets what was read and reads on without keeping it.
+func (t *tlsTap) stopTee() {
+	t.mu.Lock()
+	t.tee, t.in, t.client = false, nil, nil
+	t.mu.Unlock()
 }
 
 // sent parses b, bytes written to the socket, as TLS records.
@@ -425,4 +469,94 @@ func (p *pool) closeNotify(rs *rawStream) {
 	if rs.tls != nil {
 		_ = p.writeSealed(rs, []byte{1, 0}, recordAlert) // warning, close_notify
 	}
+}
+
+// recordOpener reads TLS 1.3 records under one traffic key: the client's, for a connection
+// whose reading side the hub's own HTTP/2 server took over (h2.go).
+type recordOpener struct {
+	recordSealer
+}
+
+// Errors of reading records.
+var (
+	errBadRecord     = errors.New("a TLS record does not open under the client's traffic key")
+	errKeyUpdate     = errors.New("the client updated its TLS key")
+	errRecordType    = errors.New("unexpected TLS record")
+	errClientClosing = errors.New("the client closed the TLS connection")
+)
+
+// maxRecord is the largest TLS 1.3 record, header included.
+const maxRecord = 5 + 1<<14 + 256
+
+// recordLen returns the length of the record at the start of b, header included, or 0 when
+// b does not hold its header yet. A header that cannot start a TLS 1.3 record is an error.
+func recordLen(b []byte) (int, error) {
+	if len(b) < 5 {
+		return 0, nil
+	}
+	n := 5 + int(binary.BigEndian.Uint16(b[3:]))
+	if b[0] != recordApplicationData || b[1] != 3 || n > maxRecord {
+		return 0, errRecordType
+	}
+	return n, nil
+}
+
+// open decrypts rec, one whole record, in place and returns its content and content type.
+func (ro *recordOpener) open(rec []byte) ([]byte, byte, error) {
+	aead, err := ro.cipher()
+	if err != nil {
+		return nil, 0, err
+	}
+	if ro.seq >= maxTLSRecords {
+		return nil, 0, errTLSRecordLimit
+	}
+	plain, err := aead.Open(rec[5:5], ro.nonce(ro.seq), rec[5:], rec[:5])
+	if err != nil {
+		return nil, 0, errBadRecord
+	}
+	ro.seq++
+	i := len(plain) - 1
+	for i >= 0 && plain[i] == 0 {
+		i--
+	}
+	if i < 0 {
+		return nil, 0, errRecordType
+	}
+	return plain[:i], plain[i], nil
+}
+
+// opener returns the record reader that continues where the tls.Conn stopped reading, and
+// the bytes it read from the socket that the handshake did not consume: the tap kept every
+// byte read, and the first application record is the first one that opens under the
+// client's traffic key at sequence number 0 (the handshake's records are under other keys,
+// or not encrypted). When no whole record opens, what follows the last whole record is the
+// start of the first one.
+func (t *tlsTap) opener(suite uint16) (*recordOpener, []byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client == nil || !t.tee {
+		return nil, nil, errors.New("no client traffic secret or not all bytes read were kept")
+	}
+	rs, err := newRecordSealer(suite, t.client)
+	if err != nil {
+		return nil, nil, err
+	}
+	ro := &recordOpener{recordSealer: *rs}
+	in := t.in
+	var scratch [maxRecord]byte
+	for len(in) >= 5 {
+		n := 5 + int(binary.BigEndian.Uint16(in[3:]))
+		if n > len(in) {
+			break
+		}
+		if in[0] == recordApplicationData {
+			rec := scratch[:copy(scratch[:], in[:n])]
+			if _, _, err := ro.open(rec); err == nil {
+				ro.seq = 0
+				return ro, bytes.Clone(in), nil
+			}
+		}
+		in = in[n:]
+	}
+	return ro, bytes.Clone(in), nil
 }

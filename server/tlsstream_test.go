@@ -51,6 +51,7 @@ func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 		ReadHeaderTimeout: 2 * time.Second,
 		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12, NextProtos: protos}),
 	}
+	th.Server.EnableHTTP2(srv)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.ServeTLS(th.Server.Listener(ln, true), "", "") }()
 	t.Cleanup(func() {

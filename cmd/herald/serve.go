@@ -253,6 +253,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		TLSConfig:         srv.TLSConfig(tlsCfg),
 	}
+	if tlsCfg != nil {
+		srv.EnableHTTP2(httpSrv)
+	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
