@@ -153,7 +153,11 @@ func (s *Server) EnableHTTP2(hs *http.Server) {
 		hs.TLSNextProto = make(map[string]func(*http.Server, *tls.Conn, http.Handler))
 	}
 	hs.TLSNextProto["h2"] = s.serveH2
-	hs.RegisterOnShutdown(func() { s.pool().goAway() })
+	hs.RegisterOnShutdown(func() {
+		if p := s.pool(); p != nil { // nil once Close has run
+			p.goAway()
+		}
+	})
 }
 
 // h2Fallback serves the HTTP/2 connections that keep their tls.Conn.
@@ -174,7 +178,7 @@ func (s *Server) serveH2(hs *http.Server, tc *tls.Conn, h http.Handler) {
 func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 	p := s.pool()
 	tc := tappedConn(tlsConn)
-	if tc == nil || p.watcher == nil {
+	if tc == nil || p == nil || p.watcher == nil {
 		return errors.New("the connection is not tapped, or sockets are not watched here")
 	}
 	tap := tc.tap

@@ -343,9 +343,7 @@ func (w *h2Writer) sendHeaders(endStream bool) error {
 		}
 	}
 	c.wbuf = appendHeaderBlock(c.frames(), st.id, c.encBuf.b, endStream, c.peerFrame)
-	if cap(c.encBuf.b) > 4<<10 {
-		c.encBuf.b = nil
-	}
+	c.encBuf.b = nil // an idle connection keeps no buffer
 	w.sent = nil
 	if err := c.flush(); err != nil {
 		c.closeLocked(err)
@@ -568,6 +566,10 @@ func (s *Server) attachH2(w http.ResponseWriter, r *http.Request, st *h2Stream, 
 	}
 	st.body, st.writeDeadline, st.readDeadline = nil, time.Time{}, time.Time{}
 	c.sse++
+	if c.handlers == 1 { // this one: most streams wait a while for their first event
+		c.seal.idle()
+		c.open.idle()
+	}
 	c.mu.Unlock()
 	s.log.Debug("subscriber connected", "subscriber", st.sub.ID, "selectors", len(st.sub.Selectors), "http2", true)
 	st.attached.Store(true)
