@@ -559,6 +559,8 @@ func (s *Server) attachH2(w http.ResponseWriter, r *http.Request, st *h2Stream, 
 	}
 	hw.handedOver = true
 	st.sseOn = true
+	st.cancel() // the request is over: its context is not kept for the stream's life
+	st.cancel = noCancel
 	st.releaseIP = releaseIP
 	st.lastWrite = time.Now().UnixNano()
 	if d := s.lifetime(claims); d > 0 {
@@ -663,6 +665,9 @@ func (c *h2Conn) serveSSE(st *h2Stream) {
 		c.endSSE(st, "lifetime", nil, true)
 	}
 }
+
+// noCancel replaces the cancel function of a request whose context is over.
+func noCancel() {}
 
 func b2i(b bool) int {
 	if b {
