@@ -50,8 +50,10 @@ const (
 	h2StreamWindow = 64 << 10 // SETTINGS_INITIAL_WINDOW_SIZE: a request body in flight per stream
 	h2ConnWindow   = 1 << 20  // the connection's receive window: request bodies in flight per connection
 	h2MaxStreams   = 250      // SETTINGS_MAX_CONCURRENT_STREAMS
-	h2HeaderTable  = 4096     // SETTINGS_HEADER_TABLE_SIZE: the client's table of request headers
-	h2MaxOut       = 1 << 20  // bytes a full socket refused that a connection may keep
+	// SETTINGS_HEADER_TABLE_SIZE: none. A table of the client's request headers would be
+	// kept for the connection's life, and a connection of SSE streams makes few requests.
+	h2HeaderTable = 0
+	h2MaxOut      = 1 << 20 // bytes a full socket refused that a connection may keep
 	// h2MaxBlock bounds a header block (HEADERS and its CONTINUATION frames), beyond the
 	// header list size it announces, against a flood of CONTINUATION frames.
 	h2MaxBlock = 128 << 10
@@ -95,10 +97,10 @@ type h2Conn struct {
 	block   []byte // a header block waiting for its CONTINUATION frames
 	blockID uint32 // its stream; 0 when none is waiting
 	blockFl byte   // its HEADERS frame's flags
-	fields  []hpack.HeaderField
+	acked   bool   // the client acknowledged the server's SETTINGS
 
 	mu         sync.Mutex
-	cond       *sync.Cond // handlers waiting for a window, for the socket, or for a body
+	cond       sync.Cond // handlers waiting for a window, for the socket, or for a body
 	seal       *recordSealer
 	wbuf       []byte // frames to seal at the next flush; nil between services
 	out        []byte // sealed bytes the socket did not take yet
@@ -115,6 +117,7 @@ type h2Conn struct {
 	sse        int    // SSE streams served by the pool
 	refused    int    // streams refused or reset by the client in a row
 	idleSince  int64  // unix nanoseconds since the connection has had no stream
+	active     int64  // unix nanoseconds of the last service
 	goingAway  bool   // GOAWAY sent: no new streams, close once the last one ends
 	closed     bool
 	walk       bool              // look at every SSE stream at the next service (windows opened, ticks)
@@ -191,6 +194,7 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 	// sealer where to go on.
 	tap.arm()
 	preface := appendSettings(nil,
+		h2Setting{h2SettingHeaderTableSize, h2HeaderTable},
 		h2Setting{h2SettingMaxConcurrentStreams, h2MaxStreams},
 		h2Setting{h2SettingInitialWindowSize, h2StreamWindow},
 		h2Setting{h2SettingMaxHeaderListSize, uint32(maxHeaderBytes(hs))},
@@ -215,13 +219,14 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 	c := &h2Conn{
 		s: s, p: p, hs: hs, remote: tc.RemoteAddr().String(), tlsState: &state, ctx: ctx,
 		open: opener, inRaw: rest, seal: sealer,
-		dec:        hpack.NewDecoder(h2HeaderTable, nil),
+		// Until the client acknowledges the settings, it may use the default table.
+		dec:        hpack.NewDecoder(4096, nil),
 		sendWindow: 65535, recvWindow: h2ConnWindow, peerWindow: 65535, peerFrame: 1 << 14,
 		streams:   make(map[uint32]*h2Stream),
 		idleSince: time.Now().UnixNano(),
 	}
 	c.dec.SetMaxStringLength(maxHeaderBytes(hs))
-	c.cond = sync.NewCond(&c.mu)
+	c.cond.L = &c.mu
 	// Scheduled already: an event of the socket until it is set up only marks it pending.
 	c.state.Store(streamScheduled)
 	fd, _, tok, err := p.watcher.register(tc.Conn, c, h2Events)
@@ -270,6 +275,7 @@ func (c *h2Conn) serviceLocked() {
 	if c.closed {
 		return
 	}
+	c.active = time.Now().UnixNano()
 	if c.hangup.Load() {
 		c.closeLocked(nil)
 		return
@@ -541,6 +547,10 @@ func (c *h2Conn) onSettings(h h2FrameHeader, p []byte) error {
 	if h.flags&h2FlagAck != 0 {
 		if h.length != 0 {
 			return connError(h2FrameSizeError, "SETTINGS ACK with a payload")
+		}
+		if !c.acked {
+			c.acked = true
+			c.dec.SetAllowedMaxDynamicTableSize(h2HeaderTable)
 		}
 		return nil
 	}
@@ -816,6 +826,11 @@ func (c *h2Conn) tick(now, beatAfter, stallAfter, idleAfter int64) {
 			c.closeLocked(nil)
 		}
 	default:
+		if now-c.active >= int64(time.Second) && c.handlers == 0 && len(c.out) == 0 {
+			// Idle for a while: keep the keys, not the ciphers made of them.
+			c.seal.idle()
+			c.open.idle()
+		}
 		for _, st := range c.streams {
 			if !st.sseOn {
 				continue

@@ -568,10 +568,6 @@ func (s *Server) attachH2(w http.ResponseWriter, r *http.Request, st *h2Stream, 
 	}
 	st.body, st.writeDeadline, st.readDeadline = nil, time.Time{}, time.Time{}
 	c.sse++
-	if c.handlers == 1 { // this one: most streams wait a while for their first event
-		c.seal.idle()
-		c.open.idle()
-	}
 	c.mu.Unlock()
 	s.log.Debug("subscriber connected", "subscriber", st.sub.ID, "selectors", len(st.sub.Selectors), "http2", true)
 	st.attached.Store(true)
@@ -646,10 +642,6 @@ func (c *h2Conn) serveSSE(st *h2Stream) {
 		st.lastWrite = time.Now().UnixNano()
 		c.s.cfg.Metrics.Written(len(st.evs), len(b)-len(sse.Comment)*b2i(beat), oldest)
 		c.p.putBuf(bp, b)
-		if beat && len(st.pending) == 0 && len(c.ready) == 0 {
-			c.seal.idle() // a heartbeat means nothing else was sent for a while
-			c.open.idle()
-		}
 	}
 	clear(st.evs)
 	st.evs = st.evs[:0]
