@@ -31,3 +31,14 @@ func (s *Server) HTTP2Conns() int {
 	defer p.mu.Unlock()
 	return len(p.conns)
 }
+
+// HTTP2Handlers returns the number of request goroutines of the hub's own HTTP/2 server.
+func (s *Server) HTTP2Handlers() int {
+	n := 0
+	for _, c := range s.pool().connList() {
+		c.mu.Lock()
+		n += c.handlers
+		c.mu.Unlock()
+	}
+	return n
+}

@@ -60,6 +60,9 @@ const (
 	// h2MaxRefused ends a connection after this many streams it was refused or reset in a
 	// row, against streams opened and reset at once.
 	h2MaxRefused = 1000
+	// h2ReadBudget bounds what one service reads, so that a client cannot keep a writer (and
+	// the connection's lock) to itself; the rest is read at its next turn.
+	h2ReadBudget = 64 << 10
 )
 
 // h2Events are the events a connection's socket is watched for, edge-triggered.
@@ -98,6 +101,10 @@ type h2Conn struct {
 	blockID uint32 // its stream; 0 when none is waiting
 	blockFl byte   // its HEADERS frame's flags
 	acked   bool   // the client acknowledged the server's SETTINGS
+	// ended remembers the last streams the server ended while the client could still send on
+	// them: what the client sent before it heard is ignored (RFC 9113, 5.1).
+	ended  [16]uint32
+	endedN int
 
 	mu         sync.Mutex
 	cond       sync.Cond // handlers waiting for a window, for the socket, or for a body
@@ -266,7 +273,15 @@ func maxHeaderBytes(hs *http.Server) int {
 // service is the pool's turn of the connection: read what arrived, write what is queued.
 func (c *h2Conn) service() {
 	c.mu.Lock()
-	c.serviceLocked()
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				c.s.log.Error("panic serving an HTTP/2 connection", "remote", c.remote, "panic", v)
+				c.closeLocked(fmt.Errorf("panic: %v", v))
+			}
+		}()
+		c.serviceLocked()
+	}()
 	c.mu.Unlock()
 	c.unsubscribeGone()
 }
@@ -331,18 +346,28 @@ func (c *h2Conn) readSocket() error {
 	bp := c.p.rbufs.Get().(*[]byte)
 	defer c.p.rbufs.Put(bp)
 	buf := *bp
+	if len(c.inRaw)+maxRecord > len(buf) { // what the handshake read ahead may be more
+		buf = make([]byte, len(c.inRaw)+maxRecord)
+	}
 	n := copy(buf, c.inRaw)
 	c.inRaw = nil
+	read := 0
 	for {
 		m, err := unix.Read(c.fd, buf[n:])
 		if m > 0 {
 			n += m
+			read += m
 		}
 		done, perr := c.readRecords(buf[:n])
 		if perr != nil {
 			return perr
 		}
 		n = copy(buf, buf[done:n])
+		// Answers (acknowledgements, window updates) leave as they are made: a client that
+		// floods control frames without reading fills its own socket, then out, and is cut.
+		if ferr := c.flush(); ferr != nil {
+			return ferr
+		}
 		switch {
 		case err == nil && m == 0:
 			c.hangup.Store(true) // end of file
@@ -358,6 +383,14 @@ func (c *h2Conn) readSocket() error {
 			return err
 		}
 		if c.closed {
+			return nil
+		}
+		if read >= h2ReadBudget {
+			if n > 0 {
+				c.inRaw = bytes.Clone(buf[:n])
+			}
+			c.readable.Store(true)
+			c.p.schedule(c) // pending: the worker comes back once this turn is over
 			return nil
 		}
 	}
@@ -386,10 +419,13 @@ func (c *h2Conn) readRecords(b []byte) (int, error) {
 				return done, err
 			}
 		case recordAlert:
-			if len(plain) == 2 && plain[1] == 0 { // close_notify
+			if len(plain) != 2 {
+				return done, errRecordType
+			}
+			if plain[1] == 0 { // close_notify
 				return done, errClientClosing
 			}
-			return done, fmt.Errorf("TLS alert %d from the client", plain[len(plain)-1])
+			return done, fmt.Errorf("TLS alert %d from the client", plain[1])
 		case 22: // handshake: a KeyUpdate (a client sends nothing else after the handshake)
 			return done, errKeyUpdate
 		default:
@@ -501,10 +537,16 @@ func (c *h2Conn) handleFrame(h h2FrameHeader, p []byte) error {
 		if h.stream > c.lastID {
 			return connError(h2ProtocolError, "RST_STREAM of an idle stream")
 		}
-		if st := c.streams[h.stream]; st != nil {
-			c.streamGone(st, true)
+		st := c.streams[h.stream]
+		if st == nil {
+			return nil
 		}
-		return c.countRefused()
+		served := st.sseOn
+		c.streamGone(st, true)
+		if served {
+			return nil // an EventSource closed: normal
+		}
+		return c.countRefused() // a request reset before it was answered
 	case h2Settings:
 		return c.onSettings(h, p)
 	case h2PushPromise:
@@ -636,8 +678,11 @@ func (c *h2Conn) onData(h h2FrameHeader, p []byte) error {
 	st := c.streams[h.stream]
 	if st == nil || st.recvEnd {
 		credit = h.length
-		if h.stream > c.lastID {
+		switch {
+		case h.stream > c.lastID:
 			return connError(h2ProtocolError, "DATA on an idle stream")
+		case c.endedRecently(h.stream):
+			return nil // sent before the client heard that the stream ended
 		}
 		return streamError(h.stream, h2StreamClosed, "DATA on a closed stream")
 	}
@@ -646,8 +691,18 @@ func (c *h2Conn) onData(h h2FrameHeader, p []byte) error {
 		credit = h.length
 		return streamError(h.stream, h2FlowControlError, "DATA beyond the stream window")
 	}
-	st.recvWindow += int64(h.length - len(data)) // the padding
-	if len(data) > 0 {
+	if pad := h.length - len(data); pad > 0 && h.flags&h2FlagEndStream == 0 {
+		st.recvWindow += int64(pad) // padding is given back at once, on the stream too
+		c.wbuf = appendWindowUpdate(c.frames(), st.id, uint32(pad))
+	}
+	st.received += int64(len(data))
+	if st.length >= 0 && (st.received > st.length || h.flags&h2FlagEndStream != 0 && st.received != st.length) {
+		credit += len(data)
+		return streamError(h.stream, h2ProtocolError, "DATA does not add up to content-length")
+	}
+	if st.bodyClosed {
+		credit += len(data) // nobody reads it
+	} else if len(data) > 0 {
 		st.body = append(st.body, data...)
 	}
 	if h.flags&h2FlagEndStream != 0 {
@@ -657,9 +712,36 @@ func (c *h2Conn) onData(h h2FrameHeader, p []byte) error {
 	return nil
 }
 
+// dropBody gives the client back the connection window of what it sent on st that nobody
+// will read.
+func (c *h2Conn) dropBody(st *h2Stream) {
+	if n := len(st.body); n > 0 && !c.closed {
+		c.recvWindow += int64(n)
+		c.wbuf = appendWindowUpdate(c.frames(), 0, uint32(n))
+	}
+	st.body = nil
+}
+
+// endedEarly remembers a stream the server ended while the client could still send on it.
+func (c *h2Conn) endedEarly(id uint32) {
+	c.ended[c.endedN%len(c.ended)] = id
+	c.endedN++
+}
+
+// endedRecently reports whether the server ended stream id lately (see endedEarly).
+func (c *h2Conn) endedRecently(id uint32) bool {
+	for _, e := range c.ended {
+		if e == id {
+			return true
+		}
+	}
+	return false
+}
+
 // resetStream says RST_STREAM with code and forgets the stream.
 func (c *h2Conn) resetStream(id uint32, code uint32) {
 	c.wbuf = appendRSTStream(c.frames(), id, code)
+	c.endedEarly(id)
 	if st := c.streams[id]; st != nil {
 		c.streamGone(st, false)
 	}
@@ -679,6 +761,7 @@ func (c *h2Conn) streamGone(st *h2Stream, byClient bool) {
 	}
 	st.reset = true
 	st.cancel()
+	c.dropBody(st)
 	delete(c.streams, st.id)
 	c.streamsChanged()
 	c.cond.Broadcast()

@@ -52,14 +52,14 @@ func TestIdleHTTP2Heap(t *testing.T) {
 	const conns = 300
 	perConn := func(streams int) float64 {
 		return idleHeapPerStream(t, conns, func() net.Conn { return th.openH2(t, streams) }, func(n int) bool {
-			return th.Hub.Subscribers() == n*streams && th.Server.HTTP2Conns() == n
+			return th.Hub.Subscribers() == n*streams && th.Server.HTTP2Conns() == n && th.Server.HTTP2Handlers() == 0
 		})
 	}
 	one := perConn(1)
 	ten := perConn(10)
 	extra := (ten - one) / 9
 	t.Logf("heap per idle HTTP/2 connection with one stream: %.0f bytes, both ends; per stream beyond the first: %.0f bytes", one, extra)
-	if one > 6000 || extra > 1500 {
-		t.Errorf("heap per idle HTTP/2 connection %.0f bytes (want at most 6000), per more stream %.0f (want at most 1500)", one, extra)
+	if one > 4500 || extra > 1200 {
+		t.Errorf("heap per idle HTTP/2 connection %.0f bytes (want at most 4500), per more stream %.0f (want at most 1200)", one, extra)
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/heraldhub/herald/auth"
@@ -30,6 +32,8 @@ type h2Stream struct {
 	window     int64  // what may still be sent on the stream
 	recvWindow int64  // what the client may still send
 	body       []byte // received, not yet read by the handler
+	length     int64  // the request's content-length; -1 if none
+	received   int64  // request body bytes received
 	recvEnd    bool   // the client ended its side
 	reset      bool   // reset, or the connection ended: the handler's reads and writes fail
 	bodyClosed bool
@@ -70,10 +74,30 @@ func (st *h2Stream) Notify() {
 // onHeaders starts a stream from a request's header block, or ends the request body of a
 // stream with trailers.
 func (c *h2Conn) onHeaders(id uint32, flags byte, block []byte) error {
-	// Decoded whatever becomes of the stream: the client's table must stay in step.
-	fields, err := c.dec.DecodeFull(block)
+	// Decoded whatever becomes of the stream: the client's table must stay in step. Fields
+	// beyond the header list size are decoded but not kept.
+	var fields []hpack.HeaderField
+	size, max := 0, maxHeaderBytes(c.hs)
+	c.dec.SetEmitFunc(func(f hpack.HeaderField) {
+		if size += len(f.Name) + len(f.Value) + 32; size <= max {
+			fields = append(fields, f)
+		}
+	})
+	// A copy: the decoder keeps a slice of what it was given, which would keep the read
+	// buffer it lies in.
+	_, err := c.dec.Write(bytes.Clone(block))
+	if err == nil {
+		err = c.dec.Close()
+	}
+	c.dec.SetEmitFunc(discardField)
 	if err != nil {
 		return connError(h2CompressionError, err.Error())
+	}
+	if size > max {
+		if c.streams[id] == nil && id > c.lastID {
+			c.lastID = id
+		}
+		return streamError(id, h2ProtocolError, "header list too large")
 	}
 	if st := c.streams[id]; st != nil {
 		if st.recvEnd || flags&h2FlagEndStream == 0 {
@@ -84,6 +108,9 @@ func (c *h2Conn) onHeaders(id uint32, flags byte, block []byte) error {
 		return nil
 	}
 	if id <= c.lastID {
+		if c.endedRecently(id) {
+			return nil // trailers sent before the client heard that the stream ended
+		}
 		return connError(h2ProtocolError, "HEADERS on a closed stream")
 	}
 	c.lastID = id
@@ -99,7 +126,10 @@ func (c *h2Conn) onHeaders(id uint32, flags byte, block []byte) error {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	st := &h2Stream{c: c, id: id, cancel: cancel, window: c.peerWindow, recvWindow: h2StreamWindow,
-		recvEnd: flags&h2FlagEndStream != 0}
+		recvEnd: flags&h2FlagEndStream != 0, length: -1}
+	if !st.recvEnd {
+		st.length = req.ContentLength
+	}
 	if !st.recvEnd {
 		req.Body = &h2Body{st: st}
 	}
@@ -144,6 +174,9 @@ func (c *h2Conn) request(fields []hpack.HeaderField, endStream bool) (*http.Requ
 		if !validHeaderName(f.Name) {
 			return nil, fmt.Errorf("header name %q", f.Name)
 		}
+		if !httpguts.ValidHeaderFieldValue(f.Value) {
+			return nil, fmt.Errorf("the value of header %q", f.Name)
+		}
 		switch f.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 			return nil, fmt.Errorf("connection-specific header %q", f.Name)
@@ -161,13 +194,28 @@ func (c *h2Conn) request(fields []hpack.HeaderField, endStream bool) (*http.Requ
 	if method == "" || scheme == "" || path == "" || method == http.MethodConnect {
 		return nil, errors.New("missing :method, :scheme or :path, or CONNECT")
 	}
+	if !httpguts.ValidHeaderFieldName(method) {
+		return nil, errors.New("invalid :method")
+	}
+	if path[0] != '/' && !(path == "*" && method == http.MethodOptions) {
+		return nil, errors.New(":path is not an origin form")
+	}
+	if !httpguts.ValidHeaderFieldValue(authority) {
+		return nil, errors.New("invalid :authority")
+	}
 	if cookies := h["Cookie"]; len(cookies) > 1 {
 		h["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if hosts := h["Host"]; len(hosts) > 1 || len(hosts) == 1 && authority != "" && hosts[0] != authority {
+		return nil, errors.New("a Host header that differs from :authority")
 	}
 	if authority == "" {
 		authority = h.Get("Host")
 	}
 	h.Del("Host")
+	if len(h["Content-Length"]) > 1 {
+		return nil, errors.New("several content-length headers")
+	}
 	u, err := url.ParseRequestURI(path)
 	if err != nil {
 		return nil, fmt.Errorf(":path: %w", err)
@@ -188,6 +236,9 @@ func (c *h2Conn) request(fields []hpack.HeaderField, endStream bool) (*http.Requ
 	return r, nil
 }
 
+// discardField is the HPACK decoder's emit function between header blocks.
+func discardField(hpack.HeaderField) {}
+
 // validHeaderName reports whether a field name is a lowercase token.
 func validHeaderName(name string) bool {
 	if name == "" {
@@ -206,9 +257,15 @@ func validHeaderName(name string) bool {
 func (c *h2Conn) runHandler(st *h2Stream, r *http.Request) {
 	w := &h2Writer{st: st, head: r.Method == http.MethodHead, header: make(http.Header)}
 	defer func() {
-		if v := recover(); v != nil && v != http.ErrAbortHandler {
-			c.s.log.Error("panic serving an HTTP/2 request", "remote", c.remote, "path", r.URL.Path, "panic", v)
-			w.finish(h2InternalError)
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				c.s.log.Error("panic serving an HTTP/2 request", "remote", c.remote, "path", r.URL.Path, "panic", v)
+			}
+			w.finish(h2InternalError) // the answer is not whole: never END_STREAM
+			return
+		}
+		if w.failed {
+			w.finish(h2Cancel)
 			return
 		}
 		w.finish(h2NoError)
@@ -230,6 +287,7 @@ type h2Writer struct {
 	code        int
 	headersSent bool
 	handedOver  bool // an SSE stream the pool serves now
+	failed      bool // a write failed: the answer is not whole
 }
 
 func (w *h2Writer) Header() http.Header { return w.header }
@@ -256,11 +314,13 @@ func (w *h2Writer) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := w.sendHeaders(false); err != nil {
+		w.failed = true
 		return 0, err
 	}
 	n := 0
 	for n < len(b) {
 		if err := w.waitToSend(); err != nil {
+			w.failed = true
 			return n, err
 		}
 		st := w.st
@@ -283,7 +343,8 @@ func (w *h2Writer) Write(b []byte) (int, error) {
 var errStreamGone = errors.New("the HTTP/2 stream was reset or its connection closed")
 
 // waitToSend waits, under mu, until the stream may send at least a byte and the socket is
-// not full, or until the write deadline.
+// not full, or until the write deadline (by default, dispatch_timeout or 30 s from now: a
+// client that never opens its window must not keep a handler forever).
 func (w *h2Writer) waitToSend() error {
 	st, c := w.st, w.st.c
 	var timer *time.Timer
@@ -292,17 +353,25 @@ func (w *h2Writer) waitToSend() error {
 			timer.Stop()
 		}
 	}()
+	deadline := st.writeDeadline
+	if deadline.IsZero() {
+		wait := c.s.cfg.DispatchTimeout
+		if wait <= 0 {
+			wait = 30 * time.Second
+		}
+		deadline = time.Now().Add(wait)
+	}
 	for {
 		switch {
 		case st.reset || c.closed:
 			return errStreamGone
 		case st.window > 0 && c.sendWindow > 0 && len(c.out) == 0:
 			return nil
-		case !st.writeDeadline.IsZero() && !time.Now().Before(st.writeDeadline):
+		case !time.Now().Before(deadline):
 			return os.ErrDeadlineExceeded
 		}
-		if timer == nil && !st.writeDeadline.IsZero() {
-			timer = time.AfterFunc(time.Until(st.writeDeadline), func() {
+		if timer == nil {
+			timer = time.AfterFunc(time.Until(deadline), func() {
 				c.mu.Lock()
 				c.cond.Broadcast()
 				c.mu.Unlock()
@@ -419,6 +488,7 @@ func (w *h2Writer) finish(code uint32) {
 		}
 		if !st.recvEnd {
 			c.wbuf = appendRSTStream(c.frames(), st.id, h2NoError)
+			c.endedEarly(st.id)
 		}
 		c.refused = 0
 		delete(c.streams, st.id)
@@ -426,7 +496,7 @@ func (w *h2Writer) finish(code uint32) {
 		st.cancel()
 	}
 	if !w.handedOver {
-		st.body = nil
+		c.dropBody(st)
 	}
 	if !c.closed {
 		if err := c.flush(); err != nil {
@@ -501,7 +571,10 @@ func (b *h2Body) Close() error {
 	c := b.st.c
 	c.mu.Lock()
 	b.st.bodyClosed = true
-	b.st.body = nil
+	c.dropBody(b.st)
+	if err := c.flush(); err != nil {
+		c.closeLocked(err)
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -559,6 +632,7 @@ func (s *Server) attachH2(w http.ResponseWriter, r *http.Request, st *h2Stream, 
 	}
 	hw.handedOver = true
 	st.sseOn = true
+	c.refused = 0
 	st.cancel() // the request is over: its context is not kept for the stream's life
 	st.cancel = noCancel
 	st.releaseIP = releaseIP
@@ -568,6 +642,10 @@ func (s *Server) attachH2(w http.ResponseWriter, r *http.Request, st *h2Stream, 
 	}
 	st.body, st.writeDeadline, st.readDeadline = nil, time.Time{}, time.Time{}
 	c.sse++
+	if c.handlers == 1 { // this one: most streams wait a while for their first event
+		c.seal.idle()
+		c.open.idle()
+	}
 	c.mu.Unlock()
 	s.log.Debug("subscriber connected", "subscriber", st.sub.ID, "selectors", len(st.sub.Selectors), "http2", true)
 	st.attached.Store(true)
