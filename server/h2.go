@@ -177,25 +177,36 @@ var h2Fallback = &http2.Server{}
 // closes tc when it returns: a connection taken over keeps its socket through its own
 // descriptor, and tc can no longer write (trackedConn.shed).
 func (s *Server) serveH2(hs *http.Server, tc *tls.Conn, h http.Handler) {
-	if err := s.takeOverH2(hs, tc); err != nil {
+	fallback, err := s.takeOverH2(hs, tc)
+	switch {
+	case err == nil:
+	case fallback:
 		s.log.Debug("an HTTP/2 connection is served by golang.org/x/net/http2", "err", err)
 		h2Fallback.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: hs, Handler: h})
+	default:
+		s.log.Debug("an HTTP/2 connection could not be taken over and is closed", "err", err)
 	}
 }
 
-// takeOverH2 makes tc a connection of the hub's own HTTP/2 server, unless it cannot be (it
-// then returns why and leaves tc as it was, but for the server's SETTINGS already sent).
-func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
+// takeOverH2 makes tc a connection of the hub's own HTTP/2 server. When it cannot, it says
+// why, and whether tc may still be served by another server: not once the server's SETTINGS
+// went out, which another server would contradict.
+func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) (fallback bool, err error) {
 	p := s.pool()
 	tc := tappedConn(tlsConn)
 	if tc == nil || p == nil || p.watcher == nil {
-		return errors.New("the connection is not tapped, or sockets are not watched here")
+		return true, errors.New("the connection is not tapped, or sockets are not watched here")
 	}
 	tap := tc.tap
 	state := tlsConn.ConnectionState()
 	if state.Version != tls.VersionTLS13 {
 		tc.tap = nil
-		return errors.New("not TLS 1.3")
+		return true, errors.New("not TLS 1.3")
+	}
+	opener, rest, err := tap.opener(state.CipherSuite)
+	if err != nil {
+		tc.tap = nil
+		return true, err
 	}
 	// The server's connection preface goes through the tls.Conn: its last record tells the
 	// sealer where to go on.
@@ -207,18 +218,14 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 		h2Setting{h2SettingMaxHeaderListSize, uint32(maxHeaderBytes(hs))},
 		h2Setting{h2SettingEnablePush, 0})
 	preface = appendWindowUpdate(preface, 0, h2ConnWindow-65535)
-	_, err := tlsConn.Write(preface)
+	_, err = tlsConn.Write(preface)
 	tc.tap = nil
 	if err != nil {
-		return err
+		return false, err
 	}
 	sealer, err := tap.sealer(state.CipherSuite)
 	if err != nil {
-		return err
-	}
-	opener, rest, err := tap.opener(state.CipherSuite)
-	if err != nil {
-		return err
+		return false, err
 	}
 	state.NegotiatedProtocol = "h2"
 	ctx := context.WithValue(context.Background(), http.ServerContextKey, hs)
@@ -238,7 +245,7 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 	c.state.Store(streamScheduled)
 	fd, _, tok, err := p.watcher.register(tc.Conn, c, h2Events)
 	if err != nil {
-		return err
+		return false, err
 	}
 	c.fd, c.token = fd, tok
 	tc.shed.Store(true)
@@ -248,7 +255,7 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 		c.closeLocked(nil)
 		c.mu.Unlock()
 		c.unsubscribeGone()
-		return nil
+		return false, nil
 	}
 	c.readable.Store(true)
 	// Serve what the handshake read ahead, then go through the scheduler like any wake-up.
@@ -259,7 +266,7 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) error {
 		}
 		c.state.Store(streamScheduled)
 	}
-	return nil
+	return false, nil
 }
 
 // maxHeaderBytes is the header list size hs allows.
