@@ -50,3 +50,35 @@ func checkTrim(t *testing.T, minDrop int) {
 	}
 	_ = held
 }
+
+// TestTrimsAfterArrivals makes garbage while "subscribers" arrive, then keeps their count
+// steady: the memory the garbage took goes back to the OS once the arrivals settle.
+func TestTrimsAfterArrivals(t *testing.T) {
+	var subscribers atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, func() int { return int(subscribers.Load()) }, slog.New(slog.DiscardHandler), Options{Interval: 20 * time.Millisecond, MinDrop: 100})
+	}()
+	defer func() { cancel(); <-done }()
+	garbage := make([][]byte, 0, 2000)
+	for i := range 2000 {
+		garbage = append(garbage, make([]byte, 32<<10)) // 64 MiB, as handshakes leave
+		subscribers.Store(int64(i + 1))
+	}
+	garbage = nil
+	_ = garbage
+	var ms runtime.MemStats
+	deadline := time.Now().Add(time.Second)
+	for {
+		runtime.ReadMemStats(&ms)
+		if ms.HeapReleased >= 48<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d MiB released", ms.HeapReleased>>20)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
