@@ -37,6 +37,7 @@ type h2Stream struct {
 	recvEnd    bool   // the client ended its side
 	reset      bool   // reset, or the connection ended: the handler's reads and writes fail
 	bodyClosed bool
+	expect     bool // the client waits for 100 Continue before it sends the body
 
 	readDeadline  time.Time
 	writeDeadline time.Time
@@ -129,6 +130,7 @@ func (c *h2Conn) onHeaders(id uint32, flags byte, block []byte) error {
 		recvEnd: flags&h2FlagEndStream != 0, length: -1}
 	if !st.recvEnd {
 		st.length = req.ContentLength
+		st.expect = strings.EqualFold(req.Header.Get("Expect"), "100-continue")
 	}
 	if !st.recvEnd {
 		req.Body = &h2Body{st: st}
@@ -391,17 +393,30 @@ func (w *h2Writer) sendHeaders(endStream bool) error {
 		return errStreamGone
 	}
 	w.headersSent = true
+	c.wbuf = appendHeaderBlock(c.frames(), st.id, c.encodeHeaders(w.code, w.sent), endStream, c.peerFrame)
+	w.sent = nil
+	if err := c.flush(); err != nil {
+		c.closeLocked(err)
+		return err
+	}
+	return nil
+}
+
+// encodeHeaders returns the header block of a response (a 1xx one: the status only), under mu.
+func (c *h2Conn) encodeHeaders(code int, h http.Header) []byte {
 	if c.enc == nil {
 		c.encBuf = &sliceWriter{}
 		c.enc = hpack.NewEncoder(c.encBuf)
 		c.enc.SetMaxDynamicTableSizeLimit(0) // no table: nothing to keep per connection
 	}
-	c.encBuf.b = c.encBuf.b[:0]
-	_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(w.code)})
-	if _, ok := w.sent["Date"]; !ok {
+	_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
+	if code < 200 {
+		return c.takeBlock()
+	}
+	if _, ok := h["Date"]; !ok {
 		_ = c.enc.WriteField(hpack.HeaderField{Name: "date", Value: time.Now().UTC().Format(http.TimeFormat)})
 	}
-	for k, vs := range w.sent {
+	for k, vs := range h {
 		name := strings.ToLower(k)
 		switch name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
@@ -411,14 +426,14 @@ func (w *h2Writer) sendHeaders(endStream bool) error {
 			_ = c.enc.WriteField(hpack.HeaderField{Name: name, Value: strings.Map(dropCRLF, v)})
 		}
 	}
-	c.wbuf = appendHeaderBlock(c.frames(), st.id, c.encBuf.b, endStream, c.peerFrame)
-	c.encBuf.b = nil // an idle connection keeps no buffer
-	w.sent = nil
-	if err := c.flush(); err != nil {
-		c.closeLocked(err)
-		return err
-	}
-	return nil
+	return c.takeBlock()
+}
+
+// takeBlock returns the header block encoded, which the connection no longer keeps.
+func (c *h2Conn) takeBlock() []byte {
+	b := c.encBuf.b
+	c.encBuf.b = nil
+	return b
 }
 
 // dropCRLF removes CR and LF from header values.
@@ -523,6 +538,14 @@ func (b *h2Body) Read(p []byte) (int, error) {
 			timer.Stop()
 		}
 	}()
+	if st.expect && !c.closed && !st.reset {
+		// The handler wants the body: tell the client to send it.
+		st.expect = false
+		c.wbuf = appendHeaderBlock(c.frames(), st.id, c.encodeHeaders(100, nil), false, c.peerFrame)
+		if err := c.flush(); err != nil {
+			c.closeLocked(err)
+		}
+	}
 	for len(st.body) == 0 {
 		switch {
 		case st.bodyClosed:
