@@ -26,10 +26,16 @@ import (
 // answers a client that breaks the protocol, stops reading or goes idle, and how it carries
 // bodies and histories larger than the flow-control windows.
 
-// newH2Hub serves an anonymous hub over TLS with the hub's own HTTP/2 server; configure may
-// change the http.Server. At cleanup, once everything stopped, no goroutine of the test is
-// left; before that, no subscriber is.
-func newH2Hub(t *testing.T, configureHub func(*hub.Config), configure func(*http.Server)) *tlsHub {
+// newH2Hub serves an anonymous hub over TLS with the hub's own HTTP/2 server and a
+// dispatch_timeout of 300ms; configure may change the http.Server. At cleanup, once
+// everything stopped, no goroutine of the test is left; before that, no subscriber is.
+func newH2Hub(t *testing.T, configure func(*http.Server)) *tlsHub {
+	t.Helper()
+	return newH2HubWith(t, nil, nil, configure)
+}
+
+// newH2HubWith is newH2Hub with hooks for the hub's and the server's configurations.
+func newH2HubWith(t *testing.T, configureHub func(*hub.Config), configureServer func(*server.Config), configure func(*http.Server)) *tlsHub {
 	t.Helper()
 	needSealing(t)
 	ignore := goleak.IgnoreCurrent()
@@ -37,6 +43,9 @@ func newH2Hub(t *testing.T, configureHub func(*hub.Config), configure func(*http
 	th := serveHubTLSWith(t, newTestHubWith(t, configureHub, func(c *server.Config) {
 		c.Anonymous = true
 		c.DispatchTimeout = 300 * time.Millisecond
+		if configureServer != nil {
+			configureServer(c)
+		}
 	}), configure)
 	t.Cleanup(func() {
 		waitFor(t, "no subscriber left", func() bool { return th.Hub.Subscribers() == 0 })
@@ -123,7 +132,8 @@ func waitNoConns(t *testing.T, th *tlsHub) {
 // for longer than dispatch_timeout, its subscription with it; a subscriber on another
 // connection gets every event, in order, meanwhile.
 func TestH2StalledConnectionIsDropped(t *testing.T) {
-	th := newH2Hub(t, func(c *hub.Config) { c.QueueSize = 1000 }, nil)
+	// dispatch_timeout leaves the reading client time to keep up under the race detector.
+	th := newH2HubWith(t, func(c *hub.Config) { c.QueueSize = 1000 }, func(c *server.Config) { c.DispatchTimeout = time.Second }, nil)
 	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -149,7 +159,8 @@ func TestH2StalledConnectionIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := dialH2(t, th, 64<<10)
+	c := dialH2(t, th, 1<<30) // windows wide open too
+	c.write(func() error { return c.fr.WriteWindowUpdate(0, 1<<30) })
 	c.subscribe(1, "a")
 	c.waitData(1, ":\n")
 	waitFor(t, "both subscribers", func() bool { return th.Hub.Subscribers() == 2 && th.Server.HTTP2Conns() == 2 })
@@ -182,7 +193,7 @@ func TestH2StalledConnectionIsDropped(t *testing.T) {
 // DATA on stream 0 is a connection error: GOAWAY PROTOCOL_ERROR, then the connection closes,
 // and the subscription on it goes.
 func TestH2DataOnStreamZero(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	c.subscribe(1, "a")
 	c.waitData(1, ":\n")
@@ -198,7 +209,7 @@ func TestH2DataOnStreamZero(t *testing.T) {
 func TestH2MalformedHeaders(t *testing.T) {
 	for _, h := range [][2]string{{"X-Upper", "1"}, {"connection", "keep-alive"}, {"keep-alive", "5"}, {"te", "gzip"}} {
 		t.Run(h[0], func(t *testing.T) {
-			th := newH2Hub(t, nil, nil)
+			th := newH2Hub(t, nil)
 			c := dialH2(t, th, 64<<10)
 			c.request(1, true, subscription("a", h))
 			if how := c.waitEnd(1); how != "RST_STREAM PROTOCOL_ERROR" {
@@ -222,7 +233,7 @@ func TestH2MalformedHeaders(t *testing.T) {
 // A WINDOW_UPDATE that takes the connection's send window past 2^31-1 is a connection error:
 // GOAWAY FLOW_CONTROL_ERROR.
 func TestH2WindowOverflow(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	c.subscribe(1, "a")
 	c.waitData(1, ":\n")
@@ -233,7 +244,7 @@ func TestH2WindowOverflow(t *testing.T) {
 
 // A PING is answered with a PING ACK of the same 8 bytes; the connection goes on.
 func TestH2Ping(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	data := [8]byte{1, 2, 3, 4, 5, 6, 7, 0xfe}
 	c.write(func() error { return c.fr.WritePing(false, data) })
@@ -254,7 +265,7 @@ func TestH2Ping(t *testing.T) {
 // A header block that goes on past 128 KiB in CONTINUATION frames is a connection error:
 // GOAWAY ENHANCE_YOUR_CALM.
 func TestH2ContinuationFlood(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	block := headerBlock(subscription("a")...)
 	chunk := make([]byte, 16<<10)
@@ -308,7 +319,7 @@ func (c *h2Client) ping(data [8]byte) {
 // handlers were still running, or reset by the client: each counts once). Every
 // subscription they started goes.
 func TestH2ResetFlood(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	c.openAndReset(1, 1000)
 	c.ping([8]byte{1})
@@ -323,7 +334,7 @@ func TestH2ResetFlood(t *testing.T) {
 // Subscriptions served, then reset by the client, do not add up to a flood: 1100 of them in
 // batches on one connection leave it open.
 func TestH2SubscriptionsServedThenResetAreNoFlood(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	id := uint32(1)
 	for batch := range 11 {
@@ -357,7 +368,7 @@ func TestH2SubscriptionsServedThenResetAreNoFlood(t *testing.T) {
 // A frame larger than SETTINGS_MAX_FRAME_SIZE (16 KiB) is a connection error: GOAWAY
 // FRAME_SIZE_ERROR.
 func TestH2FrameTooLarge(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	c.subscribe(1, "a")
 	c.waitData(1, ":\n")
@@ -369,7 +380,7 @@ func TestH2FrameTooLarge(t *testing.T) {
 // A client that sends something other than the client preface is cut off after the server's
 // own preface (SETTINGS and the connection's WINDOW_UPDATE), without a GOAWAY.
 func TestH2BadPreface(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
 	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: th.Roots, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -406,7 +417,7 @@ func TestH2BadPreface(t *testing.T) {
 // GOAWAY NO_ERROR and closed; one with an SSE stream is not, until the stream ends.
 func TestH2IdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
-	th := newH2Hub(t, nil, func(hs *http.Server) { hs.IdleTimeout = idle })
+	th := newH2Hub(t, func(hs *http.Server) { hs.IdleTimeout = idle })
 	start := time.Now()
 	bare := dialH2(t, th, 64<<10)
 	busy := dialH2(t, th, 64<<10)
@@ -438,7 +449,7 @@ func h2HTTPClient(t *testing.T, th *tlsHub) *http.Client {
 // A publish over HTTP/2 whose body is larger than the stream window (64 KiB) is read whole,
 // the window opened as the handler reads: 200, and the subscriber gets exactly its data.
 func TestH2PublishLargerThanWindow(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	c := dialH2(t, th, 64<<10)
 	c.subscribe(1, "a")
 	c.waitData(1, ":\n")
@@ -467,7 +478,7 @@ func TestH2PublishLargerThanWindow(t *testing.T) {
 // A subscription whose history replay (320 KiB) is more than the client's windows gets it
 // whole and in order, from a client that opens its windows as it reads, and from Go's.
 func TestH2ReplayLargerThanWindows(t *testing.T) {
-	th := newH2Hub(t, nil, nil)
+	th := newH2Hub(t, nil)
 	th.publish(t, publishForm("topic", "a", "id", "start", "data", "s"))
 	payload := strings.Repeat("h", 8<<10)
 	for i := range 40 {
