@@ -32,7 +32,11 @@ type h2Client struct {
 	data   map[uint32]*bytes.Buffer // DATA received per stream
 	ended  map[uint32]string        // how a stream ended: "END_STREAM" or "RST_STREAM code"
 	goaway bool
-	closed chan struct{} // the read loop is done
+	// goawayCode and goawayLast are the error code and last stream of the last GOAWAY.
+	goawayCode http2.ErrCode
+	goawayLast uint32
+	pingAcks   [][8]byte     // the payloads of the PING ACKs received
+	closed     chan struct{} // the read loop is done // the read loop is done
 	// starve lists the streams whose window is never reopened.
 	starve map[uint32]bool
 }
@@ -70,6 +74,14 @@ func (c *h2Client) write(f func() error) {
 	}
 }
 
+// send writes frames with f and returns its error: the read loop's answers, which may come
+// after the server closed the connection.
+func (c *h2Client) send(f func() error) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return f()
+}
+
 // subscribe opens stream id on topic.
 func (c *h2Client) subscribe(id uint32, topic string) {
 	var hb bytes.Buffer
@@ -97,11 +109,15 @@ func (c *h2Client) readLoop() {
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
-				c.write(func() error { return c.fr.WriteSettingsAck() })
+				_ = c.send(func() error { return c.fr.WriteSettingsAck() })
 			}
 		case *http2.PingFrame:
 			if !f.IsAck() {
-				c.write(func() error { return c.fr.WritePing(true, f.Data) })
+				_ = c.send(func() error { return c.fr.WritePing(true, f.Data) })
+			} else {
+				c.mu.Lock()
+				c.pingAcks = append(c.pingAcks, f.Data)
+				c.mu.Unlock()
 			}
 		case *http2.DataFrame:
 			id, n := f.StreamID, uint32(len(f.Data()))
@@ -115,7 +131,7 @@ func (c *h2Client) readLoop() {
 			starved := c.starve[id]
 			c.mu.Unlock()
 			if n > 0 {
-				c.write(func() error {
+				_ = c.send(func() error {
 					if !starved {
 						if err := c.fr.WriteWindowUpdate(id, n); err != nil {
 							return err
@@ -137,6 +153,7 @@ func (c *h2Client) readLoop() {
 		case *http2.GoAwayFrame:
 			c.mu.Lock()
 			c.goaway = true
+			c.goawayCode, c.goawayLast = f.ErrCode, f.LastStreamID
 			c.mu.Unlock()
 		}
 	}

@@ -41,6 +41,12 @@ type tlsHub struct {
 // HTTP/1.1).
 func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 	t.Helper()
+	return serveHubTLSWith(t, th, nil, protos...)
+}
+
+// serveHubTLSWith is serveHubTLS with a hook for the http.Server before it starts.
+func serveHubTLSWith(t *testing.T, th *testHub, configure func(*http.Server), protos ...string) *tlsHub {
+	t.Helper()
 	cert := testkit.SelfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,6 +56,9 @@ func serveHubTLS(t *testing.T, th *testHub, protos ...string) *tlsHub {
 		Handler:           th.handler,
 		ReadHeaderTimeout: 2 * time.Second,
 		TLSConfig:         th.Server.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12, NextProtos: protos}),
+	}
+	if configure != nil {
+		configure(srv)
 	}
 	th.Server.EnableHTTP2(srv)
 	done := make(chan struct{})
