@@ -79,7 +79,7 @@ PY
 
 hubs=(herald)
 [[ -n ${REF_HUB:-} ]] && hubs+=(ref)
-SCENARIOS=${SCENARIOS:-idle-h1-5000 idle-h1-19000 idle-h2-5000 idle-h2s-5000 fan-h1 fan-h2 conn-full conn-resume}
+SCENARIOS=${SCENARIOS:-idle-h1-5000 idle-h1-19000 idle-h2-5000 idle-h2-19000 idle-h2s-5000 idle-h2s-19000 fan-h1 fan-h2 conn-full conn-resume}
 for sc in $SCENARIOS; do
   for HUB in "${hubs[@]}"; do
     start "$HUB"
