@@ -339,12 +339,25 @@ func (c *h2Conn) fail(err error) {
 		c.s.log.Debug("HTTP/2 connection error", "remote", c.remote, "err", err)
 		c.wbuf = appendGoAway(c.frames(), c.lastID, he.code)
 		_ = c.flush()
+		c.drain()
 	case errors.Is(err, errClientClosing):
 		err = nil
 	default:
 		c.s.log.Debug("HTTP/2 connection ended", "remote", c.remote, "err", err)
 	}
 	c.closeLocked(err)
+}
+
+// drain reads and drops what the client sent and the server will not read (up to a limit),
+// so that closing the socket does not reset the connection before the client read the
+// GOAWAY.
+func (c *h2Conn) drain() {
+	var b [4096]byte
+	for range 16 {
+		if n, err := unix.Read(c.fd, b[:]); n <= 0 || err != nil {
+			return
+		}
+	}
 }
 
 // readSocket reads everything the socket holds (the watcher is edge-triggered) and handles
@@ -534,6 +547,9 @@ func (c *h2Conn) handleFrame(h h2FrameHeader, p []byte) error {
 			return connError(h2ProtocolError, "PRIORITY on stream 0")
 		}
 		if h.length != 5 {
+			if h.stream > c.lastID { // no RST_STREAM for a stream never opened
+				return connError(h2FrameSizeError, "PRIORITY of the wrong size")
+			}
 			return streamError(h.stream, h2FrameSizeError, "PRIORITY of the wrong size")
 		}
 		return nil
@@ -643,6 +659,9 @@ func (c *h2Conn) onWindowUpdate(h h2FrameHeader, p []byte) error {
 		}
 	} else {
 		if incr == 0 {
+			if h.stream > c.lastID { // no RST_STREAM for a stream never opened
+				return connError(h2ProtocolError, "WINDOW_UPDATE of 0")
+			}
 			return streamError(h.stream, h2ProtocolError, "WINDOW_UPDATE of 0")
 		}
 		st := c.streams[h.stream]
