@@ -132,8 +132,9 @@ func waitNoConns(t *testing.T, th *tlsHub) {
 // for longer than dispatch_timeout, its subscription with it; a subscriber on another
 // connection gets every event, in order, meanwhile.
 func TestH2StalledConnectionIsDropped(t *testing.T) {
-	// dispatch_timeout leaves the reading client time to keep up under the race detector.
-	th := newH2HubWith(t, func(c *hub.Config) { c.QueueSize = 1000 }, func(c *server.Config) { c.DispatchTimeout = time.Second }, nil)
+	// dispatch_timeout leaves the reading client time to keep up under the race detector on
+	// a loaded machine.
+	th := newH2HubWith(t, func(c *hub.Config) { c.QueueSize = 1000 }, func(c *server.Config) { c.DispatchTimeout = 3 * time.Second }, nil)
 	addr := strings.TrimSuffix(strings.TrimPrefix(th.URL, "https://"), server.Path)
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -170,7 +171,11 @@ func TestH2StalledConnectionIsDropped(t *testing.T) {
 	for i := range 40 { // 10 MiB: more than the socket's buffers hold
 		th.publish(t, publishForm("topic", "a", "id", strconv.Itoa(i), "data", payload))
 	}
-	waitFor(t, "the stalled connection to be dropped", func() bool { return th.Hub.Subscribers() == 1 && th.Server.HTTP2Conns() == 1 })
+	for stop := time.Now().Add(20 * time.Second); th.Hub.Subscribers() != 1 || th.Server.HTTP2Conns() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(stop) {
+			t.Fatalf("%d subscribers and %d connections left; want the stalled connection dropped, the other one kept", th.Hub.Subscribers(), th.Server.HTTP2Conns())
+		}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got, _ := c.received(1)
