@@ -57,6 +57,7 @@ bench:
 FUZZTIME ?= 30s
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./server
+	go test -run '^$$' -fuzz '^FuzzH2Frames$$' -fuzztime $(FUZZTIME) ./server
 	go test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
 	go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
 	go test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./topic
