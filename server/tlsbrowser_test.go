@@ -54,6 +54,9 @@ for (const topic of ['` + strings.Join(topics, "','") + `']) {
 			if n := th.Server.SealedStreams(); n != sealedOf(c.sealed) {
 				t.Fatalf("%d streams seal their own records, want %d", n, sealedOf(c.sealed))
 			}
+			if c.protos == nil && sealing() && th.Server.HTTP2Conns() == 0 {
+				t.Fatal("the hub's own HTTP/2 server serves none of the page's connections")
+			}
 			big := strings.Repeat("B", 40<<10)
 			want := map[string][]string{}
 			for i, u := range []struct{ topic, data string }{{"a", "one"}, {"b", "two"}, {"a", big}, {"c", "three"}, {"a", "four"}} {
@@ -61,7 +64,16 @@ for (const topic of ['` + strings.Join(topics, "','") + `']) {
 				th.publish(t, url.Values{"topic": {u.topic}, "id": {id}, "data": {u.data}})
 				want[u.topic] = append(want[u.topic], fmt.Sprintf("%s:%d:%s", id, len(u.data), u.data[:min(8, len(u.data))]))
 			}
-			waitPage(ctx, t, "every update", `window.streams.every(s => s.got.length >= ({a: 3, b: 1, c: 1})[s.topic])`)
+			// The page publishes too, a body larger than a stream's window, on its connection.
+			page := strings.Repeat("P", 100<<10)
+			publish := `fetch('` + server.Path + `', {method: 'POST', headers: {'Authorization': 'Bearer ` + mercureToken(t, []string{"*"}, nil) + `',
+  'Content-Type': 'application/x-www-form-urlencoded'}, body: 'topic=b&id=page&data=' + 'P'.repeat(` + fmt.Sprint(len(page)) + `)}).then(r => r.status)`
+			status, err := chromedp.Run(ctx, chromedp.Evaluate[int](publish, chromedp.EvalAwaitPromise))
+			if err != nil || status != 200 {
+				t.Fatalf("the page's publish: status %d, %v", status, err)
+			}
+			want["b"] = append(want["b"], fmt.Sprintf("page:%d:%s", len(page), page[:8]))
+			waitPage(ctx, t, "every update", `window.streams.every(s => s.got.length >= ({a: 3, b: 2, c: 1})[s.topic])`)
 			time.Sleep(100 * time.Millisecond) // nothing more may come
 			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]struct {
 				Topic  string   `json:"topic"`
