@@ -61,7 +61,8 @@ const (
 	// row, against streams opened and reset at once.
 	h2MaxRefused = 1000
 	// h2ReadBudget bounds what one service reads, so that a client cannot keep a writer (and
-	// the connection's lock) to itself; the rest is read at its next turn.
+	// the connection's lock) to itself; the rest is read at its next turn, from the back of
+	// the pool's run queue.
 	h2ReadBudget = 64 << 10
 )
 
@@ -83,6 +84,7 @@ type h2Conn struct {
 	ctx      context.Context // of every request: the server's values
 
 	hangup   atomic.Bool // the watcher saw the client close or reset the connection
+	more     atomic.Bool // the read budget ran out: see requeue
 	readable atomic.Bool // the watcher saw bytes arrive
 	writable atomic.Bool // the watcher saw the socket take more
 
@@ -137,6 +139,7 @@ type sliceWriter struct{ b []byte }
 func (w *sliceWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
 func (c *h2Conn) sched() *atomic.Int32 { return &c.state }
+func (c *h2Conn) requeue() bool        { return c.more.Swap(false) }
 
 // wake is the watcher's report of the connection's socket.
 func (c *h2Conn) wake(events uint32) {
@@ -265,6 +268,9 @@ func (s *Server) takeOverH2(hs *http.Server, tlsConn *tls.Conn) (fallback bool, 
 			break
 		}
 		c.state.Store(streamScheduled)
+	}
+	if c.requeue() {
+		p.schedule(c)
 	}
 	return false, nil
 }
@@ -410,7 +416,7 @@ func (c *h2Conn) readSocket() error {
 				c.inRaw = bytes.Clone(buf[:n])
 			}
 			c.readable.Store(true)
-			c.p.schedule(c) // pending: the worker comes back once this turn is over
+			c.more.Store(true) // the rest at the back of the run queue
 			return nil
 		}
 	}

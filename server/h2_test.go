@@ -517,3 +517,58 @@ func TestH2ReplayLargerThanWindows(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// Subscriptions whose request side stays open, each sent most of a stream window of DATA that
+// nobody reads: the connection window comes back, so the connection outlives more of them
+// than its window holds, and the subscriptions go on.
+func TestH2SubscriptionBodyGivesTheWindowBack(t *testing.T) {
+	th := newH2Hub(t, nil)
+	c := dialH2(t, th, 1<<20)
+	chunk := bytes.Repeat([]byte("x"), 16383)
+	const subs = 20 // 20 × 64 KiB: more than the 1 MiB connection window
+	for i := range uint32(subs) {
+		id := 1 + 2*i
+		c.request(id, false, subscription("t"))
+		c.waitData(id, ":\n")
+		for range 4 {
+			c.write(func() error { return c.fr.WriteData(id, false, chunk) })
+		}
+	}
+	waitFor(t, "the subscribers", func() bool { return th.Hub.Subscribers() == subs })
+	th.publish(t, publishForm("topic", "t", "id", "0", "data", "after"))
+	for i := range uint32(subs) {
+		c.waitData(1+2*i, ":\n"+events(0, 1, "after"))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goaway {
+		t.Fatalf("GOAWAY %v after %d bytes sent on subscriptions", c.goawayCode, subs*4*len(chunk))
+	}
+}
+
+// A request body shorter than its content-length is refused, whether the client ends it with
+// DATA or with trailers: RST_STREAM PROTOCOL_ERROR, and nothing is published.
+func TestH2ShortBodyIsRefused(t *testing.T) {
+	for _, trailers := range []bool{false, true} {
+		th := newH2Hub(t, nil)
+		c := dialH2(t, th, 1<<20)
+		c.request(1, false, [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "127.0.0.1"},
+			{":path", server.Path}, {"content-type", "application/x-www-form-urlencoded"}, {"content-length", "40"},
+			{"authorization", "Bearer " + mercureToken(t, []string{"*"}, nil)}})
+		body := []byte("topic=a&data=short")
+		if trailers {
+			c.write(func() error { return c.fr.WriteData(1, false, body) })
+			c.write(func() error {
+				return c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock([2]string{"x-t", "1"}), EndStream: true, EndHeaders: true})
+			})
+		} else {
+			c.write(func() error { return c.fr.WriteData(1, true, body) })
+		}
+		if how := c.waitEnd(1); how != "RST_STREAM PROTOCOL_ERROR" {
+			t.Fatalf("trailers %v: the stream ended with %s, want RST_STREAM PROTOCOL_ERROR", trailers, how)
+		}
+		if got, _ := c.received(1); strings.Contains(got, "urn:uuid:") {
+			t.Fatalf("trailers %v: published: %q", trailers, got)
+		}
+	}
+}

@@ -38,6 +38,8 @@ type h2Stream struct {
 	reset      bool   // reset, or the connection ended: the handler's reads and writes fail
 	bodyClosed bool
 	expect     bool // the client waits for 100 Continue before it sends the body
+	responded  bool // the response's HEADERS went out
+	done       bool // the handler returned: its body reads fail
 
 	readDeadline  time.Time
 	writeDeadline time.Time
@@ -104,6 +106,9 @@ func (c *h2Conn) onHeaders(id uint32, flags byte, block []byte) error {
 		if st.recvEnd || flags&h2FlagEndStream == 0 {
 			return streamError(id, h2ProtocolError, "HEADERS after the request's headers without ending it")
 		}
+		if st.length >= 0 && st.received != st.length {
+			return streamError(id, h2ProtocolError, "DATA does not add up to content-length")
+		}
 		st.recvEnd = true // trailers, ignored
 		c.cond.Broadcast()
 		return nil
@@ -112,7 +117,7 @@ func (c *h2Conn) onHeaders(id uint32, flags byte, block []byte) error {
 		if c.endedRecently(id) {
 			return nil // trailers sent before the client heard that the stream ended
 		}
-		return connError(h2ProtocolError, "HEADERS on a closed stream")
+		return streamError(id, h2StreamClosed, "HEADERS on a closed stream")
 	}
 	c.lastID = id
 	if c.goingAway || len(c.streams) >= h2MaxStreams || c.handlers >= h2MaxStreams {
@@ -230,7 +235,7 @@ func (c *h2Conn) request(fields []hpack.HeaderField, endStream bool) (*http.Requ
 		r.ContentLength = 0
 	} else if cl := h.Get("Content-Length"); cl != "" {
 		n, err := strconv.ParseInt(cl, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || cl[0] == '+' {
 			return nil, errors.New("invalid content-length")
 		}
 		r.ContentLength = n
@@ -319,9 +324,10 @@ func (w *h2Writer) Write(b []byte) (int, error) {
 		w.failed = true
 		return 0, err
 	}
+	def := time.Now().Add(defaultWriteWait(c.s.cfg.DispatchTimeout))
 	n := 0
 	for n < len(b) {
-		if err := w.waitToSend(); err != nil {
+		if err := w.waitToSend(def); err != nil {
 			w.failed = true
 			return n, err
 		}
@@ -340,30 +346,31 @@ func (w *h2Writer) Write(b []byte) (int, error) {
 	return n, nil
 }
 
+// defaultWriteWait is how long a Write without a deadline may wait for the client's windows
+// and socket, in all.
+func defaultWriteWait(dispatch time.Duration) time.Duration {
+	if dispatch > 0 {
+		return dispatch
+	}
+	return 30 * time.Second
+}
+
 // errStreamGone is what a handler's reads and writes get once its stream was reset or its
 // connection ended.
 var errStreamGone = errors.New("the HTTP/2 stream was reset or its connection closed")
 
 // waitToSend waits, under mu, until the stream may send at least a byte and the socket is
-// not full, or until the write deadline (by default, dispatch_timeout or 30 s from now: a
+// not full, or until the write deadline; without one, until def (the default of the Write: a
 // client that never opens its window must not keep a handler forever).
-func (w *h2Writer) waitToSend() error {
+func (w *h2Writer) waitToSend(def time.Time) error {
 	st, c := w.st, w.st.c
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	deadline := st.writeDeadline
-	if deadline.IsZero() {
-		wait := c.s.cfg.DispatchTimeout
-		if wait <= 0 {
-			wait = 30 * time.Second
-		}
-		deadline = time.Now().Add(wait)
-	}
+	var wake deadlineWake
+	defer wake.stop()
 	for {
+		deadline := st.writeDeadline
+		if deadline.IsZero() {
+			deadline = def
+		}
 		switch {
 		case st.reset || c.closed:
 			return errStreamGone
@@ -372,14 +379,38 @@ func (w *h2Writer) waitToSend() error {
 		case !time.Now().Before(deadline):
 			return os.ErrDeadlineExceeded
 		}
-		if timer == nil {
-			timer = time.AfterFunc(time.Until(deadline), func() {
-				c.mu.Lock()
-				c.cond.Broadcast()
-				c.mu.Unlock()
-			})
-		}
+		wake.at(c, deadline)
 		c.cond.Wait()
+	}
+}
+
+// deadlineWake wakes the waiters of a connection at a deadline, so that one waiting for a
+// window, the socket or a body sees its deadline pass. It follows the deadline as it moves.
+type deadlineWake struct {
+	timer *time.Timer
+	when  time.Time
+}
+
+// at makes sure the waiters are woken at t (never, when t is zero), under mu.
+func (d *deadlineWake) at(c *h2Conn, t time.Time) {
+	if t.Equal(d.when) {
+		return
+	}
+	d.stop()
+	d.when = t
+	if !t.IsZero() {
+		d.timer = time.AfterFunc(time.Until(t), func() {
+			c.mu.Lock()
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		})
+	}
+}
+
+func (d *deadlineWake) stop() {
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
 	}
 }
 
@@ -393,6 +424,7 @@ func (w *h2Writer) sendHeaders(endStream bool) error {
 		return errStreamGone
 	}
 	w.headersSent = true
+	st.responded = true
 	c.wbuf = appendHeaderBlock(c.frames(), st.id, c.encodeHeaders(w.code, w.sent), endStream, c.peerFrame)
 	w.sent = nil
 	if err := c.flush(); err != nil {
@@ -487,6 +519,8 @@ func (w *h2Writer) finish(code uint32) {
 	st, c := w.st, w.st.c
 	c.mu.Lock()
 	c.handlers--
+	st.done = true
+	c.cond.Broadcast() // a goroutine of the handler's still reading the body
 	switch {
 	case w.handedOver:
 	case st.reset || c.closed:
@@ -532,13 +566,15 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	st, c := b.st, b.st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	if st.expect && !c.closed && !st.reset {
+	if st.done || st.bodyClosed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var wake deadlineWake
+	defer wake.stop()
+	if st.expect && !st.responded && !c.closed && !st.reset {
 		// The handler wants the body: tell the client to send it.
 		st.expect = false
 		c.wbuf = appendHeaderBlock(c.frames(), st.id, c.encodeHeaders(100, nil), false, c.peerFrame)
@@ -548,7 +584,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	}
 	for len(st.body) == 0 {
 		switch {
-		case st.bodyClosed:
+		case st.done || st.bodyClosed:
 			return 0, http.ErrBodyReadAfterClose
 		case st.recvEnd:
 			return 0, io.EOF
@@ -557,13 +593,7 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		case !st.readDeadline.IsZero() && !time.Now().Before(st.readDeadline):
 			return 0, os.ErrDeadlineExceeded
 		}
-		if timer == nil && !st.readDeadline.IsZero() {
-			timer = time.AfterFunc(time.Until(st.readDeadline), func() {
-				c.mu.Lock()
-				c.cond.Broadcast()
-				c.mu.Unlock()
-			})
-		}
+		wake.at(c, st.readDeadline)
 		c.cond.Wait()
 	}
 	n := copy(p, st.body)
@@ -663,7 +693,9 @@ func (s *Server) attachH2(w http.ResponseWriter, r *http.Request, st *h2Stream, 
 	if d := s.lifetime(claims); d > 0 {
 		st.end = time.Now().Add(d).UnixNano()
 	}
-	st.body, st.writeDeadline, st.readDeadline = nil, time.Time{}, time.Time{}
+	c.dropBody(st) // a body sent with a subscription is read by no one: its window goes back
+	st.bodyClosed = true
+	st.writeDeadline, st.readDeadline = time.Time{}, time.Time{}
 	c.sse++
 	if c.handlers == 1 { // this one: most streams wait a while for their first event
 		c.seal.idle()

@@ -203,10 +203,14 @@ type task interface {
 	sched() *atomic.Int32
 	// service does what the task needs; one writer at a time calls it.
 	service()
+	// requeue reports, once, that the task has more to do than its turn allowed: it goes to
+	// the back of the run queue.
+	requeue() bool
 }
 
 func (rs *rawStream) sched() *atomic.Int32 { return &rs.state }
 func (rs *rawStream) service()             { rs.p.service(rs) }
+func (rs *rawStream) requeue() bool        { return false }
 
 // schedule queues t for a worker unless it is queued already; if a worker is servicing it,
 // the worker services it again when done. It never blocks.
@@ -258,6 +262,9 @@ func (p *pool) work() {
 				break
 			}
 			state.Store(streamScheduled) // it was pending: go again
+		}
+		if t.requeue() {
+			p.schedule(t)
 		}
 		// Yield between streams. With a long run queue the writers never block, and without
 		// this they would keep both cores for whole time slices while publish handlers and
