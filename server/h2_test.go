@@ -70,6 +70,16 @@ func subscription(topic string, extra ...[2]string) [][2]string {
 		{":path", server.Path + "?topic=" + topic}}, extra...)
 }
 
+// subscribedH2 opens an HTTP/2 connection to th with stream 1 subscribed to topic a, its
+// opening comment received.
+func subscribedH2(t *testing.T, th *tlsHub) *h2Client {
+	t.Helper()
+	c := dialH2(t, th, 64<<10)
+	c.subscribe(1, "a")
+	c.waitData(1, ":\n")
+	return c
+}
+
 // request opens stream id with a header block of fields.
 func (c *h2Client) request(id uint32, endStream bool, fields [][2]string) {
 	c.mu.Lock()
@@ -199,9 +209,7 @@ func TestH2StalledConnectionIsDropped(t *testing.T) {
 // and the subscription on it goes.
 func TestH2DataOnStreamZero(t *testing.T) {
 	th := newH2Hub(t, nil)
-	c := dialH2(t, th, 64<<10)
-	c.subscribe(1, "a")
-	c.waitData(1, ":\n")
+	c := subscribedH2(t, th)
 	c.fr.AllowIllegalWrites = true
 	c.write(func() error { return c.fr.WriteData(0, false, []byte("x")) })
 	c.waitGoAway(http2.ErrCodeProtocol, 1)
@@ -239,9 +247,7 @@ func TestH2MalformedHeaders(t *testing.T) {
 // GOAWAY FLOW_CONTROL_ERROR.
 func TestH2WindowOverflow(t *testing.T) {
 	th := newH2Hub(t, nil)
-	c := dialH2(t, th, 64<<10)
-	c.subscribe(1, "a")
-	c.waitData(1, ":\n")
+	c := subscribedH2(t, th)
 	c.write(func() error { return c.fr.WriteWindowUpdate(0, 1<<31-1) })
 	c.waitGoAway(http2.ErrCodeFlowControl, 1)
 	waitNoConns(t, th)
@@ -374,9 +380,7 @@ func TestH2SubscriptionsServedThenResetAreNoFlood(t *testing.T) {
 // FRAME_SIZE_ERROR.
 func TestH2FrameTooLarge(t *testing.T) {
 	th := newH2Hub(t, nil)
-	c := dialH2(t, th, 64<<10)
-	c.subscribe(1, "a")
-	c.waitData(1, ":\n")
+	c := subscribedH2(t, th)
 	_ = c.send(func() error { return c.fr.WriteRawFrame(http2.FrameData, 0, 1, make([]byte, 16<<10+1)) })
 	c.waitGoAway(http2.ErrCodeFrameSize, 1)
 	waitNoConns(t, th)
@@ -455,9 +459,7 @@ func h2HTTPClient(t *testing.T, th *tlsHub) *http.Client {
 // the window opened as the handler reads: 200, and the subscriber gets exactly its data.
 func TestH2PublishLargerThanWindow(t *testing.T) {
 	th := newH2Hub(t, nil)
-	c := dialH2(t, th, 64<<10)
-	c.subscribe(1, "a")
-	c.waitData(1, ":\n")
+	c := subscribedH2(t, th)
 	payload := strings.Repeat("0123456789abcdef", 200<<10/16) // 200 KiB
 	req, err := http.NewRequest(http.MethodPost, th.URL, strings.NewReader(publishForm("topic", "a", "id", "0", "data", payload).Encode()))
 	if err != nil {

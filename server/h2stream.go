@@ -491,20 +491,16 @@ func (w *h2Writer) FlushError() error {
 }
 
 // SetReadDeadline bounds the reads of the request body, for http.ResponseController.
-func (w *h2Writer) SetReadDeadline(t time.Time) error {
-	c := w.st.c
-	c.mu.Lock()
-	w.st.readDeadline = t
-	c.cond.Broadcast()
-	c.mu.Unlock()
-	return nil
-}
+func (w *h2Writer) SetReadDeadline(t time.Time) error { return w.setDeadline(&w.st.readDeadline, t) }
 
 // SetWriteDeadline bounds the writes, for http.ResponseController.
-func (w *h2Writer) SetWriteDeadline(t time.Time) error {
+func (w *h2Writer) SetWriteDeadline(t time.Time) error { return w.setDeadline(&w.st.writeDeadline, t) }
+
+// setDeadline sets one of the stream's deadlines and wakes its waiters to look at it.
+func (w *h2Writer) setDeadline(d *time.Time, t time.Time) error {
 	c := w.st.c
 	c.mu.Lock()
-	w.st.writeDeadline = t
+	*d = t
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	return nil
@@ -776,11 +772,7 @@ func (c *h2Conn) serveSSE(st *h2Stream) {
 		c.s.cfg.Metrics.Written(len(st.evs), len(b)-len(sse.Comment)*b2i(beat), oldest)
 		c.p.putBuf(bp, b)
 	}
-	clear(st.evs)
-	st.evs = st.evs[:0]
-	if cap(st.evs) > 64 {
-		st.evs = nil
-	}
+	st.evs = recycle(st.evs)
 	switch {
 	case len(st.pending) > 0 && !errors.Is(closed, hub.ErrSlow):
 		// The window did not take everything: end once it has, or when stalled.

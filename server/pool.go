@@ -315,11 +315,7 @@ func (p *pool) service(rs *rawStream) {
 			rs.tls.idle() // a heartbeat means nothing else was sent for a while
 		}
 	}
-	clear(rs.evs)
-	rs.evs = rs.evs[:0]
-	if cap(rs.evs) > 64 {
-		rs.evs = nil
-	}
+	rs.evs = recycle(rs.evs)
 	switch {
 	case len(rs.out) > 0 && !errors.Is(closed, hub.ErrSlow):
 		// The socket did not take everything: end once it has (see above).
@@ -328,6 +324,16 @@ func (p *pool) service(rs *rawStream) {
 	case rs.expired.Load():
 		p.end(rs, "lifetime", nil)
 	}
+}
+
+// recycle empties a stream's slice of drained events for the next drain: it keeps no event
+// alive, and no large array after a burst.
+func recycle(evs []*hub.Event) []*hub.Event {
+	clear(evs)
+	if cap(evs) > 64 {
+		return nil
+	}
+	return evs[:0]
 }
 
 // write sends evs (and a heartbeat comment) as one chunk, under the dispatch deadline.

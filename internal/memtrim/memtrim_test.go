@@ -36,18 +36,7 @@ func checkTrim(t *testing.T, minDrop int) {
 	time.Sleep(60 * time.Millisecond) // let it see the peak
 	held = nil
 	subscribers.Store(10)
-	var ms runtime.MemStats
-	deadline := time.Now().Add(time.Second)
-	for {
-		runtime.ReadMemStats(&ms)
-		if ms.HeapReleased >= 48<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d MiB released", ms.HeapReleased>>20)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReleased(t, 48<<20)
 	_ = held
 }
 
@@ -69,12 +58,18 @@ func TestTrimsAfterArrivals(t *testing.T) {
 	}
 	garbage = nil
 	_ = garbage
+	waitReleased(t, 48<<20)
+}
+
+// waitReleased waits up to a second for the runtime to have released n bytes to the OS.
+func waitReleased(t *testing.T, n uint64) {
+	t.Helper()
 	var ms runtime.MemStats
 	deadline := time.Now().Add(time.Second)
 	for {
 		runtime.ReadMemStats(&ms)
-		if ms.HeapReleased >= 48<<20 {
-			break
+		if ms.HeapReleased >= n {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d MiB released", ms.HeapReleased>>20)
