@@ -18,7 +18,7 @@ import (
 
 // Options tune Run. Zero values take the defaults.
 type Options struct {
-	// Interval between checks. Default 2 s.
+	// Interval between checks. Default 1 s.
 	Interval time.Duration
 	// MinDrop is how many subscribers must have left since the peak, or arrived since the
 	// last trim. Default 1000.
@@ -32,7 +32,7 @@ type Options struct {
 // growing is never trimmed on the way: only once the arrivals settle.
 func Run(ctx context.Context, count func() int, log *slog.Logger, opts Options) {
 	if opts.Interval <= 0 {
-		opts.Interval = 2 * time.Second
+		opts.Interval = time.Second
 	}
 	if opts.MinDrop <= 0 {
 		opts.MinDrop = 1000
