@@ -41,8 +41,9 @@ import (
 // goroutine to the end, its writes flow-controlled and sealed under the connection's lock.
 // Events are written by the pool, as for every other stream.
 //
-// Connections that negotiated TLS 1.2, or where any step of the takeover fails, are served by
-// golang.org/x/net/http2.
+// Connections that negotiated TLS 1.2, or where a step of the takeover fails before the
+// server's SETTINGS went out, are served by golang.org/x/net/http2; a later failure closes
+// the connection. A client that sends a TLS KeyUpdate is disconnected and reconnects.
 
 // Settings of the hub's HTTP/2 server.
 const (
