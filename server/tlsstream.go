@@ -25,8 +25,10 @@ import (
 // head is out, a TLS 1.3 stream only ever encrypts outgoing records. So it sheds the tls.Conn:
 //
 //   - Server.TLSConfig gives each connection of the hub's listener its own KeyLogWriter, a
-//     tlsTap, which keeps the server's application traffic secret (SERVER_TRAFFIC_SECRET_0,
-//     TLS 1.3 only) and nothing else;
+//     tlsTap, which keeps the application traffic secrets (SERVER_TRAFFIC_SECRET_0, and
+//     CLIENT_TRAFFIC_SECRET_0 with every byte read during the handshake for an HTTP/2
+//     connection, whose reading the hub's own HTTP/2 server takes over too: h2.go; TLS 1.3
+//     only) and nothing else;
 //   - the tap also sees every byte the tls.Conn writes to the socket: it counts the records
 //     of type application_data, and keeps a copy of the last one written once armed;
 //   - after the response head has been written through the tls.Conn, writeHead derives the
@@ -63,7 +65,8 @@ var errTLSRecordLimit = errors.New("the TLS key of the stream reached its record
 
 // TLSConfig returns the configuration the hub's HTTPS listener (one made by Listener) should
 // serve with: base, with the HTTP/2 and HTTP/1.1 protocols when it names none, and a
-// GetConfigForClient that lets TLS 1.3 streams shed their tls.Conn once set up (see above):
+// GetConfigForClient that lets TLS 1.3 streams and HTTP/2 connections shed their tls.Conn
+// once set up (see above, and EnableHTTP2):
 // it gives each connection a copy of the returned configuration with its own KeyLogWriter.
 // base's own GetConfigForClient, if any, still decides each connection's configuration; a
 // connection whose configuration has a KeyLogWriter keeps it, and its tls.Conn.
