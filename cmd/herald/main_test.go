@@ -57,15 +57,35 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// freeAddr returns a loopback address that was free a moment ago, and never one it returned
+// before in this process: the kernel may hand a port just released to the next listener, and
+// two addresses of one test (the hub's and a server the test starts) would then collide.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		givenMu.Lock()
+		fresh := !given[addr]
+		given[addr] = true
+		givenMu.Unlock()
+		if fresh {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no loopback port that was not handed out before")
+	return ""
 }
+
+// given holds the addresses freeAddr returned.
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{}
+)
 
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
